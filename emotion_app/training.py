@@ -1,0 +1,148 @@
+"""train(...) -> an adapter directory with metrics.json and a model card.
+
+Layout of output_dir after a run:
+    adapter_config.json, adapter_model.safetensors, tokenizer files, metrics.json, README.md
+    checkpoints/checkpoint-N/   (one per epoch; `resume` continues from the last)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+from transformers import DataCollatorWithPadding, Trainer, set_seed
+from transformers.trainer_utils import get_last_checkpoint
+
+from .card import write_model_card
+from .config import DataArguments, LoraArguments, ModelArguments, RunArguments
+from .data import load_splits
+from .evaluation import classification_metrics, evaluate, format_report
+from .inference import EmotionClassifier, softmax
+from .labels import LABELS
+from .modeling import build_lora_model
+
+logger = logging.getLogger(__name__)
+
+CHECKPOINTS = "checkpoints"
+STAGING = ".staging"
+
+
+def train(model_args: ModelArguments, data_args: DataArguments, lora_args: LoraArguments,
+          run_args: RunArguments) -> Path:
+    """Fine-tune, pick the best epoch on validation, evaluate on test once, save (and push)."""
+    output_dir = Path(run_args.output_dir)
+    set_seed(run_args.seed)
+    data = load_splits(data_args)
+    model, tokenizer = build_lora_model(model_args.base_model, lora_args, model_args.max_length)
+    trainer = _trainer(model, tokenizer, data, model_args.max_length, run_args, output_dir)
+    resume_from = _last_checkpoint(output_dir) if run_args.resume else None
+    started = time.perf_counter()
+    trainer.train(resume_from_checkpoint=resume_from)
+    seconds = time.perf_counter() - started
+
+    classifier = EmotionClassifier(trainer.model, tokenizer, max_length=model_args.max_length,
+                                   batch_size=max(run_args.per_device_eval_batch_size, 32))
+    metrics = {"name": output_dir.name, "labels": list(LABELS), "base_model": model_args.base_model}
+    for split in ("validation", "test"):
+        metrics[split] = evaluate(classifier, data[split]["text"], data[split]["label"])
+        logger.info("\n%s", format_report(metrics[split], f"{split}:"))
+    metrics["training"] = _training_summary(model_args, data_args, lora_args, run_args, trainer, seconds, data)
+    save_adapter(trainer.model, tokenizer, metrics, output_dir, model_args.base_model)
+    if run_args.push_to_hub:
+        from .hub import push_adapter
+
+        push_adapter(output_dir, run_args.hub_model_id or "", bool(run_args.hub_private_repo), run_args.hub_token)
+    return output_dir
+
+
+def _trainer(model, tokenizer, data, max_length: int, run_args: RunArguments, output_dir: Path) -> Trainer:
+    def tokenize(batch):
+        return tokenizer(batch["text"], truncation=True, max_length=max_length)
+
+    tokenized = data.map(tokenize, batched=True, remove_columns=["text"])
+    # The Trainer only checkpoints; the final adapter and its upload are done by save_adapter
+    # and push_adapter, so checkpoints never reach the Hub.
+    args = dataclasses.replace(run_args, output_dir=str(output_dir / CHECKPOINTS), push_to_hub=False)
+    return Trainer(
+        model=model,
+        args=args,
+        train_dataset=tokenized["train"],
+        eval_dataset=tokenized["validation"],
+        processing_class=tokenizer,
+        data_collator=DataCollatorWithPadding(tokenizer),
+        compute_metrics=_trainer_metrics,
+    )
+
+
+def _trainer_metrics(prediction) -> dict:
+    logits, labels = prediction
+    metrics = classification_metrics(labels, softmax(np.asarray(logits)))
+    return {"accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"]}
+
+
+def _last_checkpoint(output_dir: Path) -> str | None:
+    directory = output_dir / CHECKPOINTS
+    last = get_last_checkpoint(str(directory)) if directory.is_dir() else None
+    if last is None:
+        logger.warning("--resume: no checkpoint in %s, starting from scratch", directory)
+    else:
+        logger.info("Resuming from %s", last)
+    return last
+
+
+def _training_summary(model_args, data_args, lora_args, run_args, trainer, seconds: float, data) -> dict:
+    return {
+        "base_model": model_args.base_model,
+        "max_length": model_args.max_length,
+        "train_rows": len(data["train"]),
+        "lora": dataclasses.asdict(lora_args),
+        "learning_rate": run_args.learning_rate,
+        "lr_scheduler_type": str(getattr(run_args.lr_scheduler_type, "value", run_args.lr_scheduler_type)),
+        "warmup_steps": run_args.warmup_steps,
+        "per_device_train_batch_size": run_args.per_device_train_batch_size,
+        "num_train_epochs": run_args.num_train_epochs,
+        "weight_decay": run_args.weight_decay,
+        "label_smoothing_factor": run_args.label_smoothing_factor,
+        "seed": run_args.seed,
+        "best_checkpoint": trainer.state.best_model_checkpoint,
+        "global_step": trainer.state.global_step,
+        "train_seconds": round(seconds, 1),
+    }
+
+
+def save_adapter(model, tokenizer, metrics: dict, output_dir: Path, base_model: str) -> None:
+    """Write the adapter so that a crash never leaves a mixed or half-written one.
+
+    Everything is written to a staging directory first, then moved into place with the
+    adapter_config.json last (and removed first): whenever that file exists, the set is whole.
+    """
+    output_dir.mkdir(parents=True, exist_ok=True)
+    staging = output_dir / STAGING
+    shutil.rmtree(staging, ignore_errors=True)
+    # Record the base as the user named it (a Hub id), never the bundled package's local path.
+    # The vocabulary is never trained, so PEFT need not look the base up on the Hub to check it.
+    model.peft_config["default"].base_model_name_or_path = base_model
+    model.save_pretrained(str(staging), safe_serialization=True, save_embedding_layers=False)
+    tokenizer.save_pretrained(str(staging))
+    (staging / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+    write_model_card(staging, metrics)
+    for stray in staging.glob("*.bin"):  # safetensors only
+        stray.unlink()
+    (output_dir / "adapter_config.json").unlink(missing_ok=True)
+    names = sorted(p.name for p in staging.iterdir())
+    for name in [n for n in names if n != "adapter_config.json"] + ["adapter_config.json"]:
+        _fsync(staging / name)
+        os.replace(staging / name, output_dir / name)
+    staging.rmdir()
+    logger.info("Saved the adapter to %s", output_dir)
+
+
+def _fsync(path: Path) -> None:
+    with path.open("rb") as handle:
+        os.fsync(handle.fileno())
