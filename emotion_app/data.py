@@ -118,7 +118,9 @@ def _read_text(path: Path) -> str:
 def _read_semicolon_lines(path: Path) -> tuple[list[str], list[str], list[str]]:
     """`text;label` a line, as in the original release; the label follows the last ';'."""
     texts, labels, where = [], [], []
-    for number, line in enumerate(_read_text(path).splitlines(), start=1):
+    # Universal newlines only: str.splitlines() also breaks at \u2028, \x85 etc. inside a text.
+    lines = _read_text(path).replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         text, sep, label = line.rpartition(";")
@@ -133,6 +135,8 @@ def _read_semicolon_lines(path: Path) -> tuple[list[str], list[str], list[str]]:
 
 def _read_table(path: Path, suffix: str, text_column: str, label_column: str):
     frame = _read_frame(path, suffix)
+    if frame.empty and not len(frame.columns):  # e.g. a JSON Lines file of blank lines
+        raise ValueError(f"{path} has no data rows: expected at least one labelled example.")
     missing = [c for c in (text_column, label_column) if c not in frame.columns]
     if missing:
         raise ValueError(f"{path} has columns {list(frame.columns)}: missing {missing}. Expected a "

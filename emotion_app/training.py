@@ -17,12 +17,12 @@ from pathlib import Path
 
 import numpy as np
 from transformers import DataCollatorWithPadding, Trainer, set_seed
-from transformers.trainer_utils import get_last_checkpoint
 
+from .calibration import calibration_metrics, write_calibration
 from .card import write_model_card
 from .config import DataArguments, LoraArguments, ModelArguments, RunArguments
 from .data import load_splits
-from .evaluation import classification_metrics, evaluate, format_report
+from .evaluation import classification_metrics, format_report
 from .inference import EmotionClassifier, softmax
 from .labels import LABELS
 from .modeling import build_lora_model
@@ -37,6 +37,10 @@ def train(model_args: ModelArguments, data_args: DataArguments, lora_args: LoraA
           run_args: RunArguments) -> Path:
     """Fine-tune, pick the best epoch on validation, evaluate on test once, save (and push)."""
     output_dir = Path(run_args.output_dir)
+    if run_args.push_to_hub:  # a bad repo id must fail now, not after the training
+        from .hub import check_repo_id
+
+        check_repo_id(run_args.hub_model_id or "")
     set_seed(run_args.seed)
     data = load_splits(data_args)
     model, tokenizer = build_lora_model(model_args.base_model, lora_args, model_args.max_length)
@@ -49,9 +53,15 @@ def train(model_args: ModelArguments, data_args: DataArguments, lora_args: LoraA
     classifier = EmotionClassifier(trainer.model, tokenizer, max_length=model_args.max_length,
                                    batch_size=max(run_args.per_device_eval_batch_size, 32))
     metrics = {"name": output_dir.name, "labels": list(LABELS), "base_model": model_args.base_model}
+    logits = {}
     for split in ("validation", "test"):
-        metrics[split] = evaluate(classifier, data[split]["text"], data[split]["label"])
+        # Raw logits, computed once: the metrics (at T = 1) and the temperature fit share them.
+        logits[split] = classifier.logits(list(data[split]["text"]))
+        metrics[split] = classification_metrics(data[split]["label"], softmax(logits[split]))
         logger.info("\n%s", format_report(metrics[split], f"{split}:"))
+    # Temperature fitted on validation; ECE/NLL before/after and the coverage curve on test.
+    metrics.update(calibration_metrics(logits["validation"], data["validation"]["label"],
+                                       logits["test"], data["test"]["label"]))
     metrics["training"] = _training_summary(model_args, data_args, lora_args, run_args, trainer, seconds, data)
     save_adapter(trainer.model, tokenizer, metrics, output_dir, model_args.base_model)
     if run_args.push_to_hub:
@@ -88,7 +98,11 @@ def _trainer_metrics(prediction) -> dict:
 
 def _last_checkpoint(output_dir: Path) -> str | None:
     directory = output_dir / CHECKPOINTS
-    last = get_last_checkpoint(str(directory)) if directory.is_dir() else None
+    # The Trainer writes trainer_state.json last: a checkpoint without it was cut short (a kill
+    # while saving) and cannot be resumed from, so take the newest complete one.
+    complete = [p for p in directory.glob("checkpoint-*")
+                if p.name.removeprefix("checkpoint-").isdigit() and (p / "trainer_state.json").is_file()]
+    last = str(max(complete, key=lambda p: int(p.name.removeprefix("checkpoint-")))) if complete else None
     if last is None:
         logger.warning("--resume: no checkpoint in %s, starting from scratch", directory)
     else:
@@ -131,6 +145,8 @@ def save_adapter(model, tokenizer, metrics: dict, output_dir: Path, base_model: 
     model.save_pretrained(str(staging), safe_serialization=True, save_embedding_layers=False)
     tokenizer.save_pretrained(str(staging))
     (staging / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+    if "calibration" in metrics:  # calibration.json: read by EmotionClassifier.from_adapter
+        write_calibration(staging, metrics["calibration"]["temperature"])
     write_model_card(staging, metrics)
     for stray in staging.glob("*.bin"):  # safetensors only
         stray.unlink()

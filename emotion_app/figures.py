@@ -1,0 +1,145 @@
+"""Plotly figures and tables for the app: probabilities, label counts, confusion matrix, per-class report.
+
+Every emotion keeps one colour everywhere (EMOTION_COLORS), so a user learns it once. The
+functions take plain numbers (dicts, lists, arrays) and return plotly figures or pandas frames;
+nothing here knows about gradio or the model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+
+from .labels import LABELS, NUM_LABELS
+
+# One colour per emotion (colour-blind-friendly Okabe-Ito hues where they fit the mood).
+EMOTION_COLORS: dict[str, str] = {
+    "sadness": "#0072B2",
+    "joy": "#E69F00",
+    "love": "#CC79A7",
+    "anger": "#D55E00",
+    "fear": "#6A3D9A",
+    "surprise": "#009E73",
+}
+UNSCORED = "(not scored)"
+UNSCORED_COLOR = "#9E9E9E"
+PER_CLASS_COLUMNS = ["emotion", "precision", "recall", "f1", "support"]
+
+
+def sorted_probabilities(probabilities: Mapping[str, float]) -> list[tuple[str, float]]:
+    """(label, probability) pairs, most probable first; ties keep the label order."""
+    _check_probability_labels(probabilities)
+    pairs = [(label, float(probabilities[label])) for label in LABELS]
+    return sorted(pairs, key=lambda pair: -pair[1])
+
+
+def probability_figure(probabilities: Mapping[str, float], title: str = "") -> go.Figure:
+    """Horizontal bars of the six probabilities, most probable on top, labelled in percent."""
+    pairs = sorted_probabilities(probabilities)
+    labels = [label for label, _ in pairs]
+    values = [value for _, value in pairs]
+    fig = go.Figure(go.Bar(
+        x=values, y=labels, orientation="h",
+        marker_color=[EMOTION_COLORS[label] for label in labels],
+        text=[f"{value:.1%}" for value in values], textposition="auto", cliponaxis=False,
+        hovertemplate="%{y}: %{x:.2%}<extra></extra>",
+    ))
+    fig.update_layout(
+        title=title or None, height=320, margin={"l": 10, "r": 30, "t": 40 if title else 10, "b": 30},
+        xaxis={"range": [0, 1], "tickformat": ".0%", "title": "probability"},
+        yaxis={"autorange": "reversed", "title": None},  # first (most probable) bar on top
+        showlegend=False,
+    )
+    return fig
+
+
+def label_counts(emotions: Sequence[str]) -> dict[str, int]:
+    """Rows per emotion in label order, then the rows without a label (empty text) if any."""
+    values = ["" if value is None else str(value) for value in emotions]
+    unknown = sorted({value for value in values if value and value not in LABELS})
+    if unknown:
+        raise ValueError(f"unknown emotions {unknown}: expected only {', '.join(LABELS)} or an empty "
+                         "value for a row that was not scored.")
+    counts = {label: values.count(label) for label in LABELS}
+    unscored = values.count("")
+    if unscored:
+        counts[UNSCORED] = unscored
+    return counts
+
+
+def label_count_figure(counts: Mapping[str, int], title: str = "Rows per emotion") -> go.Figure:
+    """Bars of rows per emotion (in label order, then the unscored rows), with counts and shares."""
+    names = list(counts)
+    values = [int(counts[name]) for name in names]
+    total = sum(values)
+    fig = go.Figure(go.Bar(
+        x=names, y=values,
+        marker_color=[EMOTION_COLORS.get(name, UNSCORED_COLOR) for name in names],
+        text=[f"{value:,} ({value / total:.0%})" if total else "0" for value in values],
+        textposition="auto", hovertemplate="%{x}: %{y:,} rows<extra></extra>",
+    ))
+    fig.update_layout(title=title, height=340, margin={"l": 10, "r": 10, "t": 40, "b": 30},
+                      yaxis={"title": "rows"}, showlegend=False)
+    return fig
+
+
+def row_normalized(matrix: np.ndarray) -> np.ndarray:
+    """Each row divided by its sum (the recall view); rows without examples stay zero."""
+    matrix = np.asarray(matrix, dtype=float)
+    sums = matrix.sum(axis=1, keepdims=True)
+    return np.divide(matrix, sums, out=np.zeros_like(matrix), where=sums > 0)
+
+
+def confusion_figure(matrix: Sequence[Sequence[int]], normalize: bool = False,
+                     title: str = "") -> go.Figure:
+    """Heatmap: true label down, predicted across, in label order; counts or row shares written in."""
+    counts = _check_matrix(matrix)
+    shares = row_normalized(counts)
+    values = shares if normalize else counts
+    text = [[f"{v:.0%}" if normalize else f"{int(v):,}" for v in row] for row in values]
+    fig = go.Figure(go.Heatmap(
+        z=values, x=list(LABELS), y=list(LABELS), text=text, texttemplate="%{text}",
+        colorscale="Blues", zmin=0, zmax=1 if normalize else None,
+        customdata=np.dstack([counts, shares]),
+        hovertemplate="true %{y}, predicted %{x}<br>%{customdata[0]:,} rows "
+                      "(%{customdata[1]:.1%} of this true label)<extra></extra>",
+        colorbar={"tickformat": ".0%"} if normalize else None,
+    ))
+    default_title = "Confusion matrix (share of each true label)" if normalize else "Confusion matrix (rows)"
+    fig.update_layout(
+        title=title or default_title, height=460, margin={"l": 10, "r": 10, "t": 50, "b": 10},
+        xaxis={"title": "predicted", "side": "top", "type": "category"},
+        yaxis={"title": "true", "autorange": "reversed", "type": "category"},
+    )
+    return fig
+
+
+def per_class_table(metrics: Mapping) -> pd.DataFrame:
+    """Per-class precision/recall/F1/support (rounded), one row per emotion, then the macro average."""
+    per_class = metrics.get("per_class")
+    if not isinstance(per_class, Mapping) or any(label not in per_class for label in LABELS):
+        raise ValueError(f"metrics have no per_class entry for every emotion: expected keys {list(LABELS)}, "
+                         f"found {sorted(per_class) if isinstance(per_class, Mapping) else per_class!r}. "
+                         "Evaluate the adapter again to rewrite its metrics.json.")
+    rows = [[label, *(round(float(per_class[label][key]), 4) for key in ("precision", "recall", "f1")),
+             int(per_class[label]["support"])] for label in LABELS]
+    macro = [round(float(np.mean([row[i] for row in rows])), 4) for i in (1, 2, 3)]
+    rows.append(["macro average", *macro, sum(row[4] for row in rows)])
+    return pd.DataFrame(rows, columns=PER_CLASS_COLUMNS)
+
+
+def _check_probability_labels(probabilities: Mapping[str, float]) -> None:
+    if set(probabilities) != set(LABELS):
+        raise ValueError(f"probabilities are keyed {sorted(probabilities)}: expected exactly the labels "
+                         f"{list(LABELS)}.")
+
+
+def _check_matrix(matrix) -> np.ndarray:
+    counts = np.asarray(matrix)
+    if counts.shape != (NUM_LABELS, NUM_LABELS):
+        raise ValueError(f"confusion matrix has shape {counts.shape}: expected ({NUM_LABELS}, {NUM_LABELS}), "
+                         "true labels down and predicted across in label order.")
+    return counts.astype(np.int64)

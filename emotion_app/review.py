@@ -1,0 +1,146 @@
+"""Confusion-matrix drill-down and the review threshold.
+
+Drill-down: the rows behind one confusion-matrix cell (true label x predicted label), or all
+misclassified rows, with their probabilities, most confident first.
+
+Possibly mislabeled: dair-ai/emotion was labelled by distant supervision (hashtags), so some
+given labels are wrong. A row is flagged when the model is confident in another label
+(confidence > 0.9) and gives its given label a probability < 0.05. These are the rows to read
+first; the flag is a hint, not a verdict.
+
+Review threshold: a row needs review when its confidence (largest calibrated probability) is
+below the threshold; `resolve_threshold` turns a target accuracy into a threshold with the test
+coverage curve stored in metrics.json.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from .calibration import threshold_for_accuracy
+from .labels import LABELS, NUM_LABELS, parse_label
+
+MISLABEL_MAX_P_TRUE = 0.05
+MISLABEL_MIN_CONFIDENCE = 0.9
+PROB_COLUMNS = [f"p_{name}" for name in LABELS]
+
+
+def _check_rows(texts: Sequence[str], true_ids: Sequence[int], probs) -> tuple[list[str], np.ndarray, np.ndarray]:
+    texts = list(texts)
+    probs = np.asarray(probs, dtype=float)
+    if probs.shape != (len(texts), NUM_LABELS):
+        raise ValueError(f"probabilities have shape {probs.shape}: expected ({len(texts)}, {NUM_LABELS}), "
+                         "one row per text in LABELS order.")
+    if len(true_ids) != len(texts):
+        raise ValueError(f"found {len(true_ids)} true labels for {len(texts)} texts: expected one label per text.")
+    true_ids = np.array([parse_label(v) for v in true_ids], dtype=int)
+    return texts, true_ids, probs
+
+
+def possibly_mislabeled(true_ids, probs, max_p_true: float = MISLABEL_MAX_P_TRUE,
+                        min_confidence: float = MISLABEL_MIN_CONFIDENCE) -> np.ndarray:
+    """Boolean per row: p(given label) < max_p_true and the top probability > min_confidence."""
+    probs = np.asarray(probs, dtype=float)
+    true_ids = np.asarray(true_ids, dtype=int)
+    p_true = probs[np.arange(len(true_ids)), true_ids]
+    return (p_true < max_p_true) & (probs.max(axis=1) > min_confidence)
+
+
+def prediction_frame(texts: Sequence[str], true_ids: Sequence[int], probs) -> pd.DataFrame:
+    """All rows: row (position in the input), text, true, predicted, confidence, p_<label>...,
+    possibly_mislabeled. Labels as names; probabilities as given (pass calibrated ones)."""
+    texts, true_ids, probs = _check_rows(texts, true_ids, probs)
+    predicted = probs.argmax(axis=1)
+    frame = pd.DataFrame({
+        "row": np.arange(len(texts)),
+        "text": texts,
+        "true": [LABELS[i] for i in true_ids],
+        "predicted": [LABELS[i] for i in predicted],
+        "confidence": probs.max(axis=1),
+    })
+    for j, column in enumerate(PROB_COLUMNS):
+        frame[column] = probs[:, j]
+    frame["possibly_mislabeled"] = possibly_mislabeled(true_ids, probs)
+    return frame
+
+
+def drilldown(texts: Sequence[str], true_ids: Sequence[int], probs, true: str | int | None = None,
+              predicted: str | int | None = None) -> pd.DataFrame:
+    """The rows of one confusion-matrix cell, most confident first.
+
+    `true` and `predicted` are label names or ids. Both given: that cell (the diagonal cells are
+    the right predictions). Either left out (None): any label on that side, misclassified rows
+    only, so drilldown(texts, y, p) lists every misclassified row. Columns: see prediction_frame.
+    """
+    frame = prediction_frame(texts, true_ids, probs)
+    keep = np.ones(len(frame), dtype=bool)
+    if true is not None:
+        keep &= (frame["true"] == LABELS[parse_label(true)]).to_numpy()
+    if predicted is not None:
+        keep &= (frame["predicted"] == LABELS[parse_label(predicted)]).to_numpy()
+    if true is None or predicted is None:
+        keep &= (frame["true"] != frame["predicted"]).to_numpy()
+    rows = frame[keep].sort_values("confidence", ascending=False, kind="stable")
+    return rows.reset_index(drop=True)
+
+
+def needs_review(probs, threshold: float) -> np.ndarray:
+    """Boolean per row: its confidence (largest probability) is below `threshold`."""
+    threshold = check_threshold(threshold)
+    probs = np.asarray(probs, dtype=float)
+    if probs.ndim != 2 or probs.shape[1] != NUM_LABELS:
+        raise ValueError(f"probabilities have shape {probs.shape}: expected [N, {NUM_LABELS}].")
+    return probs.max(axis=1) < threshold
+
+
+def check_threshold(threshold: float) -> float:
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0 <= threshold <= 1:
+        raise ValueError(f"review threshold must be a confidence in [0, 1], found {threshold!r}: rows whose "
+                         "top probability is below it need review (0 reviews nothing).")
+    return float(threshold)
+
+
+def resolve_threshold(metrics: dict | None, threshold: float | None = None,
+                      target_accuracy: float | None = None) -> float | None:
+    """The review threshold from either a threshold or a target accuracy (not both).
+
+    A target accuracy is turned into the lowest threshold that reaches it on the test split,
+    using metrics.json's `coverage` curve (so the adapter must be calibrated). None if neither.
+    """
+    if threshold is not None and target_accuracy is not None:
+        raise ValueError(f"got both a review threshold ({threshold}) and a target accuracy ({target_accuracy}): "
+                         "expected one of them. Drop one.")
+    if threshold is not None:
+        return check_threshold(threshold)
+    if target_accuracy is None:
+        return None
+    curve = (metrics or {}).get("coverage")
+    if not curve:
+        raise ValueError("a target accuracy needs the test coverage curve, but the adapter's metrics.json has no "
+                         "`coverage` entry. Calibrate it (python -m emotion_app.calibrate --adapter DIR) "
+                         "or pass a threshold instead.")
+    return threshold_for_accuracy(curve, target_accuracy)
+
+
+def review_summary(probs, threshold: float) -> dict:
+    """{"rows", "needs_review", "share"} for a batch at this threshold."""
+    flags = needs_review(probs, threshold)
+    n = int(len(flags))
+    return {"rows": n, "needs_review": int(flags.sum()), "share": float(flags.mean()) if n else 0.0}
+
+
+def score_split(classifier, texts: Sequence[str], labels: Sequence[int]) -> pd.DataFrame:
+    """prediction_frame of a labelled split, with the classifier's (calibrated) probabilities."""
+    return prediction_frame(texts, labels, classifier.predict_proba(list(texts)))
+
+
+def cell_rows(frame: pd.DataFrame, true: str | int | None = None, predicted: str | int | None = None) -> pd.DataFrame:
+    """drilldown on a prediction_frame already computed (e.g. the test split, scored once)."""
+    probs = frame[PROB_COLUMNS].to_numpy()
+    rows = drilldown(frame["text"].tolist(), frame["true"].tolist(), probs, true, predicted)
+    # keep the caller's row numbers (positions in the original split)
+    rows["row"] = frame["row"].to_numpy()[rows["row"].to_numpy()]
+    return rows

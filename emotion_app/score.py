@@ -1,0 +1,247 @@
+"""Score a table of texts with an emotion adapter, streaming: memory stays flat whatever the size.
+
+    python -m emotion_app.score reviews.csv -o scored.csv
+    python -m emotion_app.score tweets.jsonl -o scored.jsonl --text-column body --threshold 0.6
+    python -m emotion_app.score big.tsv -o scored.tsv --engine ray --workers 4
+
+Reads CSV/TSV/TXT, JSON Lines or .xlsx (encoding, delimiter and header detected, as in the app),
+writes every input row and column in order plus emotion, confidence, p_<label> (and needs_review
+with --threshold, and note) to OUTPUT, in the format its suffix names (.csv, .tsv, .jsonl).
+CSV/TSV cells that a spreadsheet would run as formulas get a leading ' unless --raw.
+The output appears only when the run completes (it is written beside OUTPUT, then renamed).
+
+Exit codes: 0 done; 1 unexpected error (a bug: please report it); 2 bad usage or an input file
+that cannot be read; 3 the model or engine cannot be loaded; 4 the output cannot be written;
+130 interrupted (no output written).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import logging
+import sys
+import time
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+
+from tqdm import tqdm
+
+from .scoring import NOTE_EMPTY, SCORE_BATCH_ROWS, Classifier, TableWriter, output_format, output_names, score_frame
+from .tabular import TableStream, open_table
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_ADAPTER = "models/minilm-emotion-lora"
+EXIT_OK, EXIT_BUG, EXIT_INPUT, EXIT_MODEL, EXIT_OUTPUT, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
+
+
+class ScoreError(ValueError):
+    """A failure with the exit code the command returns for it."""
+
+    def __init__(self, message: str, exit_code: int):
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+@dataclass
+class Summary:
+    input: str
+    output: str
+    rows: int
+    unscored: int
+    seconds: float
+    text_column: str
+    columns: list[str]
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def rows_per_second(self) -> float:
+        return self.rows / self.seconds if self.seconds > 0 else float("inf")
+
+
+def score_file(input_path: str | Path, output_path: str | Path, *, classifier: Classifier | None = None,
+               adapter: str = DEFAULT_ADAPTER, text_column: str | None = None, header: bool | None = None,
+               batch_size: int = 64, chunk_rows: int = 2000, threshold: float | None = None,
+               raw: bool = False, engine: str = "local", workers: int = 2,
+               progress: bool | None = None) -> Summary:
+    """Stream INPUT through the classifier into OUTPUT. `classifier` (any object with
+    predict_proba) replaces loading `adapter`. Raises ScoreError carrying the exit code."""
+    started = time.perf_counter()
+    input_path, output_path = Path(input_path), Path(output_path)
+    _check_options(input_path, output_path, batch_size, chunk_rows, threshold, engine, workers)
+    try:
+        stream = open_table(input_path, text_column=text_column, header=header)
+    except ValueError as err:
+        raise ScoreError(str(err), EXIT_INPUT) from None
+    for note in stream.notes:
+        logger.info("%s: %s", input_path.name, note)
+    if classifier is None:
+        classifier = load_classifier(adapter, engine, workers, batch_size)
+    # Ray spreads one call over its workers, so it gets a whole chunk at a time.
+    batch_rows = chunk_rows if engine == "ray" else max(SCORE_BATCH_ROWS, batch_size)
+    unscored = _stream(stream, output_path, classifier, threshold, raw, chunk_rows, batch_rows, progress)
+    columns = [*stream.columns, *output_names(stream.columns, threshold).values()]
+    return Summary(input=str(input_path), output=str(output_path), rows=stream.n_rows, unscored=unscored,
+                   seconds=time.perf_counter() - started, text_column=stream.text_column,
+                   columns=columns, notes=list(stream.notes))
+
+
+def _check_options(input_path: Path, output_path: Path, batch_size: int, chunk_rows: int,
+                   threshold: float | None, engine: str, workers: int) -> None:
+    problems = []
+    if batch_size < 1:
+        problems.append(f"--batch-size must be at least 1, found {batch_size}")
+    if chunk_rows < 1:
+        problems.append(f"--chunk-rows must be at least 1, found {chunk_rows}")
+    if threshold is not None and not 0.0 <= threshold <= 1.0:
+        problems.append(f"--threshold must be between 0 and 1, found {threshold}")
+    if engine not in ("local", "ray"):
+        problems.append(f"--engine must be local or ray, found {engine!r}")
+    if workers < 1:
+        problems.append(f"--workers must be at least 1, found {workers}")
+    if problems:
+        raise ScoreError("; ".join(problems) + ". Fix the option(s) and run again.", EXIT_INPUT)
+    try:
+        output_format(output_path)
+    except ValueError as err:
+        raise ScoreError(str(err), EXIT_INPUT) from None
+    if output_path.exists() and input_path.exists() and output_path.resolve() == input_path.resolve():
+        raise ScoreError(f"the output {output_path} is the input file: expected a different path, so that "
+                         "the input is never overwritten. Choose another output name.", EXIT_INPUT)
+    if not output_path.parent.is_dir():
+        raise ScoreError(f"cannot write {output_path}: the folder {output_path.parent} does not exist. "
+                         "Create it first or choose another output path.", EXIT_OUTPUT)
+
+
+def load_classifier(adapter: str, engine: str = "local", workers: int = 2, batch_size: int = 64) -> Classifier:
+    """The engine's classifier for `adapter`; ScoreError (exit 3) when it cannot be loaded."""
+    if engine == "ray":
+        if importlib.util.find_spec("ray") is None:
+            raise ScoreError("--engine ray needs the ray package, which is not installed. Install it with "
+                             "`pip install -r requirements-ray.txt`, or use --engine local.", EXIT_MODEL)
+        from .distributed import RayClassifier
+
+        make = partial(RayClassifier, adapter, num_workers=workers, batch_size=batch_size)
+    else:
+        from .inference import EmotionClassifier
+
+        make = partial(EmotionClassifier.from_adapter, _default_adapter(adapter), batch_size=batch_size)
+    try:
+        return make()
+    except (ValueError, OSError, RuntimeError, ImportError) as err:
+        raise ScoreError(f"could not load the model from adapter {adapter!r}: {err}", EXIT_MODEL) from None
+
+
+def _default_adapter(adapter: str) -> str:
+    """The embedded adapter is found from any working directory, not only the project's."""
+    bundled = Path(__file__).resolve().parent.parent / DEFAULT_ADAPTER
+    if adapter == DEFAULT_ADAPTER and not Path(adapter).is_dir() and bundled.is_dir():
+        return str(bundled)
+    return adapter
+
+
+def _stream(stream: TableStream, output_path: Path, classifier: Classifier, threshold: float | None,
+            raw: bool, chunk_rows: int, batch_rows: int, progress: bool | None) -> int:
+    """Score and write chunk by chunk; returns how many rows were left unscored."""
+    unscored = 0
+    note = output_names(stream.columns, threshold)["note"]
+    bar = tqdm(total=stream.n_rows, unit="rows", desc="scoring", file=sys.stderr, dynamic_ncols=True,
+               disable=None if progress is None else not progress)
+    try:
+        writer = TableWriter(output_path, raw=raw)
+    except OSError as err:
+        bar.close()
+        raise ScoreError(f"cannot write {output_path}: {err.strerror}. Check the folder's permissions "
+                         "and free space.", EXIT_OUTPUT) from None
+    try:
+        with bar:
+            for chunk in stream.chunks(chunk_rows):
+                shown = [0]
+
+                def advance(done: int, _total: int) -> None:
+                    bar.update(done - shown[0])
+                    shown[0] = done
+
+                scored = score_frame(classifier, chunk, stream.text_column, threshold, advance,
+                                     batch_rows=batch_rows)
+                unscored += int((scored[note] == NOTE_EMPTY).sum())
+                _write(writer, scored, output_path)
+        _close(writer, output_path)
+    except ScoreError:
+        writer.abort()
+        raise
+    except ValueError as err:  # the file could not be read further (it changed, or a bad line)
+        writer.abort()
+        raise ScoreError(str(err), EXIT_INPUT) from None
+    except BaseException:  # Ctrl-C included: no half-written output is left behind
+        writer.abort()
+        raise
+    return unscored
+
+
+def _write(writer: TableWriter, frame, output_path: Path) -> None:
+    try:
+        writer.write(frame)
+    except OSError as err:
+        raise ScoreError(f"cannot write {output_path}: {err.strerror}. Check the free space and "
+                         "permissions.", EXIT_OUTPUT) from None
+
+
+def _close(writer: TableWriter, output_path: Path) -> None:
+    try:
+        writer.close()
+    except OSError as err:
+        raise ScoreError(f"cannot write {output_path}: {err.strerror}. Check the free space and "
+                         "permissions.", EXIT_OUTPUT) from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m emotion_app.score", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("input", help="Table to score: .csv, .tsv, .txt, .jsonl or .xlsx.")
+    parser.add_argument("-o", "--output", required=True, help="Where to write: .csv, .tsv or .jsonl.")
+    parser.add_argument("--text-column", default=None,
+                        help="Column holding the texts (name, or position 1 = first); default: guessed.")
+    parser.add_argument("--header", choices=("auto", "yes", "no"), default="auto",
+                        help="Whether the first row is a header (default: detected).")
+    parser.add_argument("--adapter", default=DEFAULT_ADAPTER, help="Adapter directory or Hub repo id.")
+    parser.add_argument("--batch-size", type=int, default=64, help="Texts per forward pass.")
+    parser.add_argument("--chunk-rows", type=int, default=2000, help="Rows read, scored and written at a time.")
+    parser.add_argument("--threshold", type=float, default=None,
+                        help="Add needs_review = confidence < THRESHOLD (between 0 and 1).")
+    parser.add_argument("--raw", action="store_true",
+                        help="Write cells as they are (no ' before =, +, -, @, tab or CR). "
+                        "Only for output that no spreadsheet will open.")
+    parser.add_argument("--engine", choices=("local", "ray"), default="local",
+                        help="local: this process; ray: a Ray cluster (needs requirements-ray.txt).")
+    parser.add_argument("--workers", type=int, default=2, help="Ray workers (with --engine ray).")
+    parser.add_argument("--no-progress", action="store_true", help="No progress bar on stderr.")
+    return parser
+
+
+def main(argv: list[str] | None = None, classifier: Classifier | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    header = {"auto": None, "yes": True, "no": False}[args.header]
+    try:
+        summary = score_file(args.input, args.output, classifier=classifier, adapter=args.adapter,
+                             text_column=args.text_column, header=header, batch_size=args.batch_size,
+                             chunk_rows=args.chunk_rows, threshold=args.threshold, raw=args.raw,
+                             engine=args.engine, workers=args.workers,
+                             progress=False if args.no_progress else None)
+    except ScoreError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return err.exit_code
+    except KeyboardInterrupt:
+        print(f"interrupted: {args.output} was not written.", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    left = f" ({summary.unscored:,} left unscored: empty text)" if summary.unscored else ""
+    print(f"Scored {summary.rows:,} rows{left} of {summary.input} (text column '{summary.text_column}') "
+          f"into {summary.output} in {summary.seconds:.1f} s ({summary.rows_per_second:,.0f} rows/s).")
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,270 @@
+"""Score a table: every input row and column kept, plus the model's emotion and probabilities.
+
+Output columns, after the input's own (the app's download and the CLI write the same):
+
+    emotion        the most probable label ("" when the row was not scored)
+    confidence     the probability of that label
+    p_<label>      one probability per label, in `labels.LABELS` order
+    needs_review   confidence < threshold (only when a threshold is given)
+    note           why a row was not scored or what was done to it ("" otherwise)
+
+An output column whose name the input already uses gets the suffix `_pred` (then `_pred_2`, ...):
+input columns are never renamed or overwritten. Rows with an empty or blank text are kept, with an
+empty emotion and a note. Very long texts are cut for the model only; the output keeps them whole.
+
+Files offered for download are neutralised against CSV injection (OWASP): a cell starting with
+=, +, -, @, a tab or a carriage return gets a leading single quote, so a spreadsheet shows it as
+text instead of running it as a formula. `raw=True` writes the cells unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import pandas as pd
+
+from .labels import LABELS, NUM_LABELS
+from .tabular import resolve_column
+
+logger = logging.getLogger(__name__)
+
+MODEL_MAX_CHARS = 4000  # far beyond any model's 512 tokens; keeps tokenising a huge cell cheap
+SCORE_BATCH_ROWS = 256  # rows per call to the classifier (progress is reported after each)
+PROB_DECIMALS = 4
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+OUTPUT_SUFFIXES = {".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
+NOTE_EMPTY = "empty text: not scored"
+NOTE_LONG = "long text: the model read only its first {n:,} characters"
+
+
+class Classifier(Protocol):
+    """Anything with predict_proba(texts) -> [N, 6] in label order (EmotionClassifier, RayClassifier)."""
+
+    def predict_proba(self, texts: Sequence[str]) -> np.ndarray: ...
+
+
+def output_names(input_columns: Sequence[object], threshold: float | None = None) -> dict[str, str]:
+    """Plain output name -> the name used in this table (suffixed `_pred` if the input has it)."""
+    plain = ["emotion", "confidence", *[f"p_{label}" for label in LABELS]]
+    plain += ["needs_review"] if threshold is not None else []
+    plain += ["note"]
+    taken = {str(column) for column in input_columns}
+    names = {}
+    for name in plain:
+        chosen = name
+        if chosen in taken:
+            chosen, k = f"{name}_pred", 2
+            while chosen in taken:
+                chosen, k = f"{name}_pred_{k}", k + 1
+        taken.add(chosen)
+        names[name] = chosen
+    return names
+
+
+def score_frame(classifier: Classifier, frame: pd.DataFrame, text_column: str,
+                threshold: float | None = None, progress: Callable[[int, int], None] | None = None, *,
+                batch_rows: int = SCORE_BATCH_ROWS, max_chars: int = MODEL_MAX_CHARS) -> pd.DataFrame:
+    """`frame` with the output columns added; same rows, same order, same index."""
+    _check_labels(classifier)
+    column = resolve_column(str(text_column), [str(c) for c in frame.columns], "the table")
+    if threshold is not None and not 0.0 <= float(threshold) <= 1.0:
+        raise ValueError(f"threshold must be between 0 and 1, found {threshold}. Pass e.g. 0.6.")
+    if batch_rows < 1:
+        raise ValueError(f"batch_rows must be at least 1, found {batch_rows}.")
+    texts = [_cell_text(value) for value in frame[_original_label(frame, column)]]
+    probs = _probabilities(classifier, texts, progress, batch_rows, max_chars)
+    return pd.concat([frame, _output_frame(probs, texts, frame, threshold, max_chars)], axis=1)
+
+
+def _original_label(frame: pd.DataFrame, name: str) -> object:
+    return next(c for c in frame.columns if str(c) == name)
+
+
+def _check_labels(classifier: Classifier) -> None:
+    labels = getattr(classifier, "labels", None)
+    if labels is not None and tuple(labels) != LABELS:
+        raise ValueError(f"the classifier has labels {list(labels)}, expected {list(LABELS)} in that order. "
+                         "Use an adapter trained with this project's labels.")
+
+
+def _cell_text(value: object) -> str:
+    """A cell as text: missing values are "", anything else its usual text form."""
+    if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
+        return ""
+    return value if isinstance(value, str) else str(value)
+
+
+def _probabilities(classifier: Classifier, texts: list[str], progress, batch_rows: int,
+                   max_chars: int) -> np.ndarray:
+    """[N, 6]; rows with a blank text stay NaN."""
+    probs = np.full((len(texts), NUM_LABELS), np.nan)
+    todo = [i for i, text in enumerate(texts) if text.strip()]
+    if progress is not None:
+        progress(0, len(texts))
+    for start in range(0, len(todo), batch_rows):
+        index = todo[start:start + batch_rows]
+        batch = [texts[i][:max_chars] for i in index]
+        probs[index] = _checked(classifier.predict_proba(batch), len(batch))
+        if progress is not None:
+            # blank rows ahead of the last scored one count as done too
+            done = len(texts) if start + batch_rows >= len(todo) else index[-1] + 1
+            progress(done, len(texts))
+    if progress is not None and not todo:
+        progress(len(texts), len(texts))
+    return probs
+
+
+def _checked(probs: object, n: int) -> np.ndarray:
+    array = np.asarray(probs, dtype=np.float64)
+    if array.shape != (n, NUM_LABELS) or not np.isfinite(array).all():
+        raise ValueError(f"the classifier returned an array of shape {array.shape} (finite: "
+                         f"{bool(np.isfinite(array).all()) if array.size else 'n/a'}), expected ({n}, "
+                         f"{NUM_LABELS}) finite probabilities. Check the classifier's predict_proba.")
+    return array
+
+
+def _output_frame(probs: np.ndarray, texts: list[str], frame: pd.DataFrame, threshold: float | None,
+                  max_chars: int) -> pd.DataFrame:
+    names = output_names(frame.columns, threshold)
+    scored = ~np.isnan(probs[:, 0])
+    best = np.where(scored, np.nan_to_num(probs).argmax(axis=1), -1)
+    confidence = probs.max(axis=1, initial=-np.inf, where=~np.isnan(probs))
+    confidence = np.where(scored, confidence, np.nan)
+    columns: dict[str, object] = {
+        names["emotion"]: [LABELS[i] if i >= 0 else "" for i in best],
+        names["confidence"]: np.round(confidence, PROB_DECIMALS),
+    }
+    for j, label in enumerate(LABELS):
+        columns[names[f"p_{label}"]] = np.round(probs[:, j], PROB_DECIMALS)
+    if threshold is not None:
+        review = [bool(c < threshold) if ok else None for c, ok in zip(confidence, scored)]
+        columns[names["needs_review"]] = pd.array(review, dtype="boolean")
+    columns[names["note"]] = [_note(text, ok, max_chars) for text, ok in zip(texts, scored)]
+    out = pd.DataFrame(columns, index=frame.index)
+    out[names["emotion"]] = out[names["emotion"]].astype(object)
+    out[names["note"]] = out[names["note"]].astype(object)
+    return out
+
+
+def _note(text: str, scored: bool, max_chars: int) -> str:
+    if not scored:
+        return NOTE_EMPTY
+    if len(text) > max_chars:
+        return NOTE_LONG.format(n=max_chars)
+    return ""
+
+
+# ---------------------------------------------------------------------------------------------
+# Writing
+
+
+def neutralize_formulas(frame: pd.DataFrame) -> pd.DataFrame:
+    """A copy in which text cells and column names a spreadsheet would run as a formula start with '."""
+    out = frame.copy()
+    for position in range(out.shape[1]):
+        series = out.iloc[:, position]
+        if series.dtype == object or pd.api.types.is_string_dtype(series.dtype):
+            out.isetitem(position, series.map(_neutral, na_action="ignore").astype(object))
+    out.columns = [_neutral(c) if isinstance(c, str) else c for c in out.columns]
+    return out
+
+
+def _neutral(value: object) -> object:
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
+def output_format(path: str | Path) -> str:
+    """csv, tsv or jsonl, from the file name's suffix."""
+    suffix = Path(path).suffix.lower()
+    if suffix not in OUTPUT_SUFFIXES:
+        raise ValueError(f"output {Path(path).name} has suffix {suffix or '(none)'}: expected one of "
+                         f"{', '.join(OUTPUT_SUFFIXES)}. Name the output e.g. scored.csv.")
+    return OUTPUT_SUFFIXES[suffix]
+
+
+class TableWriter:
+    """Writes a table chunk by chunk (format from the suffix) to a temporary file beside `path`,
+    renamed into place by close(): a run that fails half-way never leaves a file that looks complete.
+    CSV/TSV cells are neutralised against formula injection unless raw; JSON Lines is for programs
+    and is written as is."""
+
+    def __init__(self, path: str | Path, raw: bool = False, excel_bom: bool = False):
+        self.path = Path(path)
+        self.format = output_format(self.path)
+        self.raw = raw
+        self.rows = 0
+        self._columns: list[str] | None = None
+        handle, temporary = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".partial",
+                                             dir=self.path.parent if str(self.path.parent) else ".")
+        self._temporary = Path(temporary)
+        encoding = "utf-8-sig" if excel_bom and self.format != "jsonl" else "utf-8"
+        self._handle = os.fdopen(handle, "w", encoding=encoding, newline="")
+
+    def write(self, frame: pd.DataFrame) -> None:
+        columns = [str(c) for c in frame.columns]
+        if self._columns is not None and columns != self._columns:
+            raise ValueError(f"chunk columns {columns} differ from the first chunk's {self._columns}: "
+                             "every chunk of one table needs the same columns.")
+        if self.format == "jsonl":
+            self._write_jsonl(frame)
+        else:
+            safe = frame if self.raw else neutralize_formulas(frame)
+            # CRLF as RFC 4180 and Excel expect; it also makes the writer quote a lone \r in a cell,
+            # which it leaves bare when the line ends are \n (the row would then break in two)
+            safe.to_csv(self._handle, sep="\t" if self.format == "tsv" else ",", index=False,
+                        header=self._columns is None, lineterminator="\r\n", na_rep="")
+        self._columns = columns
+        self.rows += len(frame)
+
+    def _write_jsonl(self, frame: pd.DataFrame) -> None:
+        names = [str(c) for c in frame.columns]
+        for row in frame.itertuples(index=False, name=None):
+            record = dict(zip(names, (_json_value(v) for v in row)))
+            self._handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+
+    def close(self) -> Path:
+        self._handle.close()
+        os.replace(self._temporary, self.path)
+        return self.path
+
+    def abort(self) -> None:
+        self._handle.close()
+        self._temporary.unlink(missing_ok=True)
+
+    def __enter__(self) -> TableWriter:
+        return self
+
+    def __exit__(self, kind, value, traceback) -> None:
+        if kind is None:
+            self.close()
+        else:
+            self.abort()
+
+
+def _json_value(value: object) -> object:
+    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
+        return None
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def to_safe_csv(frame: pd.DataFrame, path: str | Path, raw: bool = False, excel_bom: bool = False) -> Path:
+    """Write `frame` to `path` (.csv, .tsv or .jsonl), neutralised against CSV injection unless raw.
+
+    excel_bom=True starts a CSV with a UTF-8 byte-order mark, which Excel needs to show non-ASCII
+    characters correctly when the file is opened with a double-click.
+    """
+    with TableWriter(path, raw=raw, excel_bom=excel_bom) as writer:
+        writer.write(frame)
+    return Path(path)

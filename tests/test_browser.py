@@ -1,0 +1,108 @@
+"""End to end in a real browser (Debian chromium via Playwright) against `python app.py` with the
+embedded model: the three tabs as a user sees them. Saves a screenshot of each tab to
+docs/screenshots/ (the README shows them)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from app_server import REPO, shared_app
+
+from emotion_app.labels import LABELS
+
+sync_api = pytest.importorskip("playwright.sync_api")
+expect = sync_api.expect
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--no-first-run"]
+SCREENSHOTS = REPO / "docs" / "screenshots"
+WAIT_MS = 120_000  # a model call on a loaded 2-core machine
+
+BATCH_ROWS = [
+    ("a1", "i feel so lonely and miserable without her", "mail"),
+    ("a2", "i am so happy and thankful for this wonderful day", "chat"),
+    ("a3", "", "chat"),
+    ("a4", "i am furious, they lied to me again", "form"),
+    ("a5", "i feel terrified walking home alone at night", "mail"),
+    ("a6", "i was amazed and shocked by the news", "chat"),
+    ("a7", "i love him so much, he is so tender and caring", "form"),
+    ("a8", "=SUM(A1:A2)", "form"),
+]
+LABELLED = ["i feel so lonely and sad today;sadness", "i am so happy and cheerful;joy",
+            "i feel so angry and bitter about it;anger", "i am scared and anxious;fear",
+            "i feel loving and tender towards her;love", "i was amazed by the gift;surprise",
+            "i feel really happy about it;sadness"]
+
+
+@pytest.fixture(scope="module")
+def page(request, tmp_path_factory):
+    if not CHROMIUM.is_file():
+        pytest.skip("Debian chromium is not installed (apt-get install -y chromium)")
+    app = shared_app(request.config, tmp_path_factory)
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        context = browser.new_context(viewport={"width": 1280, "height": 1000}, accept_downloads=True)
+        context.set_default_timeout(WAIT_MS)
+        page = context.new_page()
+        page.goto(app.url)
+        expect(page.locator("#model-info")).to_contain_text("all-MiniLM-L6-v2")
+        yield page
+        browser.close()
+
+
+def screenshot(page, name: str) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+
+
+def test_predict_shows_six_sorted_bars_and_the_top_emotion(page):
+    page.get_by_role("tab", name="Predict").click()
+    page.locator("#predict-text textarea").fill("i am so happy and excited, today was a wonderful day")
+    page.locator("#predict-button").click()
+    expect(page.locator("#predict-top")).to_contain_text("joy")
+    bars = page.locator("#predict-chart .barlayer .point")
+    expect(bars).to_have_count(len(LABELS))
+    ticks = page.locator("#predict-chart .ytick text").all_text_contents()
+    assert sorted(ticks) == sorted(LABELS) and ticks[0] == "joy"  # most probable on top
+    expect(page.locator("#predict-words")).to_contain_text("happy")  # word importance filled in
+    screenshot(page, "predict")
+
+
+def test_batch_csv_scores_every_row_and_offers_the_result(page, tmp_path):
+    source = tmp_path / "feedback.csv"
+    pd.DataFrame(BATCH_ROWS, columns=["id", "message", "channel"]).to_csv(source, index=False)
+    page.get_by_role("tab", name="Batch CSV").click()
+    page.locator("#batch-file input[type=file]").set_input_files(str(source))
+    expect(page.locator("#batch-notes")).to_contain_text("message")  # the detected text column
+    page.locator("#batch-button").click()
+    expect(page.locator("#batch-summary")).to_contain_text("Scored")
+    expect(page.locator("#batch-counts .barlayer .point").first).to_be_visible()
+    with page.expect_download() as download:
+        page.locator("#batch-result a").first.click()
+    saved = tmp_path / "result.csv"
+    download.value.save_as(saved)
+    out = pd.read_csv(saved, dtype=str, keep_default_na=False)
+    assert out["id"].tolist() == [row[0] for row in BATCH_ROWS]
+    assert out["channel"].tolist() == [row[2] for row in BATCH_ROWS]
+    assert out.loc[1, "emotion"] == "joy" and out.loc[2, "emotion"] == ""
+    assert out.loc[7, "message"] == "'=SUM(A1:A2)"
+    screenshot(page, "batch")
+
+
+def test_evaluation_shows_the_confusion_matrix_and_a_live_run(page, tmp_path):
+    page.get_by_role("tab", name="Evaluation").click()
+    expect(page.locator("#eval-summary")).to_contain_text("accuracy")
+    confusion = page.locator("#eval-confusion")
+    expect(confusion.locator(".heatmaplayer")).to_have_count(1)
+    assert confusion.locator(".xtick text").all_text_contents() == list(LABELS)
+    expect(page.locator("#eval-per-class")).to_contain_text("macro average")
+    screenshot(page, "evaluation")
+    labelled = tmp_path / "labelled.txt"
+    labelled.write_text("\n".join(LABELLED) + "\n", encoding="utf-8")
+    page.locator("#eval-file input[type=file]").set_input_files(str(labelled))
+    page.locator("#eval-file-button").click()
+    expect(page.locator("#eval-summary")).to_contain_text("Live evaluation on labelled.txt (7 rows)")
+    expect(page.locator("#eval-rows")).to_contain_text("i feel really happy about it")

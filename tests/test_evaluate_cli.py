@@ -1,0 +1,66 @@
+"""`python -m emotion_app.evaluate` on a trained tiny adapter."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import REPO, subprocess_env
+from emotion_app import evaluate as evaluate_cli
+from emotion_app.evaluation import evaluate
+from emotion_app.inference import EmotionClassifier
+from emotion_app.labels import LABELS
+
+
+def test_evaluate_command_prints_and_writes_the_metrics(trained_adapter, data_dir, split_rows, tmp_path):
+    output = tmp_path / "test-metrics.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "emotion_app.evaluate", "--adapter", str(trained_adapter), "--data_dir",
+         str(data_dir), "--split", "test", "--output", str(output)],
+        cwd=REPO, env=subprocess_env(), capture_output=True, text=True, timeout=1200)
+    assert done.returncode == 0, done.stderr[-3000:]
+    metrics = json.loads(output.read_text(encoding="utf-8"))
+    saved = json.loads((trained_adapter / "metrics.json").read_text(encoding="utf-8"))
+    assert metrics["labels"] == list(LABELS)
+    assert metrics["base_model"] == saved["base_model"]
+    assert metrics["adapter"] == str(trained_adapter)
+    test = metrics["test"]
+    assert set(saved["test"]) <= set(test) | {"coverage"}
+    assert test["n"] == 24
+    matrix = np.array(test["confusion_matrix"])
+    assert matrix.sum(axis=1).tolist() == [4] * 6
+    assert test["accuracy"] == pytest.approx(np.trace(matrix) / 24)
+    # the same figures as the library computes for the same classifier
+    classifier = EmotionClassifier.from_adapter(str(trained_adapter), batch_size=64)
+    texts = [t for t, _ in split_rows["test"]]
+    expected = evaluate(classifier, texts, [label for _, label in split_rows["test"]])
+    assert test["confusion_matrix"] == expected["confusion_matrix"]
+    assert test["loss"] == pytest.approx(expected["loss"], rel=1e-4)
+    # what it prints
+    assert f"{trained_adapter} on test:" in done.stdout
+    assert f"accuracy {test['accuracy']:.4f}" in done.stdout
+    assert f"metrics written to {output}" in done.stdout
+
+
+def test_evaluate_one_file_with_a_row_limit(trained_adapter, split_rows, tmp_path):
+    path = tmp_path / "mine.csv"
+    rows = split_rows["validation"]
+    pd.DataFrame({"text": [t for t, _ in rows], "label": [LABELS[label] for _, label in rows]}).to_csv(path, index=False)
+    output = tmp_path / "out.json"
+    evaluate_cli.main(["--adapter", str(trained_adapter), "--file", str(path), "--split", "validation",
+                       "--max_eval_samples", "10", "--output", str(output)])
+    metrics = json.loads(output.read_text(encoding="utf-8"))
+    assert list(metrics) == ["labels", "base_model", "adapter", "validation"]
+    assert metrics["validation"]["n"] == 10
+
+
+def test_evaluate_errors_are_one_clear_line(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        evaluate_cli.main(["--adapter", str(tmp_path / "missing"), "--file", str(tmp_path / "none.txt"),
+                           "--output", str(tmp_path / "out.json")])
+    assert str(exit_info.value).startswith("error: ")
+    assert "does not exist" in str(exit_info.value) or "neither a directory" in str(exit_info.value)
+    assert not (tmp_path / "out.json").exists()

@@ -1,0 +1,135 @@
+"""Occlusion explanations on tiny BERT and GPT-2 classifiers: scores are probability drops."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from emotion_app.explain import explain, occlusion, top_words, without_word, split_words
+from emotion_app.inference import EmotionClassifier
+from emotion_app.labels import LABELS
+
+
+class CountingClassifier:
+    """Wraps a classifier; records every predict_proba call's texts."""
+
+    def __init__(self, inner):
+        self.inner = inner
+        self.calls: list[list[str]] = []
+
+    def predict_proba(self, texts):
+        self.calls.append(list(texts))
+        return self.inner.predict_proba(texts)
+
+
+def tiny_classifier(directory) -> EmotionClassifier:
+    import torch
+
+    from emotion_app.modeling import load_base_model, load_tokenizer
+
+    tokenizer = load_tokenizer(str(directory))
+    torch.manual_seed(1)  # the 6-way head is fresh: make it the same every run
+    model = load_base_model(str(directory), tokenizer.pad_token_id)
+    # A fresh head (std 0.02) gives near-uniform probabilities that hardly move when a word is
+    # dropped; a larger one makes the scores big enough to tell apart.
+    head = [m for m in model.modules() if isinstance(m, torch.nn.Linear) and m.out_features == 6][-1]
+    with torch.no_grad():
+        head.weight.normal_(std=0.5)
+    return EmotionClassifier(model, tokenizer, max_length=32, batch_size=4)
+
+
+@pytest.fixture(scope="module")
+def bert(tiny_bert_dir):
+    return tiny_classifier(tiny_bert_dir)
+
+
+@pytest.fixture(scope="module")
+def gpt2(tiny_gpt2_dir):
+    return tiny_classifier(tiny_gpt2_dir)
+
+
+@pytest.mark.parametrize("which", ["bert", "gpt2"])
+def test_scores_are_the_probability_drops_computed_by_hand(which, request):
+    classifier = request.getfixturevalue(which)
+    text = "honestly i felt so happy when i read the letter"
+    spy = CountingClassifier(classifier)
+    result = explain(spy, text)
+    assert len(spy.calls) == 1  # one batched call: the text and every variant
+    assert len(spy.calls[0]) == 1 + len(text.split())
+
+    full = classifier.predict_proba([text])[0]
+    label = int(full.argmax())
+    assert result["label"] == LABELS[label]
+    assert [result["probabilities"][name] for name in LABELS] == pytest.approx(full, abs=1e-5)
+    words = text.split()
+    by_hand = []
+    for i in range(len(words)):
+        shorter = " ".join(words[:i] + words[i + 1:])
+        by_hand.append(full[label] - classifier.predict_proba([shorter])[0, label])
+    pieces = [piece for piece, _ in result["attributions"]]
+    scores = [score for _, score in result["attributions"]]
+    assert [p.strip() for p in pieces] == words
+    assert scores == pytest.approx(by_hand, abs=1e-5)
+    assert max(abs(s) for s in scores) > 1e-3  # the tiny model does react to words
+
+
+def test_an_explicit_label_is_explained_and_text_spacing_is_kept(bert):
+    text = "  i am\tso   scared\n"
+    spy = CountingClassifier(bert)
+    attributions = occlusion(spy, text, label="fear")
+    assert "".join(piece for piece, _ in attributions) == text
+    assert [p for p, _ in attributions] == ["  i ", "am\t", "so   ", "scared\n"]
+    probs = bert.predict_proba(spy.calls[0])
+    fear = LABELS.index("fear")
+    assert [s for _, s in attributions] == pytest.approx(probs[0, fear] - probs[1:, fear], abs=1e-6)
+    # the variants drop one word and the whitespace before it (after it, for the first word)
+    assert spy.calls[0][1:] == ["  am\tso   scared\n", "  i\tso   scared\n", "  i am   scared\n", "  i am\tso\n"]
+    assert occlusion(bert, text, label=4) == pytest.approx(attributions)
+
+
+def test_one_word_is_scored_against_the_uniform_baseline(gpt2):
+    spy = CountingClassifier(gpt2)
+    [(piece, score)] = occlusion(spy, "furious")
+    assert spy.calls == [["furious"]]  # no empty text goes to the model
+    full = gpt2.predict_proba(["furious"])[0]
+    assert piece == "furious"
+    assert score == pytest.approx(full.max() - 1 / 6, abs=1e-6)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("", "the text is empty"),
+    ("   \n", "the text is empty"),
+    (None, "expected a string"),
+    (["a list"], "expected a string"),
+])
+def test_bad_texts_are_rejected_before_the_model_runs(text, message):
+    spy = CountingClassifier(None)
+    with pytest.raises(ValueError, match=message):
+        occlusion(spy, text)
+    assert spy.calls == []
+
+
+def test_too_many_words_and_unknown_labels_are_rejected():
+    spy = CountingClassifier(None)
+    with pytest.raises(ValueError, match="has 5 words: occlusion explains at most 4"):
+        occlusion(spy, "a b c d e", max_words=4)
+    with pytest.raises(ValueError, match="unknown label 'bored'"):
+        occlusion(spy, "a b", label="bored")
+    assert spy.calls == []
+
+
+def test_a_classifier_returning_the_wrong_shape_is_reported():
+    class Broken:
+        def predict_proba(self, texts):
+            return np.ones((1, 6)) / 6
+
+    with pytest.raises(ValueError, match=r"returned shape \(1, 6\): expected \(3, 6\)"):
+        occlusion(Broken(), "a b")
+
+
+def test_helpers():
+    text = "a bb  ccc"
+    spans = split_words(text)
+    assert [text[s:e] for s, e in spans] == ["a", "bb", "ccc"]
+    assert [without_word(text, spans, i) for i in range(3)] == ["bb  ccc", "a  ccc", "a bb"]
+    assert top_words([("a ", 0.1), ("bb ", 0.5), ("c", -0.2)], k=2) == [("bb", 0.5), ("a", 0.1)]

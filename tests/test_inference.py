@@ -1,0 +1,200 @@
+"""The inference engine: same answers as the unmerged PEFT model, in input order, fp32 and int8."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import numpy as np
+import pytest
+import torch
+
+from emotion_app.inference import (EmotionClassifier, default_num_threads, quantize_int8, read_temperature,
+                                   set_num_threads, softmax)
+from emotion_app.labels import LABELS
+from emotion_app.modeling import load_adapter
+
+from .conftest import all_texts
+
+
+@pytest.fixture(autouse=True)
+def keep_torch_threads():
+    """from_adapter sets torch's process-wide thread count; give the next test what it had."""
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
+def mixed_texts() -> list[str]:
+    """Short, long and repeated texts in a shuffled order, so batches cross length groups."""
+    texts = all_texts()[:30]
+    texts += [" ".join([texts[i]] * (1 + i % 4)) for i in range(12)]
+    texts += ["happy", "i", texts[0], texts[0]]
+    random.Random(3).shuffle(texts)
+    return texts
+
+
+def unmerged_probabilities(adapter, texts: list[str]) -> np.ndarray:
+    """The PEFT model as trained (LoRA not merged), one text at a time: no padding involved."""
+    loaded = load_adapter(str(adapter), merge=False)
+    rows = []
+    with torch.inference_mode():
+        for text in texts:
+            encoded = loaded.tokenizer([text], truncation=True, return_tensors="pt")
+            rows.append(loaded.model(**encoded).logits[0].numpy())
+    return softmax(np.stack(rows))
+
+
+@pytest.mark.parametrize("adapter_fixture", ["trained_bert_adapter", "trained_gpt2_adapter"])
+def test_engine_matches_the_unmerged_peft_model(adapter_fixture, request):
+    adapter = request.getfixturevalue(adapter_fixture)
+    texts = mixed_texts()
+    engine = EmotionClassifier.from_adapter(str(adapter), batch_size=4, quantize=False)
+    got = engine.predict_proba(texts)
+    want = unmerged_probabilities(adapter, texts)
+    assert got.shape == (len(texts), len(LABELS))
+    np.testing.assert_allclose(got, want, atol=1e-5)
+    assert engine.predict(texts) == [LABELS[i] for i in want.argmax(axis=1)]
+
+
+def test_the_adapter_changes_the_answers(trained_bert_adapter, tiny_bert_dir):
+    """Guards the test above: merging must matter, i.e. base-only answers differ."""
+    loaded = load_adapter(str(trained_bert_adapter), merge=False)
+    texts = all_texts()[:8]
+    with loaded.model.disable_adapter(), torch.inference_mode():
+        encoded = loaded.tokenizer(texts, padding=True, return_tensors="pt")
+        base_only = softmax(loaded.model(**encoded).logits.numpy())
+    engine = EmotionClassifier.from_adapter(str(trained_bert_adapter), quantize=False)
+    assert np.abs(engine.predict_proba(texts) - base_only).max() > 1e-3
+
+
+def test_order_and_values_do_not_depend_on_batch_size(trained_bert_adapter):
+    texts = mixed_texts()
+    engine = EmotionClassifier.from_adapter(str(trained_bert_adapter), quantize=False, batch_size=1)
+    one_by_one = engine.logits(texts)
+    for batch_size in (3, 7, 1000):
+        engine.batch_size = batch_size
+        np.testing.assert_allclose(engine.logits(texts), one_by_one, atol=1e-5)
+    permutation = np.random.default_rng(0).permutation(len(texts))
+    np.testing.assert_allclose(engine.logits([texts[i] for i in permutation]), one_by_one[permutation], atol=1e-5)
+
+
+def test_long_texts_are_truncated_to_max_length(trained_bert_adapter):
+    engine = EmotionClassifier.from_adapter(str(trained_bert_adapter), quantize=False)
+    long_text = " ".join(all_texts()) * 3  # far longer than the tiny model's 64 positions
+    assert len(engine.tokenizer(long_text)["input_ids"]) > 64
+    kept = engine.tokenizer.decode(engine.tokenizer(long_text, truncation=True, max_length=engine.max_length)
+                                   ["input_ids"], skip_special_tokens=True)
+    np.testing.assert_allclose(engine.logits([long_text, "i feel happy"])[0], engine.logits([kept])[0], atol=1e-5)
+    assert engine.max_length <= 64
+
+
+def test_empty_input_and_empty_text(trained_gpt2_adapter):
+    engine = EmotionClassifier.from_adapter(str(trained_gpt2_adapter), quantize=False)
+    assert engine.predict_proba([]).shape == (0, len(LABELS))
+    assert engine.tokenizer("")["input_ids"] == []  # GPT-2 turns "" into no tokens at all
+    probs = engine.predict_proba(["", "i feel so happy today", ""])
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-6)
+    np.testing.assert_allclose(probs[0], probs[2])
+
+
+def test_int8_is_close_to_fp32_and_keeps_the_head_in_fp32(trained_bert_adapter):
+    texts = all_texts()
+    fp32 = EmotionClassifier.from_adapter(str(trained_bert_adapter), quantize=False)
+    int8 = EmotionClassifier.from_adapter(str(trained_bert_adapter), quantize=True)
+    assert (fp32.info["precision"], int8.info["precision"]) == ("float32", "int8")
+    quantized = [m for m in int8.model.modules() if type(m).__name__ == "DynamicQuantizedLinear"]
+    assert len(quantized) >= 2 * 6  # 2 layers x (q, k, v, out, intermediate, output) at least
+    assert type(int8.model.classifier) is torch.nn.Linear
+    assert not any(type(m).__name__ == "DynamicQuantizedLinear" for m in fp32.model.modules())
+    p32, p8 = fp32.predict_proba(texts), int8.predict_proba(texts)
+    assert np.abs(p32 - p8).max() < 0.05
+    assert np.abs(p32 - p8).max() > 0  # it really ran a different (int8) model
+    # argmax agrees wherever fp32 is not a near tie
+    margin = np.sort(p32, axis=1)[:, -1] - np.sort(p32, axis=1)[:, -2]
+    clear = margin > 0.05
+    assert clear.sum() > len(texts) // 2
+    assert (p32.argmax(1) == p8.argmax(1))[clear].all()
+
+
+def test_auto_means_int8_on_cpu(trained_bert_adapter):
+    engine = EmotionClassifier.from_adapter(str(trained_bert_adapter), device="cpu")
+    assert engine.info["precision"] == "int8"
+    assert engine.info["device"] == "cpu"
+
+
+def test_int8_leaves_models_without_linear_layers_alone(trained_gpt2_adapter):
+    """GPT-2's layers are Conv1D: nothing to quantize, and the engine says fp32."""
+    engine = EmotionClassifier.from_adapter(str(trained_gpt2_adapter), quantize=True)
+    assert engine.info["precision"] == "float32"
+    assert quantize_int8(engine.model) == 0
+
+
+def test_set_num_threads():
+    assert set_num_threads(1) == 1
+    assert torch.get_num_threads() == 1
+    with pytest.raises(ValueError, match="num_threads must be a whole number"):
+        set_num_threads(0)
+    with pytest.raises(ValueError, match="num_threads must be a whole number"):
+        set_num_threads(True)
+
+
+def test_default_num_threads_follows_omp_then_affinity(monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    assert default_num_threads() == 3
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    import os
+
+    assert default_num_threads() == len(os.sched_getaffinity(0))
+
+
+def test_from_adapter_sets_the_thread_count(trained_bert_adapter):
+    engine = EmotionClassifier.from_adapter(str(trained_bert_adapter), num_threads=1)
+    assert engine.info["num_threads"] == 1
+    assert torch.get_num_threads() == 1
+
+
+def test_temperature_from_calibration_file(trained_bert_adapter, tmp_path):
+    import shutil
+
+    adapter = tmp_path / "adapter"
+    shutil.copytree(trained_bert_adapter, adapter)
+    (adapter / "calibration.json").write_text(json.dumps({"temperature": 2.5}), encoding="utf-8")
+    engine = EmotionClassifier.from_adapter(str(adapter), quantize=False)
+    texts = all_texts()[:5]
+    assert engine.temperature == 2.5
+    np.testing.assert_allclose(engine.predict_proba(texts), softmax(engine.logits(texts) / 2.5), rtol=1e-6)
+    (adapter / "calibration.json").write_text('{"temperature": -1}', encoding="utf-8")
+    with pytest.raises(ValueError, match="expected a positive number"):
+        read_temperature(adapter)
+
+
+@pytest.mark.parametrize("texts, message", [
+    ("i feel happy", "found a single string"),
+    (["fine", 3], r"texts\[1\] is int"),
+    (["fine", None], r"texts\[1\] is NoneType"),
+])
+def test_bad_texts_are_rejected(trained_bert_adapter, texts, message):
+    engine = EmotionClassifier.from_adapter(str(trained_bert_adapter), quantize=False)
+    with pytest.raises(ValueError, match=message):
+        engine.predict_proba(texts)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"quantize": "yes"}, 'quantize must be "auto", True or False'),
+    ({"quantize": True, "device": "meta"}, "runs on CPU only"),
+    ({"device": "no-such-device"}, "is not a torch device"),
+    ({"num_threads": -2}, "num_threads must be a whole number"),
+    ({"batch_size": 0}, "batch_size must be a whole number"),
+])
+def test_bad_options_are_rejected(trained_bert_adapter, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        EmotionClassifier.from_adapter(str(trained_bert_adapter), **kwargs)
+
+
+def test_bad_constructor_values_are_rejected(trained_bert_adapter):
+    loaded = load_adapter(str(trained_bert_adapter))
+    for kwargs, message in [({"batch_size": 2.5}, "batch_size"), ({"temperature": 0.0}, "temperature"),
+                            ({"max_length": 1}, "max_length")]:
+        with pytest.raises(ValueError, match=message):
+            EmotionClassifier(loaded.model, loaded.tokenizer, **kwargs)

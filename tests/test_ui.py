@@ -1,0 +1,396 @@
+"""The app's handlers and figures with a fake classifier (no model): shapes, sorting, the CSV round
+trip, limits and errors shown as gr.Error."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import gradio as gr
+import numpy as np
+import pandas as pd
+import pytest
+
+from emotion_app import figures
+from emotion_app.labels import LABELS
+from emotion_app.ui import ANY, CONFUSION_VIEWS, Handlers, Limits, build_demo, model_info, read_metrics
+
+# One trigger word per emotion; the fake classifier puts most of its mass on the words it sees.
+TRIGGERS = {"sadness": "sad", "joy": "happy", "love": "adore", "anger": "angry", "fear": "scared",
+            "surprise": "wow"}
+
+
+class FakeClassifier:
+    """predict_proba like EmotionClassifier's, from trigger words; records every call."""
+
+    labels = LABELS
+    temperature = 1.0
+
+    def __init__(self, directory: Path | None = None):
+        self.info = {"adapter": "someone/fake-adapter", "base_model": "fake-base",
+                     "directory": str(directory) if directory else None}
+        self.calls: list[list[str]] = []
+
+    def predict_proba(self, texts):
+        texts = list(texts)
+        self.calls.append(texts)
+        scores = np.ones((len(texts), len(LABELS)))
+        for i, text in enumerate(texts):
+            words = text.lower().split()
+            for j, label in enumerate(LABELS):
+                scores[i, j] += 20 * words.count(TRIGGERS[label])
+        return scores / scores.sum(axis=1, keepdims=True)
+
+
+METRICS = {
+    "labels": list(LABELS),
+    "test": {
+        "accuracy": 0.9, "macro_f1": 0.85, "weighted_f1": 0.89, "n": 60,
+        "per_class": {label: {"precision": 0.9, "recall": 0.8, "f1": 0.85, "support": 10} for label in LABELS},
+        "confusion_matrix": [[8 if i == j else (2 if j == (i + 1) % 6 else 0) for j in range(6)] for i in range(6)],
+    },
+    "coverage": [[0.0, 1.0, 0.9], [0.5, 0.8, 0.95], [0.9, 0.4, 0.99]],
+}
+
+
+@pytest.fixture
+def fake():
+    return FakeClassifier()
+
+
+@pytest.fixture
+def handlers(fake, tmp_path):
+    return Handlers(fake, metrics=METRICS, output_dir=tmp_path / "out")
+
+
+def write(path: Path, text: str, encoding: str = "utf-8") -> str:
+    path.write_text(text, encoding=encoding)
+    return str(path)
+
+
+# --- Predict --------------------------------------------------------------------------------------
+
+
+def test_predict_returns_all_six_probabilities_most_probable_first(handlers):
+    probs = handlers.predict("i am so happy , happy today")
+    assert set(probs) == set(LABELS)
+    assert list(probs)[0] == "joy"
+    values = list(probs.values())
+    assert values == sorted(values, reverse=True)
+    assert sum(values) == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("text", [None, "", "   \n "])
+def test_predict_rejects_an_empty_text(handlers, text):
+    with pytest.raises(gr.Error, match="empty"):
+        handlers.predict(text)
+
+
+def test_predict_rejects_a_text_over_the_limit_and_names_it(fake, tmp_path):
+    handlers = Handlers(fake, limits=Limits(max_text_chars=20))
+    with pytest.raises(gr.Error, match="limit of 20"):
+        handlers.predict("x" * 21)
+    assert fake.calls == []  # refused before the model ran
+
+
+def test_show_prediction_sorts_bars_with_one_colour_per_emotion_and_percent_labels(handlers):
+    probs = handlers.predict("wow wow that is scared")
+    fig, summary = handlers.show_prediction(probs)
+    bar = fig.data[0]
+    assert list(bar.y) == list(probs)  # top to bottom, most probable first (y axis reversed)
+    assert list(bar.x) == sorted(bar.x, reverse=True)
+    assert len(bar.y) == 6
+    assert list(bar.marker.color) == [figures.EMOTION_COLORS[label] for label in bar.y]
+    assert bar.text[0] == f"{probs['surprise']:.1%}"
+    assert fig.layout.yaxis.autorange == "reversed"
+    assert "surprise" in summary and f"{probs['surprise']:.1%}" in summary
+
+
+def test_colours_are_fixed_per_emotion_whatever_the_order():
+    joyful = figures.probability_figure({label: (0.5 if label == "joy" else 0.1) for label in LABELS})
+    fearful = figures.probability_figure({label: (0.5 if label == "fear" else 0.1) for label in LABELS})
+    for fig in (joyful, fearful):
+        colours = dict(zip(fig.data[0].y, fig.data[0].marker.color))
+        assert colours == figures.EMOTION_COLORS
+    assert joyful.data[0].y[0] == "joy" and fearful.data[0].y[0] == "fear"
+    assert len(set(figures.EMOTION_COLORS.values())) == len(LABELS)
+
+
+def test_probability_figure_rejects_missing_labels():
+    with pytest.raises(ValueError, match="expected exactly the labels"):
+        figures.probability_figure({"joy": 1.0})
+
+
+def test_explain_scores_each_word_and_scales_the_strongest_to_one(handlers):
+    text = "today i feel happy again"
+    pieces, note = handlers.explain(text)
+    assert "".join(piece for piece, _ in pieces) == text
+    scores = dict((piece.strip(), score) for piece, score in pieces)
+    assert max(scores, key=scores.get) == "happy"
+    assert max(abs(s) for s in scores.values()) == pytest.approx(1.0)
+    assert "joy" in note and "happy" in note
+
+
+def test_explain_leaves_empty_texts_alone(handlers, fake):
+    assert handlers.explain("  ") == ([], "")
+    assert fake.calls == []
+
+
+# --- Batch CSV ------------------------------------------------------------------------------------
+
+CSV = ('id,text,source\n'
+       '1,"i am happy, really happy",mail\n'
+       '2,"so sad\nand alone",chat\n'
+       '3,,chat\n'
+       '4,=1+2 angry,form\n'
+       '5,wow what a wow,mail\n')
+
+
+def test_read_upload_detects_the_text_column_and_previews_the_rows(handlers, tmp_path):
+    dropdown, notes, preview = handlers.read_upload(write(tmp_path / "in.csv", CSV))
+    assert dropdown["choices"] == [("id", "id"), ("text", "text"), ("source", "source")] or \
+        [c if isinstance(c, str) else c[0] for c in dropdown["choices"]] == ["id", "text", "source"]
+    assert dropdown["value"] == "text"
+    assert "5 rows" in notes and "3 columns" in notes
+    assert len(preview) == 5
+
+
+def test_score_csv_round_trip_keeps_every_row_and_column_in_order(handlers, tmp_path):
+    source = write(tmp_path / "in.csv", CSV)
+    summary, preview, chart, result = handlers.score_csv(source, "", "detect", 0)
+    out = pd.read_csv(result, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    original = pd.read_csv(source, dtype=str, keep_default_na=False)
+    assert len(out) == len(original) == 5
+    assert list(out.columns[:3]) == ["id", "text", "source"]
+    assert list(out.columns[3:]) == ["emotion", "confidence", *[f"p_{label}" for label in LABELS], "note"]
+    assert out["id"].tolist() == original["id"].tolist()
+    assert out["source"].tolist() == original["source"].tolist()
+    assert out["text"][1] == "so sad\nand alone"  # a quoted newline survives
+    assert out["text"][3] == "'=1+2 angry"  # neutralised for spreadsheets
+    assert out["emotion"].tolist() == ["joy", "sadness", "", "anger", "surprise"]
+    probs = out.loc[out["emotion"] != "", [f"p_{label}" for label in LABELS]].astype(float)
+    assert np.allclose(probs.sum(axis=1), 1.0, atol=1e-3)
+    assert out["note"][2] != ""  # the empty row says why it has no emotion
+    assert "4" in summary and "5 rows" in summary and "empty text" in summary
+    assert preview["emotion"].tolist() == ["joy", "sadness", "", "anger", "surprise"]
+    assert list(chart.data[0].x) == [*LABELS, figures.UNSCORED]
+    assert list(chart.data[0].y) == [1, 1, 0, 1, 0, 1, 1]
+
+
+def test_score_csv_uses_the_chosen_text_column(handlers, tmp_path):
+    source = write(tmp_path / "two.csv", "a,b\nhappy day,sad day\nhappy again,angry now\n")
+    _, _, _, result = handlers.score_csv(source, "b", "detect", 0)
+    assert pd.read_csv(result, dtype=str)["emotion"].tolist() == ["sadness", "anger"]
+
+
+def test_score_csv_with_a_threshold_adds_needs_review_and_counts_it(handlers, tmp_path):
+    source = write(tmp_path / "in.csv", "text\nhappy\nnothing special here\nsad sad sad\n")
+    summary, preview, _, result = handlers.score_csv(source, "text", "detect", 0.5)
+    out = pd.read_csv(result, dtype=str, keep_default_na=False)
+    assert out["needs_review"].tolist() == ["False", "True", "False"]
+    assert "needs_review" in preview.columns
+    assert "**1** row(s)" in summary
+
+
+def test_score_csv_without_header_keeps_the_first_row(handlers, tmp_path):
+    source = write(tmp_path / "plain.csv", "happy day\nsad day\n")
+    _, _, _, result = handlers.score_csv(source, "", "no", 0)
+    assert pd.read_csv(result, dtype=str)["emotion"].tolist() == ["joy", "sadness"]
+
+
+def test_score_csv_reads_text_label_lines(handlers, tmp_path):
+    source = write(tmp_path / "data.txt", "i feel happy;joy\ni feel scared;fear\n")
+    _, _, _, result = handlers.score_csv(source, "", "detect", 0)
+    out = pd.read_csv(result, dtype=str)
+    assert out["emotion"].tolist() == ["joy", "fear"]
+    assert len(out) == 2
+
+
+def test_each_request_gets_its_own_result_file(handlers, tmp_path):
+    source = write(tmp_path / "in.csv", CSV)
+    first = handlers.score_csv(source, "", "detect", 0)[3]
+    second = handlers.score_csv(source, "", "detect", 0)[3]
+    assert first != second and Path(first).is_file() and Path(second).is_file()
+
+
+def test_row_limit_is_explained(fake, tmp_path):
+    handlers = Handlers(fake, limits=Limits(max_rows=3), output_dir=tmp_path)
+    source = write(tmp_path / "in.csv", CSV)
+    with pytest.raises(gr.Error, match="limit of 3 rows"):
+        handlers.score_csv(source, "", "detect", 0)
+    with pytest.raises(gr.Error, match="limit of 3 rows"):
+        handlers.read_upload(source)
+    assert fake.calls == []
+
+
+def test_size_limit_is_explained(fake, tmp_path):
+    handlers = Handlers(fake, limits=Limits(max_bytes=20), output_dir=tmp_path)
+    with pytest.raises(gr.Error, match="over the limit"):
+        handlers.score_csv(write(tmp_path / "in.csv", CSV), "", "detect", 0)
+
+
+@pytest.mark.parametrize("column, threshold, match", [
+    ("no_such_column", 0, "no column 'no_such_column'"),
+    ("", 1.5, "review threshold"),
+])
+def test_bad_choices_are_errors(handlers, tmp_path, column, threshold, match):
+    with pytest.raises(gr.Error, match=match):
+        handlers.score_csv(write(tmp_path / "in.csv", CSV), column, "detect", threshold)
+
+
+def test_missing_empty_and_binary_files_are_errors(handlers, tmp_path):
+    with pytest.raises(gr.Error, match="No file"):
+        handlers.score_csv(None, "", "detect", 0)
+    with pytest.raises(gr.Error, match="empty"):
+        handlers.score_csv(write(tmp_path / "empty.csv", ""), "", "detect", 0)
+    junk = tmp_path / "junk.csv"
+    junk.write_bytes(b"\x1f\x8b\x08\x00" + bytes(range(256)) * 4)
+    with pytest.raises(gr.Error, match="gzip"):
+        handlers.score_csv(str(junk), "", "detect", 0)
+
+
+def test_review_hint_reads_the_test_coverage_curve(handlers, fake):
+    assert "no `needs_review`" in handlers.review_hint(0)
+    hint = handlers.review_hint(0.5)
+    assert "80%" in hint and "95.0%" in hint and "20% need review" in hint
+    assert "no test coverage curve" in Handlers(fake).review_hint(0.5)
+
+
+def test_label_count_figure_counts_every_row():
+    counts = figures.label_counts(["joy", "joy", "", "fear"])
+    assert counts == {"sadness": 0, "joy": 2, "love": 0, "anger": 0, "fear": 1, "surprise": 0,
+                      figures.UNSCORED: 1}
+    bar = figures.label_count_figure(counts).data[0]
+    assert list(bar.y) == [0, 2, 0, 0, 1, 0, 1]
+    assert bar.text[1] == "2 (50%)"
+    with pytest.raises(ValueError, match="unknown emotions"):
+        figures.label_counts(["joy", "happiness"])
+
+
+# --- Evaluation -----------------------------------------------------------------------------------
+
+
+def test_stored_evaluation_shows_the_metrics_json_figures(handlers):
+    summary, table, confusion, state = handlers.stored_evaluation()
+    assert "90.0%" in summary and "0.850" in summary and "60" in summary
+    assert table["emotion"].tolist() == [*LABELS, "macro average"]
+    assert table["support"].tolist() == [10] * 6 + [60]
+    assert np.array_equal(np.asarray(confusion.data[0].z), METRICS["test"]["confusion_matrix"])
+    assert state["matrix"] == METRICS["test"]["confusion_matrix"]
+
+
+def test_confusion_views_counts_and_row_shares(handlers):
+    state = {"matrix": METRICS["test"]["confusion_matrix"], "rows": None}
+    counts = handlers.show_confusion(state, CONFUSION_VIEWS[0])
+    shares = handlers.show_confusion(state, CONFUSION_VIEWS[1])
+    assert counts.data[0].text[0][0] == "8" and counts.data[0].text[0][1] == "2"
+    assert np.allclose(np.asarray(shares.data[0].z).sum(axis=1), 1.0)
+    assert shares.data[0].text[0][0] == "80%"
+    assert list(counts.data[0].x) == list(LABELS) and list(counts.data[0].y) == list(LABELS)
+
+
+def test_confusion_figure_rejects_a_wrong_shape():
+    with pytest.raises(ValueError, match=r"expected \(6, 6\)"):
+        figures.confusion_figure([[1, 2], [3, 4]])
+
+
+def test_without_metrics_the_tab_says_so(fake, tmp_path):
+    summary, table, confusion, state = Handlers(fake, metrics_note="No metrics here.").stored_evaluation()
+    assert "No metrics here." in summary and table is None and confusion is None
+    assert state == {"matrix": None, "rows": None}
+
+
+def test_read_metrics_explains_missing_and_broken_files(tmp_path):
+    assert read_metrics(tmp_path)[0] is None and "no metrics.json" in read_metrics(tmp_path)[1]
+    (tmp_path / "metrics.json").write_text("{not json", encoding="utf-8")
+    metrics, note = read_metrics(tmp_path)
+    assert metrics is None and "could not be read" in note
+    (tmp_path / "metrics.json").write_text(json.dumps(METRICS), encoding="utf-8")
+    assert read_metrics(tmp_path) == (METRICS, "")
+
+
+LABELLED = ("i feel happy;joy\n"
+            "i feel sad;sadness\n"
+            "i feel happy;sadness\n"  # the fake says joy: one sadness row goes to joy
+            "i am scared;fear\n"
+            "wow;surprise\n"
+            "i adore you;love\n"
+            "so angry;anger\n")
+
+
+def test_evaluate_file_computes_metrics_and_lists_the_misclassified_rows(handlers, tmp_path):
+    summary, table, state, reliability, coverage = handlers.evaluate_file(write(tmp_path / "l.txt", LABELLED))
+    assert "7 rows" in summary and f"{6 / 7:.1%}" in summary
+    matrix = np.asarray(state["matrix"])
+    assert matrix.sum() == 7 and matrix[0, 1] == 1 and np.trace(matrix) == 6
+    assert table.loc[table["emotion"] == "sadness", "recall"].item() == pytest.approx(0.5)
+    confusion, count, rows = handlers.refresh(state, CONFUSION_VIEWS[0], ANY, ANY)
+    assert rows[["row", "text", "true", "predicted"]].values.tolist() == [[3, "i feel happy", "sadness", "joy"]]
+    assert "1 misclassified rows" in count
+    assert reliability is not None and coverage is not None
+
+
+def test_filtering_by_true_and_predicted_label(handlers, tmp_path):
+    state = handlers.evaluate_file(write(tmp_path / "l.txt", LABELLED))[2]
+    assert handlers.filter_rows(state, "joy", ANY).empty  # no joy row was misclassified
+    assert len(handlers.filter_rows(state, "sadness", ANY)) == 1
+    cell = handlers.filter_rows(state, "joy", "joy")  # a diagonal cell: the right predictions
+    assert cell["text"].tolist() == ["i feel happy"]
+    assert handlers.filter_rows(state, ANY, "joy")["true"].tolist() == ["sadness"]
+
+
+def test_evaluate_file_errors(handlers, tmp_path):
+    with pytest.raises(gr.Error, match="No file"):
+        handlers.evaluate_file(None)
+    with pytest.raises(gr.Error, match="unknown label 'happiness'"):
+        handlers.evaluate_file(write(tmp_path / "bad.txt", "i feel happy;happiness\n"))
+    small = Handlers(FakeClassifier(), limits=Limits(max_rows=3))
+    with pytest.raises(gr.Error, match="limit of 3"):
+        small.evaluate_file(write(tmp_path / "l.txt", LABELLED))
+
+
+def test_hub_evaluation_offline_is_a_clear_error(fake):
+    def offline():
+        raise ConnectionError("Couldn't reach 'dair-ai/emotion' on the Hub (OfflineModeIsEnabled)")
+
+    with pytest.raises(gr.Error, match="Could not load dair-ai/emotion test .*upload a labelled file"):
+        Handlers(fake, hub_loader=offline).evaluate_hub()
+
+
+def test_hub_evaluation_uses_the_loaded_split(fake):
+    data = {"text": ["happy", "sad", "wow"], "label": [1, 0, 5]}
+    summary, _, state, _, _ = Handlers(fake, hub_loader=lambda: data).evaluate_hub()
+    assert "dair-ai/emotion test" in summary and "100.0%" in summary
+    assert np.trace(np.asarray(state["matrix"])) == 3
+
+
+# --- The page -------------------------------------------------------------------------------------
+
+
+def test_handlers_refuse_a_classifier_with_other_labels():
+    other = FakeClassifier()
+    other.labels = ("positive", "negative")
+    with pytest.raises(ValueError, match="expected"):
+        Handlers(other)
+
+
+def test_limits_must_be_positive():
+    with pytest.raises(ValueError, match="max_rows"):
+        Limits(max_rows=0)
+
+
+def test_model_info_names_base_adapter_labels_and_test_figures(fake):
+    text = model_info(fake, METRICS)
+    for part in ("fake-base", "someone/fake-adapter", ", ".join(LABELS), "90.0%", "0.850", "60 rows"):
+        assert part in text
+
+
+def test_build_demo_exposes_predict_and_score_csv_and_reads_metrics(tmp_path):
+    (tmp_path / "metrics.json").write_text(json.dumps(METRICS), encoding="utf-8")
+    demo = build_demo(FakeClassifier(tmp_path))
+    public = {fn.api_name: fn for fn in demo.fns.values() if fn.api_visibility == "public"}
+    assert set(public) == {"predict", "score_csv"}
+    assert public["score_csv"].concurrency_limit == 1
+    assert public["predict"].concurrency_limit == 2
+    assert demo.max_file_size is None or demo.max_file_size > 0
+    assert "90.0%" in json.dumps(demo.config)  # the model panel got the stored figures
