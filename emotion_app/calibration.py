@@ -308,7 +308,8 @@ def metrics_figures(metrics: dict):
         raise ValueError("metrics.json has no calibration/coverage entries: expected an adapter calibrated "
                          "by training or `python -m emotion_app.calibrate --adapter DIR`. Run that first.")
     cal = metrics["calibration"]
-    title = f"Reliability on test: ECE {cal['test_ece_before']:.4f} -> {cal['test_ece_after']:.4f} (T = {cal['temperature']:.3f})"
+    title = (f"Reliability on test: ECE {cal['test_ece_before']:.4f} -> {cal['test_ece_after']:.4f} "
+             f"(T = {cal['temperature']:.3f})")
     return (reliability_figure_from_bins(cal["reliability_after"], cal.get("reliability_before"), title),
             coverage_figure(metrics["coverage"]))
 

@@ -98,6 +98,12 @@ class RunArguments(TrainingArguments):
         default=2, metadata={"help": "Checkpoints kept (the best one always is)."}
     )
     logging_steps: float = field(default=50, metadata={"help": "Log the training loss every N steps."})
+    class_weight_power: float = field(
+        default=0.0,
+        metadata={"help": "Weight each class's loss by (1 / its training frequency) ** p, normalised so the "
+                  "average example weighs 1: 0 is plain cross-entropy, 0.5 square-root inverse frequency, "
+                  "1 balanced. Helps the rare classes (love, surprise)."},
+    )
     resume: bool = field(
         default=False,
         metadata={"help": "Continue from the last checkpoint in output_dir (after an interruption)."},

@@ -71,7 +71,8 @@ def explain(classifier, text: str, label: str | int | None = None, max_words: in
     }
 
 
-def occlusion(classifier, text: str, label: str | int | None = None, max_words: int = MAX_WORDS) -> list[tuple[str, float]]:
+def occlusion(classifier, text: str, label: str | int | None = None,
+              max_words: int = MAX_WORDS) -> list[tuple[str, float]]:
     """[(piece, score), ...] for `text`: see `explain` (this is its "attributions")."""
     return explain(classifier, text, label, max_words)["attributions"]
 

@@ -18,7 +18,7 @@ from peft import LoraConfig, PeftModel, TaskType, get_peft_model
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
 from .config import MINILM_ID, LoraArguments
-from .labels import ID2LABEL, LABEL2ID, NUM_LABELS
+from .labels import ID2LABEL, LABEL2ID, NUM_LABELS, check_label_maps
 
 logger = logging.getLogger(__name__)
 
@@ -128,11 +128,46 @@ def adapter_directory(adapter: str, token: str | None = None) -> Path:
     return directory
 
 
+def check_adapter_head(directory: Path, adapter: str, config: dict) -> None:
+    """The adapter must carry its 6-way head, in our label order: PEFT would silently keep the
+    base's freshly initialised head if the weights lacked it, and predict noise."""
+    from safetensors import SafetensorError, safe_open
+
+    heads = tuple(config.get("modules_to_save") or ())
+    try:
+        with safe_open(str(directory / ADAPTER_FILES[1]), "pt") as weights:
+            shapes = [weights.get_slice(key).get_shape() for key in weights.keys()
+                      if key.endswith(".weight") and any(f".{name}." in key for name in heads)]
+    except SafetensorError as err:
+        raise ValueError(f"adapter {adapter}: {ADAPTER_FILES[1]} is not a valid safetensors file ({err}). "
+                         "Save the adapter again.") from None
+    if not shapes:
+        raise ValueError(f"adapter {adapter} has no classification head ({' or '.join(heads) or 'none named'}) "
+                         f"in {ADAPTER_FILES[1]}: expected the {NUM_LABELS}-way head saved with the LoRA "
+                         "weights (PEFT task_type SEQ_CLS). Train it with this project's train.py.")
+    if not any(shape[0] == NUM_LABELS for shape in shapes):
+        raise ValueError(f"adapter {adapter} has a head with {shapes[-1][0]} outputs: expected {NUM_LABELS} "
+                         f"({', '.join(ID2LABEL.values())}). Use an adapter trained on dair-ai/emotion.")
+    metrics = directory / "metrics.json"  # this project's adapters record their label order here
+    if metrics.is_file():
+        try:
+            labels = json.loads(metrics.read_text(encoding="utf-8")).get("labels")
+        except (UnicodeDecodeError, json.JSONDecodeError, AttributeError):
+            labels = None  # an unreadable metrics file says nothing about the labels
+        if labels is not None:
+            check_label_maps(dict(enumerate(labels)), f"adapter {adapter}")
+
+
 def load_adapter(adapter: str, base_model: str | None = None, token: str | None = None,
                  merge: bool = True) -> LoadedAdapter:
     """Base (from the adapter's config unless given) + adapter, merged for inference."""
     directory = adapter_directory(adapter, token)
-    config = json.loads((directory / "adapter_config.json").read_text(encoding="utf-8"))
+    try:
+        config = json.loads((directory / "adapter_config.json").read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ValueError(f"adapter {adapter}: adapter_config.json is not valid JSON ({err}). "
+                         "Save the adapter again.") from None
+    check_adapter_head(directory, adapter, config)
     base = base_model or config.get("base_model_name_or_path")
     if not base:
         raise ValueError(f"adapter {adapter} does not name its base model: expected "

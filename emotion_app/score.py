@@ -77,11 +77,16 @@ def score_file(input_path: str | Path, output_path: str | Path, *, classifier: C
         raise ScoreError(str(err), EXIT_INPUT) from None
     for note in stream.notes:
         logger.info("%s: %s", input_path.name, note)
-    if classifier is None:
+    owned = classifier is None
+    if owned:
         classifier = load_classifier(adapter, engine, workers, batch_size)
     # Ray spreads one call over its workers, so it gets a whole chunk at a time.
     batch_rows = chunk_rows if engine == "ray" else max(SCORE_BATCH_ROWS, batch_size)
-    unscored = _stream(stream, output_path, classifier, threshold, raw, chunk_rows, batch_rows, progress)
+    try:
+        unscored = _stream(stream, output_path, classifier, threshold, raw, chunk_rows, batch_rows, progress)
+    finally:
+        if owned and hasattr(classifier, "close"):
+            classifier.close()  # e.g. stops the local Ray instance a RayClassifier started
     columns = [*stream.columns, *output_names(stream.columns, threshold).values()]
     return Summary(input=str(input_path), output=str(output_path), rows=stream.n_rows, unscored=unscored,
                    seconds=time.perf_counter() - started, text_column=stream.text_column,

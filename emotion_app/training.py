@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 from transformers import DataCollatorWithPadding, Trainer, set_seed
 
 from .calibration import calibration_metrics, write_calibration
@@ -24,7 +25,7 @@ from .config import DataArguments, LoraArguments, ModelArguments, RunArguments
 from .data import load_splits
 from .evaluation import classification_metrics, format_report
 from .inference import EmotionClassifier, softmax
-from .labels import LABELS
+from .labels import LABELS, NUM_LABELS
 from .modeling import build_lora_model
 
 logger = logging.getLogger(__name__)
@@ -87,7 +88,33 @@ def _trainer(model, tokenizer, data, max_length: int, run_args: RunArguments, ou
         processing_class=tokenizer,
         data_collator=DataCollatorWithPadding(tokenizer),
         compute_metrics=_trainer_metrics,
+        compute_loss_func=_weighted_loss(data["train"]["label"], run_args) if run_args.class_weight_power else None,
     )
+
+
+def class_weights(labels, power: float) -> torch.Tensor:
+    """(1 / frequency) ** power per class, scaled so that the mean weight over the examples is 1."""
+    counts = np.bincount(np.asarray(labels, dtype=int), minlength=NUM_LABELS).astype(float)
+    if (counts == 0).any():
+        missing = [LABELS[i] for i in np.flatnonzero(counts == 0)]
+        raise ValueError(f"class weighting needs every label in the training data; {missing} have no rows. "
+                         "Add examples or set --class_weight_power 0.")
+    weights = (counts.sum() / counts) ** power
+    weights /= (weights * counts).sum() / counts.sum()
+    return torch.tensor(weights, dtype=torch.float32)
+
+
+def _weighted_loss(labels, run_args: RunArguments):
+    weights = class_weights(labels, run_args.class_weight_power)
+    logger.info("Class weights: %s", dict(zip(LABELS, weights.round(decimals=3).tolist())))
+
+    def loss(outputs, targets, num_items_in_batch=None):
+        total = torch.nn.functional.cross_entropy(
+            outputs.logits.float(), targets, weight=weights.to(outputs.logits.device),
+            label_smoothing=run_args.label_smoothing_factor, reduction="sum")
+        return total / (num_items_in_batch or len(targets))
+
+    return loss
 
 
 def _trainer_metrics(prediction) -> dict:
@@ -123,6 +150,7 @@ def _training_summary(model_args, data_args, lora_args, run_args, trainer, secon
         "num_train_epochs": run_args.num_train_epochs,
         "weight_decay": run_args.weight_decay,
         "label_smoothing_factor": run_args.label_smoothing_factor,
+        "class_weight_power": run_args.class_weight_power,
         "seed": run_args.seed,
         "best_checkpoint": trainer.state.best_model_checkpoint,
         "global_step": trainer.state.global_step,

@@ -121,7 +121,7 @@ class Handlers:
         if not probabilities:
             return None, ""
         top, confidence = figures.sorted_probabilities(probabilities)[0]
-        summary = f"### {top} · {confidence:.1%}\nTop emotion and its (calibrated) probability."
+        summary = f"### {top} · {confidence:.1%}\nTop emotion and its probability."
         if confidence < 0.5:
             summary += " Below 50 %: the model is unsure, read the text yourself."
         return figures.probability_figure(probabilities), summary
@@ -157,11 +157,11 @@ class Handlers:
 
     # --- Batch CSV -----------------------------------------------------------------------------
 
-    def read_upload(self, path: str | None) -> tuple:
-        """(text-column dropdown, notes, preview) for a freshly uploaded table."""
+    def read_upload(self, path: str | None, header: str = "detect") -> tuple:
+        """(text-column dropdown, notes, preview) for a freshly uploaded table (or a new header choice)."""
         if not path:
             return gr.update(choices=[], value=None), "", None
-        table = self._read_table(path, "detect")
+        table = self._read_table(path, header)
         columns = [str(c) for c in table.frame.columns]
         notes = [f"{len(table.frame):,} rows and {len(columns)} columns; the text column looks like "
                  f"**{table.text_column}** (change it below if not).", *table.notes]
@@ -257,7 +257,8 @@ class Handlers:
             review = int(scored[names["needs_review"]].fillna(False).astype(bool).sum())
             lines.append(f"**{review:,}** row(s) ({review / max(n, 1):.1%}) have confidence below "
                          f"{threshold:.2f} and need review (`needs_review` column).")
-        lines.append("Cells that a spreadsheet would run as a formula start with ' in the download.")
+        lines.append("The preview below shows the first rows; the download has every row and column. "
+                     "Cells that a spreadsheet would run as a formula start with ' there.")
         return _bullets([*lines, *table.notes])
 
     def _score_preview(self, scored: pd.DataFrame, names: dict, column: str,
@@ -483,13 +484,13 @@ def _batch_tab(handlers: Handlers) -> None:
             button = gr.Button("Label the file", variant="primary", elem_id="batch-button")
         with gr.Column():
             notes = gr.Markdown(elem_id="batch-notes")
-            summary = gr.Markdown(elem_id="batch-summary")
+            summary = gr.Markdown(elem_id="batch-summary", label="Summary")
             result = gr.File(label="Result (CSV)", interactive=False, elem_id="batch-result")
     counts = gr.Plot(label="Rows per emotion", elem_id="batch-counts")
-    preview = gr.Dataframe(label=f"Preview (first {limits.preview_rows} rows; the download has every column)",
+    preview = gr.Dataframe(label="Preview",
                            interactive=False, wrap=True, elem_id="batch-preview")
-    upload.change(handlers.read_upload, inputs=upload, outputs=[column, notes, preview],
-                  api_visibility="private")
+    gr.on([upload.change, header.change], handlers.read_upload, inputs=[upload, header],
+          outputs=[column, notes, preview], api_visibility="private")
     threshold.change(handlers.review_hint, inputs=threshold, outputs=hint, api_visibility="private",
                      queue=False)
     button.click(handlers.score_csv, inputs=[upload, column, header, threshold],

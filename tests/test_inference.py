@@ -14,7 +14,7 @@ from emotion_app.inference import (EmotionClassifier, default_num_threads, quant
 from emotion_app.labels import LABELS
 from emotion_app.modeling import load_adapter
 
-from .conftest import all_texts
+from conftest import all_texts
 
 
 @pytest.fixture(autouse=True)

@@ -218,3 +218,43 @@ def test_plain_transformers_and_peft_load_the_same_model(request, adapter_fixtur
     ours = EmotionClassifier.from_adapter(str(adapter), quantize=False, num_threads=1)
     assert np.allclose(ours.logits(TEXTS), expected, atol=1e-5)
     assert not np.allclose(expected[0], expected[1])
+
+
+# ---- adapter safety (issue 6): the head and the label order --------------------------------------
+
+def _rewrite_weights(adapter, change):
+    weights = load_file(adapter / "adapter_model.safetensors")
+    save_file(change(weights), adapter / "adapter_model.safetensors")
+
+
+def test_adapter_without_its_head_is_refused_not_given_a_random_one(trained_bert_adapter, tmp_path):
+    adapter = _copy(trained_bert_adapter, tmp_path)
+    _rewrite_weights(adapter, lambda w: {k: v for k, v in w.items() if ".classifier." not in k})
+    with pytest.raises(ValueError, match=r"has no classification head \(classifier or score\)"):
+        load_adapter(str(adapter))
+
+
+def test_adapter_with_a_head_of_another_size_is_refused(trained_bert_adapter, tmp_path):
+    adapter = _copy(trained_bert_adapter, tmp_path)
+    _rewrite_weights(adapter, lambda w: {k: (v[:5] if ".classifier." in k else v) for k, v in w.items()})
+    with pytest.raises(ValueError, match=r"head with 5 outputs: expected 6"):
+        load_adapter(str(adapter))
+
+
+def test_adapter_trained_with_another_label_order_is_refused(trained_bert_adapter, tmp_path):
+    adapter = _copy(trained_bert_adapter, tmp_path)
+    metrics = json.loads((adapter / "metrics.json").read_text())
+    metrics["labels"] = ["joy", "sadness", "love", "anger", "fear", "surprise"]
+    (adapter / "metrics.json").write_text(json.dumps(metrics))
+    with pytest.raises(ValueError, match=rf"adapter {adapter} has labels \['joy', 'sadness'"):
+        load_adapter(str(adapter))
+
+
+def test_corrupt_adapter_files_are_clear_errors(trained_bert_adapter, tmp_path):
+    adapter = _copy(trained_bert_adapter, tmp_path)
+    (adapter / "adapter_model.safetensors").write_bytes(b"\x00" * 64)
+    with pytest.raises(ValueError, match=r"adapter_model\.safetensors is not a valid safetensors file"):
+        load_adapter(str(adapter))
+    (adapter / "adapter_config.json").write_text("{truncated", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"adapter_config\.json is not valid JSON"):
+        load_adapter(str(adapter))

