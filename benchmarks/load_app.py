@@ -109,11 +109,12 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_app(adapter: str | None, log_path: Path, timeout: float) -> tuple[subprocess.Popen, str]:
+def start_app(adapter: str | None, log_path: Path, timeout: float,
+              env: dict[str, str] | None = None) -> tuple[subprocess.Popen, str]:
     """`python app.py` on a free loopback port; returns once it answers HTTP."""
     port = free_port()
-    env = dict(os.environ, GRADIO_SERVER_NAME="127.0.0.1", GRADIO_SERVER_PORT=str(port),
-               GRADIO_ANALYTICS_ENABLED="False")
+    env = dict(env if env is not None else os.environ, GRADIO_SERVER_NAME="127.0.0.1",
+               GRADIO_SERVER_PORT=str(port), GRADIO_ANALYTICS_ENABLED="False")
     command = [sys.executable, str(REPO / "app.py"), *(["--adapter", adapter] if adapter else [])]
     log = log_path.open("w", encoding="utf-8")
     process = subprocess.Popen(command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -324,6 +325,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request otherwise
     args = build_parser().parse_args(argv)
     if args.clients < 1 or not 0 < args.seconds <= 3600:
         print("error: --clients must be at least 1 and --seconds between 0 and 3600.", file=sys.stderr)

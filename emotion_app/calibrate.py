@@ -39,8 +39,9 @@ def run(args: argparse.Namespace) -> dict:
                          "since calibration.json and metrics.json are written into it. Download a Hub "
                          "adapter first (huggingface-cli download user/name --local-dir DIR).")
     data = load_splits(DataArguments(data_dir=args.data_dir), splits=("validation", "test"))
+    # fp32, as train.py fits it: the temperature belongs to the adapter, not to one engine setting.
     classifier = EmotionClassifier.from_adapter(args.adapter, base_model=args.base_model,
-                                                batch_size=args.batch_size)
+                                                batch_size=args.batch_size, quantize=False)
     # Raw logits: the temperature already stored (if any) must not affect the new fit.
     logits = {split: classifier.logits(data[split]["text"]) for split in ("validation", "test")}
     return calibrate_adapter(args.adapter, logits["validation"], data["validation"]["label"],

@@ -33,6 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--split", default="test", choices=SPLITS, help="Split to evaluate.")
     parser.add_argument("--max_eval_samples", type=int, default=None, help="Evaluate only the first N rows.")
     parser.add_argument("--batch_size", type=int, default=64, help="Texts per forward pass.")
+    parser.add_argument("--int8", action="store_true", help="Evaluate the int8 engine the app uses on CPU "
+                        "(default: fp32, the precision metrics.json is computed in).")
     parser.add_argument("--output", default="metrics.json", help="Where to write the metrics (JSON).")
     return parser
 
@@ -47,7 +49,7 @@ def run(args: argparse.Namespace) -> dict:
     if args.split == "train" and args.max_eval_samples:
         dataset = dataset.select(range(min(args.max_eval_samples, len(dataset))))
     classifier = EmotionClassifier.from_adapter(args.adapter, base_model=args.base_model,
-                                                batch_size=args.batch_size)
+                                                batch_size=args.batch_size, quantize=args.int8)
     metrics = {"labels": list(LABELS), "base_model": classifier.info["base_model"],
                "adapter": args.adapter,
                args.split: evaluate(classifier, dataset["text"], dataset["label"])}

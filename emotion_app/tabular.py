@@ -19,7 +19,7 @@ import logging
 import re
 import statistics
 import zipfile
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -89,7 +89,11 @@ SIGNATURES = (
 
 @dataclass
 class Table:
-    """A whole table in memory. `frame` holds every input row and column, every cell a str."""
+    """A whole table in memory. `frame` holds every input row and column, every cell a str.
+
+    `notes` are plain sentences for the user about what was guessed or changed; `encoding` is ""
+    and `delimiter` None for Excel workbooks, and `delimiter` is None for JSON and one-column text.
+    """
 
     frame: pd.DataFrame
     notes: list[str]

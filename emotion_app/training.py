@@ -64,6 +64,8 @@ def train(model_args: ModelArguments, data_args: DataArguments, lora_args: LoraA
     metrics.update(calibration_metrics(logits["validation"], data["validation"]["label"],
                                        logits["test"], data["test"]["label"]))
     metrics["training"] = _training_summary(model_args, data_args, lora_args, run_args, trainer, seconds, data)
+    if not trainer.is_world_process_zero():  # under torchrun/accelerate only rank 0 writes and uploads
+        return output_dir
     save_adapter(trainer.model, tokenizer, metrics, output_dir, model_args.base_model)
     if run_args.push_to_hub:
         from .hub import push_adapter

@@ -21,7 +21,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 ADAPTER = REPO / "models" / "minilm-emotion-lora"
 START_TIMEOUT_S = 300  # a loaded 2-core CI machine; usually well under a minute
-_started: dict[str, AppServer] = {}  # one app per session, whichever test module asks first
+_started: dict[str, AppServer | str] = {}  # one app per session, whichever test module asks first
 
 
 @dataclass
@@ -85,8 +85,14 @@ def shared_app(config: pytest.Config, tmp_path_factory: pytest.TempPathFactory) 
     """The session's app, started on first use and stopped when the session ends."""
     if not (ADAPTER / "adapter_config.json").is_file():
         pytest.skip(f"the embedded model {ADAPTER} is missing (train it: see README)")
+    if "failed" in _started:  # one failed start per session is enough; do not wait again
+        pytest.fail(_started["failed"])
     if "app" not in _started:
-        server = start_app(tmp_path_factory.mktemp("app"))
+        try:
+            server = start_app(tmp_path_factory.mktemp("app"))
+        except pytest.fail.Exception as err:
+            _started["failed"] = str(err)
+            raise
         config.add_cleanup(server.stop)
         _started["app"] = server
     return _started["app"]

@@ -236,7 +236,7 @@ def test_calibrate_cli_on_a_trained_adapter(trained_adapter, data_dir, tmp_path)
     before_metrics = json.loads((adapter / "metrics.json").read_text())
     done = subprocess.run([sys.executable, "-m", "emotion_app.calibrate", "--adapter", str(adapter),
                            "--data_dir", str(data_dir)], cwd=REPO, env=subprocess_env(),
-                          capture_output=True, text=True, timeout=240)
+                          capture_output=True, text=True, timeout=900)  # a hang guard on a busy machine
     assert done.returncode == 0, done.stderr[-3000:]
     assert "test ECE (15 bins)  before" in done.stdout
     metrics = json.loads((adapter / "metrics.json").read_text())
@@ -258,11 +258,10 @@ def test_calibrate_cli_on_a_trained_adapter(trained_adapter, data_dir, tmp_path)
 
 
 def test_calibrate_cli_rejects_a_hub_id(tmp_path):
-    done = subprocess.run([sys.executable, "-m", "emotion_app.calibrate", "--adapter", "user/name",
-                           "--data_dir", str(tmp_path)], cwd=REPO, env=subprocess_env(),
-                          capture_output=True, text=True, timeout=120)
-    assert done.returncode != 0
-    assert "expected a local adapter directory" in done.stderr
+    from emotion_app.calibrate import main
+
+    with pytest.raises(SystemExit, match="expected a local adapter directory"):
+        main(["--adapter", "user/name", "--data_dir", str(tmp_path)])
 
 
 def test_training_stores_the_temperature_and_the_curve(trained_adapter, split_rows):

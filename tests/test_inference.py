@@ -8,6 +8,7 @@ import random
 import numpy as np
 import pytest
 import torch
+from torch.ao.nn.quantized.dynamic import Linear as DynamicLinear
 
 from emotion_app.inference import (EmotionClassifier, default_num_threads, quantize_int8, read_temperature,
                                    set_num_threads, softmax)
@@ -34,7 +35,7 @@ def mixed_texts() -> list[str]:
     return texts
 
 
-def unmerged_probabilities(adapter, texts: list[str]) -> np.ndarray:
+def unmerged_logits(adapter, texts: list[str]) -> np.ndarray:
     """The PEFT model as trained (LoRA not merged), one text at a time: no padding involved."""
     loaded = load_adapter(str(adapter), merge=False)
     rows = []
@@ -42,7 +43,7 @@ def unmerged_probabilities(adapter, texts: list[str]) -> np.ndarray:
         for text in texts:
             encoded = loaded.tokenizer([text], truncation=True, return_tensors="pt")
             rows.append(loaded.model(**encoded).logits[0].numpy())
-    return softmax(np.stack(rows))
+    return np.stack(rows)
 
 
 @pytest.mark.parametrize("adapter_fixture", ["trained_bert_adapter", "trained_gpt2_adapter"])
@@ -50,10 +51,12 @@ def test_engine_matches_the_unmerged_peft_model(adapter_fixture, request):
     adapter = request.getfixturevalue(adapter_fixture)
     texts = mixed_texts()
     engine = EmotionClassifier.from_adapter(str(adapter), batch_size=4, quantize=False)
-    got = engine.predict_proba(texts)
-    want = unmerged_probabilities(adapter, texts)
-    assert got.shape == (len(texts), len(LABELS))
-    np.testing.assert_allclose(got, want, atol=1e-5)
+    want = unmerged_logits(adapter, texts)
+    assert engine.logits(texts).shape == (len(texts), len(LABELS))
+    np.testing.assert_allclose(engine.logits(texts), want, atol=1e-5)
+    # probabilities: the adapter's calibration temperature (train.py fits one) on the same logits
+    want = softmax(want / engine.temperature)
+    np.testing.assert_allclose(engine.predict_proba(texts), want, atol=1e-6)
     assert engine.predict(texts) == [LABELS[i] for i in want.argmax(axis=1)]
 
 
@@ -63,9 +66,9 @@ def test_the_adapter_changes_the_answers(trained_bert_adapter, tiny_bert_dir):
     texts = all_texts()[:8]
     with loaded.model.disable_adapter(), torch.inference_mode():
         encoded = loaded.tokenizer(texts, padding=True, return_tensors="pt")
-        base_only = softmax(loaded.model(**encoded).logits.numpy())
+        base_only = loaded.model(**encoded).logits.numpy()
     engine = EmotionClassifier.from_adapter(str(trained_bert_adapter), quantize=False)
-    assert np.abs(engine.predict_proba(texts) - base_only).max() > 1e-3
+    assert np.abs(engine.logits(texts) - base_only).max() > 1e-3
 
 
 def test_order_and_values_do_not_depend_on_batch_size(trained_bert_adapter):
@@ -103,17 +106,17 @@ def test_int8_is_close_to_fp32_and_keeps_the_head_in_fp32(trained_bert_adapter):
     fp32 = EmotionClassifier.from_adapter(str(trained_bert_adapter), quantize=False)
     int8 = EmotionClassifier.from_adapter(str(trained_bert_adapter), quantize=True)
     assert (fp32.info["precision"], int8.info["precision"]) == ("float32", "int8")
-    quantized = [m for m in int8.model.modules() if type(m).__name__ == "DynamicQuantizedLinear"]
+    quantized = [m for m in int8.model.modules() if isinstance(m, DynamicLinear)]
     assert len(quantized) >= 2 * 6  # 2 layers x (q, k, v, out, intermediate, output) at least
     assert type(int8.model.classifier) is torch.nn.Linear
-    assert not any(type(m).__name__ == "DynamicQuantizedLinear" for m in fp32.model.modules())
-    p32, p8 = fp32.predict_proba(texts), int8.predict_proba(texts)
+    assert not any(isinstance(m, DynamicLinear) for m in fp32.model.modules())
+    p32, p8 = softmax(fp32.logits(texts)), softmax(int8.logits(texts))
     assert np.abs(p32 - p8).max() < 0.05
     assert np.abs(p32 - p8).max() > 0  # it really ran a different (int8) model
     # argmax agrees wherever fp32 is not a near tie
     margin = np.sort(p32, axis=1)[:, -1] - np.sort(p32, axis=1)[:, -2]
     clear = margin > 0.05
-    assert clear.sum() > len(texts) // 2
+    assert clear.sum() >= 5
     assert (p32.argmax(1) == p8.argmax(1))[clear].all()
 
 

@@ -140,7 +140,8 @@ def test_merged_and_unmerged_adapter_give_the_same_probabilities(run, split_rows
     texts = [t for t, _ in split_rows["test"]]
     merged = EmotionClassifier.from_adapter(str(adapter), quantize=False, num_threads=1)
     loaded = load_adapter(str(adapter), merge=False)
-    unmerged = EmotionClassifier(loaded.model, loaded.tokenizer)
+    unmerged = EmotionClassifier(loaded.model, loaded.tokenizer, temperature=merged.temperature)
+    assert np.allclose(merged.logits(texts), unmerged.logits(texts), atol=1e-5)
     probs = merged.predict_proba(texts)
     assert np.allclose(probs, unmerged.predict_proba(texts), atol=1e-5)
     assert np.allclose(probs.sum(axis=1), 1.0)

@@ -392,7 +392,7 @@ def test_build_demo_exposes_predict_and_score_csv_and_reads_metrics(tmp_path):
     assert set(public) == {"predict", "score_csv"}
     assert public["score_csv"].concurrency_limit == 1
     assert public["predict"].concurrency_limit == 2
-    assert "90.0%" in json.dumps(demo.config)  # the model panel got the stored figures
+    assert "90.0%" in json.dumps(demo.config, default=str)  # the model panel got the stored figures
 
 
 def test_read_upload_follows_the_header_choice(handlers, tmp_path):
