@@ -169,6 +169,7 @@ def gemm_gflops(m: int, k: int, n: int, seconds: float = 2.0) -> float:
 
 def bench_app(adapter: str) -> dict:
     """`python app.py` on a free port -> seconds until its /predict API answers; its peak RSS."""
+    import httpx
     from gradio_client import Client
 
     with socket.socket() as sock:
@@ -186,7 +187,7 @@ def bench_app(adapter: str) -> dict:
             try:
                 client = Client(f"http://127.0.0.1:{port}/", verbose=False)
                 answer = client.predict("i feel so happy today", api_name="/predict")
-            except (OSError, ValueError, ConnectionError) as err:  # not up yet
+            except (OSError, ValueError, httpx.HTTPError) as err:  # not up yet
                 logger.debug("app not ready: %s", err)
                 time.sleep(0.1)
         seconds = time.perf_counter() - started

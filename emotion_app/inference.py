@@ -169,15 +169,26 @@ def quantize_int8(model: PreTrainedModel) -> int:
         raise ValueError(f"int8 dynamic quantization runs on CPU only; the model is on {model.device}. "
                          "Pass quantize=False (or \"auto\") on a GPU.")
     backbone = getattr(model, model.base_model_prefix, model)
-    names = [name for name, module in backbone.named_modules() if isinstance(module, torch.nn.Linear)]
+    names = [name for name, module in backbone.named_modules()
+             if isinstance(module, torch.nn.Linear) and not _keep_fp32(name)]
     if not names:
         logger.info("int8: %s has no nn.Linear layers to quantize; it stays fp32", type(model).__name__)
         return 0
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=_QUANTIZATION_WARNINGS.pattern)
-        quantize_dynamic(backbone, {torch.nn.Linear}, dtype=torch.qint8, inplace=True)
+        spec = {name: torch.ao.quantization.default_dynamic_qconfig for name in names}
+        quantize_dynamic(backbone, spec, dtype=torch.qint8, inplace=True)
     logger.info("int8: quantized %d linear layers of %s", len(names), type(model).__name__)
     return len(names)
+
+
+def _keep_fp32(name: str) -> bool:
+    """Layers left in fp32 by int8: the pooler, and each feed-forward block's down-projection
+    (BERT's `layer.N.output.dense`), whose inputs are GELU outputs with large outliers that
+    per-tensor int8 activations round badly. Measured on the embedded model (2000 test texts):
+    every linear layer int8 lost 0.8 points of accuracy; with these two kinds kept fp32 it loses
+    0.2 points and still runs 1.6x faster than fp32 (docs/performance.md)."""
+    return name.startswith("pooler") or (name.endswith("output.dense") and "attention" not in name)
 
 
 def read_temperature(directory: Path) -> float:

@@ -107,15 +107,18 @@ def test_int8_is_close_to_fp32_and_keeps_the_head_in_fp32(trained_bert_adapter):
     int8 = EmotionClassifier.from_adapter(str(trained_bert_adapter), quantize=True)
     assert (fp32.info["precision"], int8.info["precision"]) == ("float32", "int8")
     quantized = [m for m in int8.model.modules() if isinstance(m, DynamicLinear)]
-    assert len(quantized) >= 2 * 6  # 2 layers x (q, k, v, out, intermediate, output) at least
+    assert len(quantized) == 2 * 5  # 2 layers x (q, k, v, attention out, intermediate)
+    # the feed-forward down-projections and the pooler stay fp32 (see inference._keep_fp32)
+    assert type(int8.model.bert.encoder.layer[0].output.dense) is torch.nn.Linear
     assert type(int8.model.classifier) is torch.nn.Linear
     assert not any(isinstance(m, DynamicLinear) for m in fp32.model.modules())
-    p32, p8 = softmax(fp32.logits(texts)), softmax(int8.logits(texts))
-    assert np.abs(p32 - p8).max() < 0.05
-    assert np.abs(p32 - p8).max() > 0  # it really ran a different (int8) model
-    # argmax agrees wherever fp32 is not a near tie
-    margin = np.sort(p32, axis=1)[:, -1] - np.sort(p32, axis=1)[:, -2]
-    clear = margin > 0.05
+    l32, l8 = fp32.logits(texts), int8.logits(texts)
+    error = np.abs(l32 - l8).max()
+    assert 0 < error < 0.05 * np.abs(l32).max()  # a different (int8) model, close to fp32
+    p32, p8 = softmax(l32), softmax(l8)
+    # argmax agrees wherever fp32's top-2 logit gap is larger than twice the int8 error
+    top2 = np.sort(l32, axis=1)[:, -2:]
+    clear = top2[:, 1] - top2[:, 0] > 2 * error
     assert clear.sum() >= 5
     assert (p32.argmax(1) == p8.argmax(1))[clear].all()
 
