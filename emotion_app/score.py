@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import json
 import logging
 import sys
 import time
@@ -202,6 +203,25 @@ def _close(writer: TableWriter, output_path: Path) -> None:
                          "permissions.", EXIT_OUTPUT) from None
 
 
+def review_threshold(adapter: str, threshold: float | None, target_accuracy: float | None) -> float | None:
+    """--threshold as given, or --target-accuracy turned into a threshold by the adapter's test curve."""
+    from .review import resolve_threshold
+
+    if target_accuracy is None:
+        return threshold
+    metrics_path = Path(_default_adapter(adapter)) / "metrics.json"
+    try:
+        metrics = json.loads(metrics_path.read_text(encoding="utf-8"))
+        threshold = resolve_threshold(metrics, threshold, target_accuracy)
+    except (OSError, json.JSONDecodeError) as err:
+        raise ScoreError(f"--target-accuracy needs the adapter's metrics.json ({metrics_path}): {err}. "
+                         "Use a local adapter directory or pass --threshold.", EXIT_INPUT) from None
+    except ValueError as err:
+        raise ScoreError(str(err), EXIT_INPUT) from None
+    logger.info("Target accuracy %.3f on the test split -> review threshold %.4f", target_accuracy, threshold)
+    return threshold
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m emotion_app.score", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -216,6 +236,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--chunk-rows", type=int, default=2000, help="Rows read, scored and written at a time.")
     parser.add_argument("--threshold", type=float, default=None,
                         help="Add needs_review = confidence < THRESHOLD (between 0 and 1).")
+    parser.add_argument("--target-accuracy", type=float, default=None,
+                        help="Instead of --threshold: the lowest threshold whose kept rows reach this "
+                        "accuracy (e.g. 0.97) on the adapter's test split, from its metrics.json coverage curve.")
     parser.add_argument("--raw", action="store_true",
                         help="Write cells as they are (no ' before =, +, -, @, tab or CR). "
                         "Only for output that no spreadsheet will open.")
@@ -231,9 +254,10 @@ def main(argv: list[str] | None = None, classifier: Classifier | None = None) ->
     args = build_parser().parse_args(argv)
     header = {"auto": None, "yes": True, "no": False}[args.header]
     try:
+        threshold = review_threshold(args.adapter, args.threshold, args.target_accuracy)
         summary = score_file(args.input, args.output, classifier=classifier, adapter=args.adapter,
                              text_column=args.text_column, header=header, batch_size=args.batch_size,
-                             chunk_rows=args.chunk_rows, threshold=args.threshold, raw=args.raw,
+                             chunk_rows=args.chunk_rows, threshold=threshold, raw=args.raw,
                              engine=args.engine, workers=args.workers,
                              progress=False if args.no_progress else None)
     except ScoreError as err:

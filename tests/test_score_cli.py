@@ -221,3 +221,25 @@ def test_real_command_on_a_tiny_adapter_matches_the_classifier(tmp_path, trained
     np.testing.assert_allclose(got, expected, atol=1e-4)
     assert [row[2] for row in rows if row[1]] == [LABELS[i] for i in expected.argmax(axis=1)]
     assert rows[2][2:] == [""] * 8 + ["empty text: not scored"]
+
+
+def test_target_accuracy_becomes_the_threshold_from_the_adapters_curve(tmp_path, capsys):
+    # (threshold, coverage, accuracy) rows as metrics.json's `coverage` holds them
+    adapter = tmp_path / "adapter"
+    adapter.mkdir()
+    curve = [[0.5, 1.0, 0.90], [0.7, 0.9, 0.95], [0.8, 0.7, 0.99]]
+    (adapter / "metrics.json").write_text(json.dumps({"coverage": curve}), encoding="utf-8")
+    source, target = tmp_path / "in.csv", tmp_path / "out.csv"
+    write_rows(source, 12)
+    fake = RowNumberClassifier()  # confidence 0.75 everywhere
+    argv = [str(source), "-o", str(target), "--adapter", str(adapter)]
+    assert main([*argv, "--target-accuracy", "0.95"], classifier=fake) == EXIT_OK
+    assert {row[-2] for row in read_csv(target)[1:]} == {"False"}  # threshold 0.7 < 0.75
+    assert main([*argv, "--target-accuracy", "0.99"], classifier=fake) == EXIT_OK
+    assert {row[-2] for row in read_csv(target)[1:]} == {"True"}  # threshold 0.8 > 0.75
+    capsys.readouterr()
+    assert main([*argv, "--target-accuracy", "0.999"], classifier=fake) == EXIT_INPUT
+    assert "no confidence threshold reaches accuracy 99.90%" in capsys.readouterr().err
+    assert main([*argv, "--target-accuracy", "0.9", "--threshold", "0.5"], classifier=fake) == EXIT_INPUT
+    assert main([str(source), "-o", str(target), "--adapter", str(tmp_path / "none"),
+                 "--target-accuracy", "0.9"], classifier=fake) == EXIT_INPUT
