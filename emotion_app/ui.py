@@ -34,6 +34,9 @@ PREDICT_CONCURRENCY = 2
 BATCH_CONCURRENCY = 1
 QUEUE_SIZE = 64
 ANY = "any"
+# The drill-down table: the row, its labels, all six probabilities, and the label-noise flag.
+ROW_COLUMNS = ["row", "text", "true", "predicted", "confidence", *[f"p_{label}" for label in LABELS],
+               "possibly_mislabeled"]
 HEADER_CHOICES = ("detect", "yes", "no")
 CONFUSION_VIEWS = ("counts", "share of true label")
 PROGRESS_ROWS = 256  # rows per classifier call in a live evaluation (progress is reported after each)
@@ -366,13 +369,12 @@ class Handlers:
 
         rows = (state or {}).get("rows")
         if rows is None:
-            return pd.DataFrame(columns=["row", "text", "true", "predicted", "confidence", "possibly_mislabeled"])
+            return pd.DataFrame(columns=ROW_COLUMNS)
         picked = cell_rows(rows, None if true in (None, ANY) else true,
                            None if predicted in (None, ANY) else predicted)
-        shown = picked.loc[:, ["row", "text", "true", "predicted", "confidence", "possibly_mislabeled"]]
-        shown = shown.head(self.limits.listed_rows).copy()
+        shown = picked.loc[:, ROW_COLUMNS].head(self.limits.listed_rows).copy()
         shown["row"] += 1  # people count from 1
-        shown["confidence"] = shown["confidence"].round(4)
+        shown[ROW_COLUMNS[4:-1]] = shown[ROW_COLUMNS[4:-1]].round(4)
         return shown
 
     def count_rows(self, state: dict | None, true: str | None, predicted: str | None) -> str:
@@ -524,8 +526,8 @@ def _evaluation_tab(handlers: Handlers) -> None:
             hub_button = gr.Button("Evaluate on dair-ai/emotion test (Hub)", elem_id="eval-hub-button")
     gr.Markdown("### Rows behind the figures")
     with gr.Row():
-        true = gr.Dropdown([ANY, *LABELS], value=ANY, label="True label")
-        predicted = gr.Dropdown([ANY, *LABELS], value=ANY, label="Predicted label")
+        true = gr.Dropdown([ANY, *LABELS], value=ANY, label="True label", elem_id="eval-true")
+        predicted = gr.Dropdown([ANY, *LABELS], value=ANY, label="Predicted label", elem_id="eval-predicted")
     count = gr.Markdown(handlers.count_rows(state_value, ANY, ANY))
     rows = gr.Dataframe(handlers.filter_rows(state_value, ANY, ANY), label="Rows", interactive=False,
                         wrap=True, elem_id="eval-rows")

@@ -108,3 +108,10 @@ def test_evaluation_shows_the_confusion_matrix_and_a_live_run(page, tmp_path):
     page.locator("#eval-file-button").click()
     expect(page.locator("#eval-summary")).to_contain_text("Live evaluation on labelled.txt (7 rows)")
     expect(page.locator("#eval-rows")).to_contain_text("i feel really happy about it")
+    # drill down into one cell: true sadness, predicted joy holds only the mislabelled-looking row
+    for dropdown, label in (("#eval-true", "sadness"), ("#eval-predicted", "joy")):
+        page.locator(f"{dropdown} input").click()
+        page.locator(dropdown).get_by_role("option", name=label, exact=True).click()
+    expect(page.locator("#eval-rows")).to_contain_text("i feel really happy about it")
+    expect(page.locator("#eval-rows")).not_to_contain_text("i feel so lonely and sad today")
+    screenshot(page, "drilldown")

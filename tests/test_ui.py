@@ -336,6 +336,9 @@ def test_filtering_by_true_and_predicted_label(handlers, tmp_path):
     assert len(handlers.filter_rows(state, "sadness", ANY)) == 1
     cell = handlers.filter_rows(state, "joy", "joy")  # a diagonal cell: the right predictions
     assert cell["text"].tolist() == ["i feel happy"]
+    probabilities = cell[[f"p_{label}" for label in LABELS]].to_numpy(dtype=float)
+    assert probabilities.sum(axis=1) == pytest.approx([1.0], abs=1e-3)  # all six, rounded to 4 places
+    assert cell["confidence"].item() == pytest.approx(probabilities.max())
     assert handlers.filter_rows(state, ANY, "joy")["true"].tolist() == ["sadness"]
 
 
