@@ -6,7 +6,8 @@
 
 Serves on http://127.0.0.1:7860 unless GRADIO_SERVER_NAME / GRADIO_SERVER_PORT say otherwise
 (Hugging Face Spaces sets them). Upload limits: --max_mb / EMOTION_MAX_MB and --max_rows /
-EMOTION_MAX_ROWS. With a local adapter on a local (or the bundled MiniLM) base nothing needs the
+EMOTION_MAX_ROWS. Engine: --precision / EMOTION_PRECISION (auto, int8, fp32) and --runtime /
+EMOTION_RUNTIME (auto, onnxruntime, torch). With a local adapter on a local (or the bundled MiniLM) base nothing needs the
 network, so HF_HUB_OFFLINE=1 is set unless you set it yourself: the app never waits on Hub
 time-outs. Set HF_HUB_OFFLINE=0 to allow the Evaluation tab's Hub test split anyway.
 """
@@ -36,6 +37,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--adapter", default=os.environ.get("EMOTION_ADAPTER") or DEFAULT_ADAPTER,
                         help="Adapter directory or Hub repo id (user/name); default: $EMOTION_ADAPTER, "
                         f"else {DEFAULT_ADAPTER}.")
+    parser.add_argument("--precision", choices=("auto", "int8", "fp32"),
+                        default=os.environ.get("EMOTION_PRECISION") or "auto",
+                        help="auto (default, $EMOTION_PRECISION): int8 on CPU, fp32 on a GPU; fp32 turns int8 off.")
+    parser.add_argument("--runtime", choices=("auto", "onnxruntime", "torch"),
+                        default=os.environ.get("EMOTION_RUNTIME") or "auto",
+                        help="auto (default, $EMOTION_RUNTIME): ONNX Runtime on CPU when installed, else torch.")
     parser.add_argument("--max_mb", type=float, default=_env_number("EMOTION_MAX_MB", 50.0, float),
                         help="Largest upload (table or labelled file) in MB (default $EMOTION_MAX_MB or 50).")
     parser.add_argument("--max_rows", type=int, default=_env_number("EMOTION_MAX_ROWS", 100_000, int),
@@ -82,15 +89,20 @@ def build(args: argparse.Namespace):
     if runs_offline(adapter):
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from emotion_app.inference import EmotionClassifier
+    from emotion_app.score import PRECISIONS
     from emotion_app.ui import Limits, build_demo
 
     if args.max_mb <= 0 or args.max_rows < 1:
         raise SystemExit(f"error: limits must be positive, found --max_mb {args.max_mb} and --max_rows "
                          f"{args.max_rows}. Pass e.g. --max_mb 50 --max_rows 100000.")
+    if args.precision not in PRECISIONS:  # a bad $EMOTION_PRECISION bypasses argparse's choices
+        raise SystemExit(f"error: precision must be one of {', '.join(PRECISIONS)}, found {args.precision!r}. "
+                         "Fix --precision or EMOTION_PRECISION.")
     started = time.perf_counter()
     try:
-        classifier = EmotionClassifier.from_adapter(adapter, token=os.environ.get("HF_TOKEN") or None)
-    except ValueError as err:
+        classifier = EmotionClassifier.from_adapter(adapter, token=os.environ.get("HF_TOKEN") or None,
+                                                    quantize=PRECISIONS[args.precision], runtime=args.runtime)
+    except (ValueError, ImportError) as err:
         raise SystemExit(f"error: {err}") from None
     logger.info("Loaded adapter %s on %s in %.1f s", args.adapter, classifier.info.get("base_model"),
                 time.perf_counter() - started)

@@ -8,7 +8,7 @@ or `python -m emotion_app.score INPUT -o OUTPUT --engine ray --workers 8`. Ray i
 extra (`pip install -r requirements-ray.txt`); it is imported only when a RayClassifier is built.
 
 How it works: the driver loads the engine once (`EmotionClassifier.from_adapter`: merged, int8 on
-CPU) and puts it in Ray's object store. Each call splits the texts into `num_workers` blocks; a
+CPU, in ONNX Runtime when installed) and puts it in Ray's object store. Each call splits the texts into `num_workers` blocks; a
 Ray Data `map_batches` task per block fetches the engine by reference and scores its block with
 it, one CPU thread per worker core. Tasks run in Ray's pooled worker processes, so a call costs
 no model loading, only fetching the engine (milliseconds for MiniLM int8), which matters when the
@@ -50,12 +50,13 @@ class RayClassifier:
     """predict_proba(texts) -> [N, 6] in input order, computed by `num_workers` Ray workers.
 
     Same interface as EmotionClassifier for scoring: .labels, .info, .predict_proba, .predict.
-    batch_size is the engine's batch size inside each worker; quantize is passed to from_adapter.
+    batch_size is the engine's batch size inside each worker; quantize and runtime are passed to
+    from_adapter.
     """
 
     def __init__(self, adapter: str, num_workers: int = 2, batch_size: int = 64, *,
                  base_model: str | None = None, token: str | None = None, quantize: str | bool = "auto",
-                 cpus_per_worker: int = 1):
+                 runtime: str = "auto", cpus_per_worker: int = 1):
         for name, value in (("num_workers", num_workers), ("cpus_per_worker", cpus_per_worker)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a whole number of at least 1, found {value!r}.")
@@ -63,7 +64,7 @@ class RayClassifier:
         self.num_workers = num_workers
         self.cpus_per_worker = cpus_per_worker
         engine = EmotionClassifier.from_adapter(adapter, base_model=base_model, token=token,
-                                                batch_size=batch_size, quantize=quantize)
+                                                batch_size=batch_size, quantize=quantize, runtime=runtime)
         self.labels = engine.labels
         self.temperature = engine.temperature
         self.info = {**engine.info, "engine": "ray", "num_workers": num_workers}
@@ -117,11 +118,10 @@ class RayClassifier:
 def score_batch(batch: dict[str, np.ndarray], engine_ref, num_threads: int) -> dict[str, np.ndarray]:
     """One Ray Data block: {"row", "text"} -> {"row", "logits"} with the shared engine."""
     import ray
-    import torch
 
     engine = ray.get(engine_ref)
-    # A worker owns `num_threads` cores; torch's default (every core of the node) would make
-    # the workers on one node fight over the same cores.
-    torch.set_num_threads(num_threads)
+    # A worker owns `num_threads` cores; the default (every core of the node) would make the
+    # workers on one node fight over the same cores.
+    engine.set_num_threads(num_threads)
     logits = engine.logits([str(text) for text in batch["text"]])
     return {"row": np.asarray(batch["row"]), "logits": logits}

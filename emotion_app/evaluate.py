@@ -35,6 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--batch_size", type=int, default=64, help="Texts per forward pass.")
     parser.add_argument("--int8", action="store_true", help="Evaluate the int8 engine the app uses on CPU "
                         "(default: fp32, the precision metrics.json is computed in).")
+    parser.add_argument("--runtime", choices=("auto", "onnxruntime", "torch"), default="auto",
+                        help="auto: ONNX Runtime on CPU when installed, else torch.")
     parser.add_argument("--output", default="metrics.json", help="Where to write the metrics (JSON).")
     return parser
 
@@ -47,9 +49,10 @@ def run(args: argparse.Namespace) -> dict:
     if args.max_eval_samples is not None:
         dataset = dataset.select(range(min(args.max_eval_samples, len(dataset))))
     classifier = EmotionClassifier.from_adapter(args.adapter, base_model=args.base_model,
-                                                batch_size=args.batch_size, quantize=args.int8)
+                                                batch_size=args.batch_size, quantize=args.int8,
+                                                runtime=args.runtime)
     metrics = {"labels": list(LABELS), "base_model": classifier.info["base_model"],
-               "adapter": args.adapter,
+               "adapter": args.adapter, "engine": {k: classifier.info[k] for k in ("runtime", "precision")},
                args.split: evaluate(classifier, dataset["text"], dataset["label"])}
     Path(args.output).write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
     return metrics

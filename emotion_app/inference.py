@@ -5,10 +5,11 @@ What makes it fast on a small CPU (measured in docs/performance.md):
 - texts are tokenized once, in one call, then sorted by length and cut into batches, so each batch
   pads only to its own longest text; the original order is restored at the end;
 - batches are padded with numpy instead of `tokenizer.pad` (less Python work per batch);
-- on CPU most of the encoder's linear layers run in int8 (torch dynamic quantization; see
-  `_keep_fp32` for the ones that stay fp32) unless turned off: `from_adapter(..., quantize=False)`.
-  On the embedded MiniLM model test accuracy moved by 0.3 points, at about 1.9x the speed;
-- `from_adapter` sets torch's thread count to the cores this process may use (see `set_num_threads`).
+- on CPU the merged model runs in ONNX Runtime (`onnx_runtime.py`: exported once, cached on disk)
+  with most of its linear layers in int8 (see `_keep_fp32` for the ones that stay fp32), unless
+  turned off: `from_adapter(..., quantize=False)` for fp32, `runtime="torch"` for plain torch
+  (whose int8 is torch's dynamic quantization of the same layers);
+- `from_adapter` sets the thread count to the cores this process may use (see `set_num_threads`).
 """
 
 from __future__ import annotations
@@ -39,8 +40,9 @@ _QUANTIZATION_WARNINGS = re.compile(r"torch\.ao\.quantization is deprecated|torc
 class EmotionClassifier:
     """A sequence-classification model + tokenizer with six outputs in `labels.LABELS` order.
 
-    `model` is used as given (merged or not, quantized or not); `from_adapter` builds the fast one.
-    `temperature` divides the logits before the softmax (calibration.json, see `read_temperature`).
+    `model` is used as given: a transformers model (merged or not, quantized or not) or an
+    `onnx_runtime.OnnxModel`; `from_adapter` builds the fast one. `temperature` divides the logits
+    before the softmax (calibration.json, see `read_temperature`).
     """
 
     def __init__(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, *,
@@ -53,7 +55,7 @@ class EmotionClassifier:
                              "Leave it unset to use the tokenizer's limit.")
         if not temperature > 0:
             raise ValueError(f"temperature must be positive, found {temperature}.")
-        self.model = model.eval()
+        self.model = model.eval() if isinstance(model, torch.nn.Module) else model
         self.tokenizer = tokenizer
         self.max_length = min(max_length or tokenizer.model_max_length, _position_limit(model))
         self.batch_size = batch_size
@@ -64,26 +66,32 @@ class EmotionClassifier:
 
     @classmethod
     def from_adapter(cls, adapter: str, base_model: str | None = None, token: str | None = None,
-                     batch_size: int = 32, *, quantize: str | bool = "auto",
+                     batch_size: int = 32, *, quantize: str | bool = "auto", runtime: str = "auto",
                      num_threads: int | None = None, device: str | None = None) -> EmotionClassifier:
         """Load base + adapter (a directory or a Hub repo id), merged, ready for fast inference.
 
         quantize: "auto" (int8 on CPU, unchanged on a GPU), True (int8; CPU only) or False (fp32).
-        num_threads: torch's intra-op threads; None = the cores this process may use. This changes
-            a process-wide torch setting (see `set_num_threads`).
+        runtime: "auto" (ONNX Runtime on CPU when installed, else torch), "onnxruntime" or "torch".
+        num_threads: intra-op threads; None = the cores this process may use. This changes a
+            process-wide torch setting (see `set_num_threads`).
         device: "cpu", "cuda", ...; None = the GPU when torch sees one, else the CPU.
         """
         from .modeling import load_adapter
 
         target = _resolve_device(device)
         use_int8 = _resolve_quantize(quantize, target)
+        use_onnx = _resolve_runtime(runtime, target)
         threads = set_num_threads(num_threads)
         loaded = load_adapter(adapter, base_model=base_model, token=token, merge=True)
         model = loaded.model.to(target)
-        quantized_layers = quantize_int8(model) if use_int8 else 0
+        int8_layers = int8_layer_names(model) if use_int8 else []
+        if use_onnx:
+            model = _onnx_or_torch(model, int8_layers, threads, fallback=runtime == "auto")
+        if isinstance(model, torch.nn.Module):
+            int8_layers = int8_layers and quantize_int8(model, int8_layers)
         info = {"adapter": adapter, "base_model": loaded.base_model, "directory": str(loaded.directory),
-                "precision": "int8" if quantized_layers else str(model.dtype).removeprefix("torch."),
-                "device": str(target), "num_threads": threads}
+                "runtime": "torch" if isinstance(model, torch.nn.Module) else "onnxruntime",
+                "precision": "int8" if int8_layers else "float32", "device": str(target), "num_threads": threads}
         return cls(model, loaded.tokenizer, batch_size=batch_size, info=info,
                    temperature=read_temperature(loaded.directory))
 
@@ -95,14 +103,26 @@ class EmotionClassifier:
             return out
         ids = self.tokenizer(texts, truncation=True, max_length=self.max_length)["input_ids"]
         order = np.argsort(np.fromiter(map(len, ids), dtype=np.int64, count=len(ids)), kind="stable")
+        for start in range(0, len(texts), self.batch_size):
+            index = order[start:start + self.batch_size]
+            out[index] = self._forward(*self._pad([ids[i] for i in index]))
+        return out
+
+    def set_num_threads(self, num_threads: int) -> None:
+        """Threads for this engine's forward passes (for torch a process-wide setting)."""
+        if isinstance(self.model, torch.nn.Module):
+            set_num_threads(num_threads)
+        else:
+            self.model.set_num_threads(num_threads)
+
+    def _forward(self, input_ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        if not isinstance(self.model, torch.nn.Module):  # ONNX Runtime takes numpy directly
+            return self.model(input_ids, mask)
         device = self.model.device
         with torch.inference_mode():
-            for start in range(0, len(texts), self.batch_size):
-                index = order[start:start + self.batch_size]
-                input_ids, mask = self._pad([ids[i] for i in index])
-                result = self.model(input_ids=input_ids.to(device), attention_mask=mask.to(device))
-                out[index] = result.logits.float().cpu().numpy()
-        return out
+            result = self.model(input_ids=torch.from_numpy(input_ids).to(device),
+                                attention_mask=torch.from_numpy(mask).to(device))
+        return result.logits.float().cpu().numpy()
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         """Probabilities [N, 6] (rows sum to 1), columns in `labels.LABELS` order."""
@@ -111,7 +131,7 @@ class EmotionClassifier:
     def predict(self, texts: Sequence[str]) -> list[str]:
         return [LABELS[i] for i in self.predict_proba(texts).argmax(axis=1)]
 
-    def _pad(self, sequences: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+    def _pad(self, sequences: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
         """(input_ids, attention_mask) for one batch, padded to its longest sequence on the
         tokenizer's padding side. A text that tokenizes to nothing (GPT-2 and "") gets one pad
         token, so it still gets a prediction instead of breaking the batch."""
@@ -125,7 +145,7 @@ class EmotionClassifier:
             if seq:
                 input_ids[row, where] = seq
             mask[row, where] = 1
-        return torch.from_numpy(input_ids), torch.from_numpy(mask)
+        return input_ids, mask
 
 
 def set_num_threads(num_threads: int | None = None) -> int:
@@ -156,30 +176,48 @@ def default_num_threads() -> int:
     return max(1, os.cpu_count() or 1)
 
 
-def quantize_int8(model: PreTrainedModel) -> int:
-    """Quantize the backbone's nn.Linear layers to int8 in place (torch dynamic quantization:
-    int8 weights, activations quantized per batch); returns how many layers were quantized.
+def int8_layer_names(model: PreTrainedModel) -> list[str]:
+    """Full names of the linear layers that go int8: the backbone's nn.Linear layers except those
+    `_keep_fp32` keeps. The classification head stays fp32: it is tiny, so int8 would save nothing
+    there and would only add rounding to the logits. GPT-2 uses Conv1D rather than nn.Linear, so it
+    has none (and stays fp32)."""
+    prefix = model.base_model_prefix
+    backbone = getattr(model, prefix, model)
+    return [f"{prefix}.{name}" if backbone is not model else name
+            for name, module in backbone.named_modules()
+            if isinstance(module, torch.nn.Linear) and not _keep_fp32(name, model.config.num_hidden_layers)]
 
-    The classification head stays fp32: it is tiny, so int8 would save nothing there and would
-    only add rounding to the logits. GPT-2 uses Conv1D rather than nn.Linear, so it stays fp32.
-    """
-    from torch.ao.quantization import quantize_dynamic
+
+def quantize_int8(model: PreTrainedModel, layers: list[str] | None = None) -> list[str]:
+    """Quantize `layers` (default `int8_layer_names(model)`) to int8 in place with torch dynamic
+    quantization (int8 weights, activations quantized per batch); returns the quantized names."""
+    from torch.ao.quantization import default_dynamic_qconfig, quantize_dynamic
 
     if model.device.type != "cpu":
         raise ValueError(f"int8 dynamic quantization runs on CPU only; the model is on {model.device}. "
                          "Pass quantize=False (or \"auto\") on a GPU.")
-    backbone = getattr(model, model.base_model_prefix, model)
-    names = [name for name, module in backbone.named_modules()
-             if isinstance(module, torch.nn.Linear) and not _keep_fp32(name, model.config.num_hidden_layers)]
-    if not names:
+    layers = int8_layer_names(model) if layers is None else layers
+    if not layers:
         logger.info("int8: %s has no nn.Linear layers to quantize; it stays fp32", type(model).__name__)
-        return 0
+        return []
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=_QUANTIZATION_WARNINGS.pattern)
-        spec = {name: torch.ao.quantization.default_dynamic_qconfig for name in names}
-        quantize_dynamic(backbone, spec, dtype=torch.qint8, inplace=True)
-    logger.info("int8: quantized %d linear layers of %s", len(names), type(model).__name__)
-    return len(names)
+        quantize_dynamic(model, {name: default_dynamic_qconfig for name in layers}, dtype=torch.qint8, inplace=True)
+    logger.info("int8: quantized %d linear layers of %s", len(layers), type(model).__name__)
+    return layers
+
+
+def _onnx_or_torch(model: PreTrainedModel, int8_layers: list[str], threads: int, fallback: bool):
+    """The model in ONNX Runtime; with `fallback` ("auto"), the torch model when that fails."""
+    from .onnx_runtime import onnx_model
+
+    try:
+        return onnx_model(model, int8_layers, threads)
+    except (RuntimeError, OSError) as err:
+        if not fallback:
+            raise
+        logger.warning("ONNX Runtime could not take %s (%s); using torch instead", type(model).__name__, err)
+        return model
 
 
 def _keep_fp32(name: str, num_layers: int) -> bool:
@@ -224,6 +262,23 @@ def _resolve_quantize(quantize: str | bool, device: torch.device) -> bool:
         raise ValueError(f"int8 dynamic quantization runs on CPU only, but device is {device}. "
                          'Pass quantize="auto" or False on a GPU.')
     return quantize is True or (quantize == "auto" and device.type == "cpu")
+
+
+def _resolve_runtime(runtime: str, device: torch.device) -> bool:
+    """True when the model should run in ONNX Runtime: "auto" means on CPU, when installed."""
+    from . import onnx_runtime
+
+    if runtime not in ("auto", "onnxruntime", "torch"):
+        raise ValueError(f'runtime must be "auto", "onnxruntime" or "torch"; found {runtime!r}.')
+    if runtime == "onnxruntime" and device.type != "cpu":
+        raise ValueError(f'runtime "onnxruntime" runs on CPU here, but device is {device}. '
+                         'Pass runtime="auto" or "torch" on a GPU.')
+    if runtime == "onnxruntime" and not onnx_runtime.available():
+        raise ImportError(f'runtime "onnxruntime" needs onnxruntime and onnx: {onnx_runtime.INSTALL_HINT}.')
+    if runtime == "auto" and device.type == "cpu" and not onnx_runtime.available():
+        logger.warning("onnxruntime is not installed, so the engine runs in torch (slower on CPU): %s",
+                       onnx_runtime.INSTALL_HINT)
+    return runtime == "onnxruntime" or (runtime == "auto" and device.type == "cpu" and onnx_runtime.available())
 
 
 def _resolve_device(device: str | torch.device | None) -> torch.device:

@@ -35,6 +35,8 @@ from .tabular import TableStream, open_table
 logger = logging.getLogger(__name__)
 
 DEFAULT_ADAPTER = "models/minilm-emotion-lora"
+# --precision -> EmotionClassifier.from_adapter's quantize
+PRECISIONS = {"auto": "auto", "int8": True, "fp32": False}
 EXIT_OK, EXIT_BUG, EXIT_INPUT, EXIT_MODEL, EXIT_OUTPUT, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
 
 
@@ -65,8 +67,8 @@ class Summary:
 def score_file(input_path: str | Path, output_path: str | Path, *, classifier: Classifier | None = None,
                adapter: str = DEFAULT_ADAPTER, text_column: str | None = None, header: bool | None = None,
                batch_size: int = 64, chunk_rows: int = 2000, threshold: float | None = None,
-               raw: bool = False, engine: str = "local", workers: int = 2,
-               progress: bool | None = None) -> Summary:
+               raw: bool = False, engine: str = "local", workers: int = 2, precision: str = "auto",
+               runtime: str = "auto", progress: bool | None = None) -> Summary:
     """Stream INPUT through the classifier into OUTPUT. `classifier` (any object with
     predict_proba) replaces loading `adapter`. Raises ScoreError carrying the exit code."""
     started = time.perf_counter()
@@ -80,7 +82,7 @@ def score_file(input_path: str | Path, output_path: str | Path, *, classifier: C
         logger.info("%s: %s", input_path.name, note)
     owned = classifier is None
     if owned:
-        classifier = load_classifier(adapter, engine, workers, batch_size)
+        classifier = load_classifier(adapter, engine, workers, batch_size, precision, runtime)
     # Ray spreads one call over its workers, so it gets a whole chunk at a time.
     batch_rows = chunk_rows if engine == "ray" else max(SCORE_BATCH_ROWS, batch_size)
     try:
@@ -121,19 +123,24 @@ def _check_options(input_path: Path, output_path: Path, batch_size: int, chunk_r
                          "Create it first or choose another output path.", EXIT_OUTPUT)
 
 
-def load_classifier(adapter: str, engine: str = "local", workers: int = 2, batch_size: int = 64) -> Classifier:
-    """The engine's classifier for `adapter`; ScoreError (exit 3) when it cannot be loaded."""
+def load_classifier(adapter: str, engine: str = "local", workers: int = 2, batch_size: int = 64,
+                    precision: str = "auto", runtime: str = "auto") -> Classifier:
+    """The engine's classifier for `adapter`; ScoreError (exit 3) when it cannot be loaded.
+    precision: "auto" (int8 on CPU), "int8" or "fp32"; runtime: see EmotionClassifier.from_adapter."""
+    if precision not in PRECISIONS:
+        raise ScoreError(f"--precision must be one of {', '.join(PRECISIONS)}, found {precision!r}.", EXIT_INPUT)
+    options = {"batch_size": batch_size, "quantize": PRECISIONS[precision], "runtime": runtime}
     if engine == "ray":
         if importlib.util.find_spec("ray") is None:
             raise ScoreError("--engine ray needs the ray package, which is not installed. Install it with "
                              "`pip install -r requirements-ray.txt`, or use --engine local.", EXIT_MODEL)
         from .distributed import RayClassifier
 
-        make = partial(RayClassifier, adapter, num_workers=workers, batch_size=batch_size)
+        make = partial(RayClassifier, adapter, num_workers=workers, **options)
     else:
         from .inference import EmotionClassifier
 
-        make = partial(EmotionClassifier.from_adapter, _default_adapter(adapter), batch_size=batch_size)
+        make = partial(EmotionClassifier.from_adapter, _default_adapter(adapter), **options)
     try:
         return make()
     except (ValueError, OSError, RuntimeError, ImportError) as err:
@@ -245,6 +252,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--engine", choices=("local", "ray"), default="local",
                         help="local: this process; ray: a Ray cluster (needs requirements-ray.txt).")
     parser.add_argument("--workers", type=int, default=2, help="Ray workers (with --engine ray).")
+    parser.add_argument("--precision", choices=tuple(PRECISIONS), default="auto",
+                        help="auto: int8 on CPU (the default), fp32 on a GPU; int8; fp32 (turns int8 off).")
+    parser.add_argument("--runtime", choices=("auto", "onnxruntime", "torch"), default="auto",
+                        help="auto: ONNX Runtime on CPU (when installed), torch on a GPU.")
     parser.add_argument("--no-progress", action="store_true", help="No progress bar on stderr.")
     return parser
 
@@ -258,7 +269,8 @@ def main(argv: list[str] | None = None, classifier: Classifier | None = None) ->
         summary = score_file(args.input, args.output, classifier=classifier, adapter=args.adapter,
                              text_column=args.text_column, header=header, batch_size=args.batch_size,
                              chunk_rows=args.chunk_rows, threshold=threshold, raw=args.raw,
-                             engine=args.engine, workers=args.workers,
+                             engine=args.engine, workers=args.workers, precision=args.precision,
+                             runtime=args.runtime,
                              progress=False if args.no_progress else None)
     except ScoreError as err:
         print(f"error: {err}", file=sys.stderr)

@@ -144,6 +144,20 @@ def quick_train_args(base: Path, data: Path, output: Path, steps: int = 6) -> li
     ]
 
 
+@pytest.fixture(scope="session", autouse=True)
+def onnx_cache(tmp_path_factory) -> Path:
+    """The engine's ONNX Runtime cache in a temporary folder (inherited by the app and CLI
+    subprocesses), so that tests neither read nor fill the user's ~/.cache."""
+    directory = tmp_path_factory.mktemp("onnx-cache")
+    previous = os.environ.get("EMOTION_APP_CACHE")
+    os.environ["EMOTION_APP_CACHE"] = str(directory)
+    yield directory
+    if previous is None:
+        os.environ.pop("EMOTION_APP_CACHE", None)
+    else:
+        os.environ["EMOTION_APP_CACHE"] = previous
+
+
 @pytest.fixture(scope="session")
 def data_dir(tmp_path_factory) -> Path:
     """train/validation/test.txt (`text;label`), 48/24/24 rows, all six labels in each."""

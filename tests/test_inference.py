@@ -1,4 +1,5 @@
-"""The inference engine: same answers as the unmerged PEFT model, in input order, fp32 and int8."""
+"""The inference engine: same answers as the unmerged PEFT model, in input order, fp32 and int8,
+in torch and in ONNX Runtime (whose cache has tests of its own in test_onnx_runtime.py)."""
 
 from __future__ import annotations
 
@@ -10,8 +11,8 @@ import pytest
 import torch
 from torch.ao.nn.quantized.dynamic import Linear as DynamicLinear
 
-from emotion_app.inference import (EmotionClassifier, default_num_threads, quantize_int8, read_temperature,
-                                   set_num_threads, softmax)
+from emotion_app.inference import (EmotionClassifier, default_num_threads, int8_layer_names, quantize_int8,
+                                   read_temperature, set_num_threads, softmax)
 from emotion_app.labels import LABELS
 from emotion_app.modeling import load_adapter
 
@@ -46,11 +47,13 @@ def unmerged_logits(adapter, texts: list[str]) -> np.ndarray:
     return np.stack(rows)
 
 
+@pytest.mark.parametrize("runtime", ["onnxruntime", "torch"])
 @pytest.mark.parametrize("adapter_fixture", ["trained_bert_adapter", "trained_gpt2_adapter"])
-def test_engine_matches_the_unmerged_peft_model(adapter_fixture, request):
+def test_engine_matches_the_unmerged_peft_model(adapter_fixture, runtime, request):
     adapter = request.getfixturevalue(adapter_fixture)
     texts = mixed_texts()
-    engine = EmotionClassifier.from_adapter(str(adapter), batch_size=4, quantize=False)
+    engine = EmotionClassifier.from_adapter(str(adapter), batch_size=4, quantize=False, runtime=runtime)
+    assert engine.info["runtime"] == runtime
     want = unmerged_logits(adapter, texts)
     assert engine.logits(texts).shape == (len(texts), len(LABELS))
     np.testing.assert_allclose(engine.logits(texts), want, atol=1e-5)
@@ -101,10 +104,20 @@ def test_empty_input_and_empty_text(trained_gpt2_adapter):
     np.testing.assert_allclose(probs[0], probs[2])
 
 
-def test_int8_is_close_to_fp32_and_keeps_the_head_in_fp32(trained_bert_adapter):
+def assert_close_to_fp32(l32: np.ndarray, l8: np.ndarray) -> None:
+    error = np.abs(l32 - l8).max()
+    assert 0 < error < 0.05 * np.abs(l32).max()  # a different (int8) model, close to fp32
+    # argmax agrees wherever fp32's top-2 logit gap is larger than twice the int8 error
+    top2 = np.sort(l32, axis=1)[:, -2:]
+    clear = top2[:, 1] - top2[:, 0] > 2 * error
+    assert clear.sum() >= 5
+    assert (l32.argmax(1) == l8.argmax(1))[clear].all()
+
+
+def test_torch_int8_is_close_to_fp32_and_keeps_the_head_in_fp32(trained_bert_adapter):
     texts = all_texts()
-    fp32 = EmotionClassifier.from_adapter(str(trained_bert_adapter), quantize=False)
-    int8 = EmotionClassifier.from_adapter(str(trained_bert_adapter), quantize=True)
+    fp32 = EmotionClassifier.from_adapter(str(trained_bert_adapter), quantize=False, runtime="torch")
+    int8 = EmotionClassifier.from_adapter(str(trained_bert_adapter), quantize=True, runtime="torch")
     assert (fp32.info["precision"], int8.info["precision"]) == ("float32", "int8")
     quantized = [m for m in int8.model.modules() if isinstance(m, DynamicLinear)]
     # 2 layers x (q, k, v, attention out, intermediate) + layer 1's down-projection; layer 0's
@@ -114,28 +127,42 @@ def test_int8_is_close_to_fp32_and_keeps_the_head_in_fp32(trained_bert_adapter):
     assert isinstance(int8.model.bert.encoder.layer[1].output.dense, DynamicLinear)
     assert type(int8.model.classifier) is torch.nn.Linear
     assert not any(isinstance(m, DynamicLinear) for m in fp32.model.modules())
-    l32, l8 = fp32.logits(texts), int8.logits(texts)
-    error = np.abs(l32 - l8).max()
-    assert 0 < error < 0.05 * np.abs(l32).max()  # a different (int8) model, close to fp32
-    p32, p8 = softmax(l32), softmax(l8)
-    # argmax agrees wherever fp32's top-2 logit gap is larger than twice the int8 error
-    top2 = np.sort(l32, axis=1)[:, -2:]
-    clear = top2[:, 1] - top2[:, 0] > 2 * error
-    assert clear.sum() >= 5
-    assert (p32.argmax(1) == p8.argmax(1))[clear].all()
+    assert_close_to_fp32(fp32.logits(texts), int8.logits(texts))
 
 
-def test_auto_means_int8_on_cpu(trained_bert_adapter):
+def test_onnx_int8_quantizes_the_same_layers_as_torch(trained_bert_adapter):
+    import onnx
+
+    texts = all_texts()
+    fp32 = EmotionClassifier.from_adapter(str(trained_bert_adapter), quantize=False)
+    int8 = EmotionClassifier.from_adapter(str(trained_bert_adapter), quantize=True)
+    assert (fp32.info["runtime"], int8.info["runtime"]) == ("onnxruntime", "onnxruntime")
+    assert (fp32.info["precision"], int8.info["precision"]) == ("float32", "int8")
+    loaded = load_adapter(str(trained_bert_adapter), merge=True)
+    assert list(int8.model.int8_layers) == sorted(int8_layer_names(loaded.model))
+    assert "bert.encoder.layer.0.output.dense" not in int8.model.int8_layers
+    assert "bert.encoder.layer.1.output.dense" in int8.model.int8_layers
+    graph = onnx.load(str(int8.model.path)).graph
+    # one integer MatMul per int8 layer; the attention products, pooler and head stay float
+    assert sum(node.op_type == "MatMulInteger" for node in graph.node) == 2 * 5 + 1
+    assert not any(node.op_type == "MatMulInteger" for node in onnx.load(str(fp32.model.path)).graph.node)
+    assert_close_to_fp32(fp32.logits(texts), int8.logits(texts))
+
+
+def test_auto_means_int8_in_onnx_runtime_on_cpu(trained_bert_adapter):
     engine = EmotionClassifier.from_adapter(str(trained_bert_adapter), device="cpu")
-    assert engine.info["precision"] == "int8"
-    assert engine.info["device"] == "cpu"
+    assert (engine.info["precision"], engine.info["runtime"], engine.info["device"]) == ("int8", "onnxruntime", "cpu")
 
 
-def test_int8_leaves_models_without_linear_layers_alone(trained_gpt2_adapter):
+@pytest.mark.parametrize("runtime", ["onnxruntime", "torch"])
+def test_int8_leaves_models_without_linear_layers_alone(trained_gpt2_adapter, runtime):
     """GPT-2's layers are Conv1D: nothing to quantize, and the engine says fp32."""
-    engine = EmotionClassifier.from_adapter(str(trained_gpt2_adapter), quantize=True)
+    engine = EmotionClassifier.from_adapter(str(trained_gpt2_adapter), quantize=True, runtime=runtime)
     assert engine.info["precision"] == "float32"
-    assert quantize_int8(engine.model) == 0
+    if runtime == "torch":
+        assert quantize_int8(engine.model) == []
+    else:
+        assert engine.model.int8_layers == ()
 
 
 def test_set_num_threads():
@@ -160,6 +187,11 @@ def test_from_adapter_sets_the_thread_count(trained_bert_adapter):
     engine = EmotionClassifier.from_adapter(str(trained_bert_adapter), num_threads=1)
     assert engine.info["num_threads"] == 1
     assert torch.get_num_threads() == 1
+    assert engine.model.num_threads == 1  # ONNX Runtime's session
+    engine.set_num_threads(2)
+    assert engine.model.num_threads == 2
+    assert engine.predict(["i feel so happy today"]) == EmotionClassifier.from_adapter(
+        str(trained_bert_adapter), num_threads=1).predict(["i feel so happy today"])
 
 
 def test_temperature_from_calibration_file(trained_bert_adapter, tmp_path):
@@ -191,6 +223,8 @@ def test_bad_texts_are_rejected(trained_bert_adapter, texts, message):
 @pytest.mark.parametrize("kwargs, message", [
     ({"quantize": "yes"}, 'quantize must be "auto", True or False'),
     ({"quantize": True, "device": "meta"}, "runs on CPU only"),
+    ({"runtime": "tensorflow"}, 'runtime must be "auto", "onnxruntime" or "torch"'),
+    ({"runtime": "onnxruntime", "device": "meta", "quantize": False}, "runs on CPU here"),
     ({"device": "no-such-device"}, "is not a torch device"),
     ({"num_threads": -2}, "num_threads must be a whole number"),
     ({"batch_size": 0}, "batch_size must be a whole number"),

@@ -1,0 +1,105 @@
+"""The ONNX Runtime cache: built once, reused, keyed by the weights, safe when it cannot be written,
+picklable for Ray, and the torch fallback of runtime="auto"."""
+
+from __future__ import annotations
+
+import logging
+import pickle
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from emotion_app import onnx_runtime
+from emotion_app.inference import EmotionClassifier
+
+from conftest import all_texts
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    directory = tmp_path / "cache"
+    monkeypatch.setenv("EMOTION_APP_CACHE", str(directory))
+    return directory
+
+
+@pytest.fixture(autouse=True)
+def keep_torch_threads():
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
+def no_export(*args, **kwargs):
+    raise RuntimeError("export called")
+
+
+def test_the_second_load_reuses_the_cached_model(trained_bert_adapter, cache, monkeypatch):
+    first = EmotionClassifier.from_adapter(str(trained_bert_adapter))
+    assert [p.name for p in cache.iterdir()] == [first.model.path.name]
+    monkeypatch.setattr(onnx_runtime, "export", no_export)
+    second = EmotionClassifier.from_adapter(str(trained_bert_adapter))
+    assert second.model.path == first.model.path
+    texts = all_texts()
+    np.testing.assert_array_equal(second.logits(texts), first.logits(texts))
+
+
+def test_fp32_int8_and_changed_weights_get_their_own_files(trained_bert_adapter, cache, tmp_path):
+    int8 = EmotionClassifier.from_adapter(str(trained_bert_adapter))
+    fp32 = EmotionClassifier.from_adapter(str(trained_bert_adapter), quantize=False)
+    changed = tmp_path / "changed"
+    shutil.copytree(trained_bert_adapter, changed)
+    weights = load_file(changed / "adapter_model.safetensors")
+    head = next(name for name in weights if "classifier" in name and name.endswith("bias"))
+    weights[head] = weights[head] + 1.0
+    save_file(weights, changed / "adapter_model.safetensors")
+    other = EmotionClassifier.from_adapter(str(changed))
+    assert len({int8.model.path, fp32.model.path, other.model.path}) == 3
+    assert len(list(cache.glob("*.onnx"))) == 3
+    texts = all_texts()[:8]
+    np.testing.assert_allclose(other.logits(texts), int8.logits(texts) + 1.0, atol=1e-4)
+
+
+def test_an_unwritable_cache_falls_back_to_a_temporary_folder(trained_bert_adapter, tmp_path, monkeypatch, caplog):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("EMOTION_APP_CACHE", str(blocker / "cache"))
+    with caplog.at_level(logging.WARNING, logger="emotion_app.onnx_runtime"):
+        engine = EmotionClassifier.from_adapter(str(trained_bert_adapter))
+    assert engine.info["runtime"] == "onnxruntime"
+    assert engine.model.path.is_file() and blocker not in engine.model.path.parents
+    assert "cannot write the ONNX cache" in caplog.text and "EMOTION_APP_CACHE" in caplog.text
+
+
+def test_the_engine_pickles_with_its_model_bytes(trained_bert_adapter, cache):
+    engine = EmotionClassifier.from_adapter(str(trained_bert_adapter))
+    texts = all_texts()
+    want = engine.logits(texts)
+    payload = pickle.dumps(engine)
+    engine.model.path.unlink()  # e.g. a Ray worker on another machine: only the bytes travel
+    copy = pickle.loads(payload)
+    np.testing.assert_array_equal(copy.logits(texts), want)
+    np.testing.assert_array_equal(pickle.loads(pickle.dumps(copy)).logits(texts), want)
+
+
+def test_auto_falls_back_to_torch_when_the_export_fails(trained_bert_adapter, cache, monkeypatch, caplog):
+    monkeypatch.setattr(onnx_runtime, "export", no_export)
+    with caplog.at_level(logging.WARNING, logger="emotion_app.inference"):
+        engine = EmotionClassifier.from_adapter(str(trained_bert_adapter))
+    assert (engine.info["runtime"], engine.info["precision"]) == ("torch", "int8")
+    assert "ONNX Runtime could not take BertForSequenceClassification (export called)" in caplog.text
+    assert not list(cache.glob("*.onnx"))
+    with pytest.raises(RuntimeError, match="export called"):
+        EmotionClassifier.from_adapter(str(trained_bert_adapter), runtime="onnxruntime")
+
+
+def test_missing_onnxruntime(trained_bert_adapter, monkeypatch, caplog):
+    monkeypatch.setattr(onnx_runtime, "available", lambda: False)
+    with pytest.raises(ImportError, match="needs onnxruntime and onnx: pip install"):
+        EmotionClassifier.from_adapter(str(trained_bert_adapter), runtime="onnxruntime")
+    with caplog.at_level(logging.WARNING, logger="emotion_app.inference"):
+        engine = EmotionClassifier.from_adapter(str(trained_bert_adapter))
+    assert engine.info["runtime"] == "torch"
+    assert "onnxruntime is not installed" in caplog.text
