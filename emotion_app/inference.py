@@ -87,8 +87,8 @@ class EmotionClassifier:
         int8_layers = int8_layer_names(model) if use_int8 else []
         if use_onnx:
             model = _onnx_or_torch(model, int8_layers, threads, fallback=runtime == "auto")
-        if isinstance(model, torch.nn.Module):
-            int8_layers = int8_layers and quantize_int8(model, int8_layers)
+        if isinstance(model, torch.nn.Module) and int8_layers:
+            quantize_int8(model, int8_layers)
         info = {"adapter": adapter, "base_model": loaded.base_model, "directory": str(loaded.directory),
                 "runtime": "torch" if isinstance(model, torch.nn.Module) else "onnxruntime",
                 "precision": "int8" if int8_layers else "float32", "device": str(target), "num_threads": threads}
