@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 
 from transformers import TrainingArguments
 
-MINILM_ID = "sentence-transformers/all-MiniLM-L6-v2"
+from .modeling import MINILM_ID  # noqa: F401  (re-exported: the default base)
+
 REFERENCE_BASE_ID = "microsoft/DialogRPT-updown"
 DEFAULT_DATASET = "dair-ai/emotion"
 

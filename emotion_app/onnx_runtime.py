@@ -6,30 +6,41 @@ speed in int8 and answered one text 3x faster, at the same accuracy (docs/perfor
 
 The export (torch's TorchScript-based exporter: about 1-3 s for MiniLM, names every node after its
 module) and the quantization happen on the first load of a model; later loads find the file in
-the cache. The cache key is a sha256 of the merged weights, the model config, the layers chosen for
-int8 and the library versions, so a changed adapter or library never reuses a stale file.
-Cache folder: $EMOTION_APP_CACHE, else $XDG_CACHE_HOME/emotion_app (default ~/.cache/emotion_app).
+the cache, and with a local base (the bundled MiniLM or a folder) they need neither the torch model
+nor peft (`source_key`: a sha256 of the adapter's and the base's files), which saves seconds of
+start-up. With a Hub base the key is a sha256 of the merged weights (`weights_key`). Both keys
+include the precision, FORMAT_VERSION and the library versions, so a changed adapter, base or
+library never reuses a stale file. Each model is `<key>.onnx` plus `<key>.json` (its config and
+int8 layers). Cache folder: $EMOTION_APP_CACHE, else $XDG_CACHE_HOME/emotion_app (default
+~/.cache/emotion_app).
 """
 
 from __future__ import annotations
 
 import hashlib
 import importlib.util
+import json
 import logging
 import os
 import tempfile
 import warnings
 from collections.abc import Collection
 from pathlib import Path
+from types import SimpleNamespace
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
-from transformers import PreTrainedModel
+
+from .modeling import file_sha256, resolve_base
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
 
 logger = logging.getLogger(__name__)
 
 INSTALL_HINT = "pip install onnxruntime onnx (see requirements.txt)"
-FORMAT_VERSION = "1"  # bump when the export or the quantization settings change
+FORMAT_VERSION = "1"  # bump when the export, the quantization or inference._keep_fp32 changes
 INPUTS = ("input_ids", "attention_mask")
 
 
@@ -47,7 +58,7 @@ def cache_dir() -> Path:
 class OnnxModel:
     """An ONNX Runtime session on CPU: `model(input_ids, attention_mask)` -> logits [N, C] (numpy).
 
-    `config` is the exported model's transformers config (for its position limit); `int8_layers`
+    `config` holds the exported model's config values (for its position limit); `int8_layers`
     names the layers that run in int8 (empty: fp32). Pickles (for Ray) as the ONNX file's bytes.
     """
 
@@ -85,46 +96,97 @@ class OnnxModel:
         return state
 
 
+def source_key(adapter_dir: Path, base_model: str, int8: bool) -> str | None:
+    """The cache key from files: the adapter's config and weights and the base's config and
+    weights, when the base is a local directory; None for a Hub base (see `weights_key`)."""
+    base_dir = Path(resolve_base(base_model))
+    if not base_dir.is_dir():
+        return None
+    files = [adapter_dir / "adapter_config.json", adapter_dir / "adapter_model.safetensors", base_dir / "config.json",
+             *sorted(base_dir.glob("*.safetensors")), *sorted(base_dir.glob("*.bin"))]
+    return _digest(int8, *(f"{path.name}:{file_sha256(path)}" for path in files if path.is_file()))
+
+
+def weights_key(model: PreTrainedModel, int8_layers: list[str]) -> str:
+    """The cache key from the merged model itself: its config and every weight."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(name.encode())
+        # Raw bytes through a uint8 view: works for every dtype (bf16 has no numpy equivalent).
+        digest.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy())
+    return _digest(bool(int8_layers), model.config.to_json_string(), ",".join(int8_layers), digest.hexdigest())
+
+
+def _digest(int8: bool, *parts: str) -> str:
+    import onnxruntime
+
+    common = (FORMAT_VERSION, torch.__version__, onnxruntime.__version__, "int8" if int8 else "fp32")
+    return hashlib.sha256("\0".join((*common, *parts)).encode()).hexdigest()[:24]
+
+
+def load_cached(key: str, num_threads: int, directory: Path | None = None) -> OnnxModel | None:
+    """The cached model for `key`, or None."""
+    root = directory or cache_dir()
+    path, meta = root / f"{key}.onnx", root / f"{key}.json"
+    if not (path.is_file() and meta.is_file()):
+        return None
+    try:
+        info = json.loads(meta.read_text(encoding="utf-8"))
+        config, int8_layers = SimpleNamespace(**info["config"]), info["int8_layers"]
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as err:
+        logger.warning("ignoring the unreadable ONNX cache entry %s (%s); building it again", meta, err)
+        return None
+    logger.info("ONNX Runtime: using the cached %s", path)
+    return OnnxModel(path, config, int8_layers, num_threads)
+
+
 def onnx_model(model: PreTrainedModel, int8_layers: Collection[str], num_threads: int,
-               directory: Path | None = None) -> OnnxModel:
+               key: str | None = None, directory: Path | None = None) -> OnnxModel:
     """The ONNX Runtime version of `model` (merged, on CPU), from the cache or built into it.
 
     int8_layers: full module names (e.g. "bert.encoder.layer.1.output.dense") of the linear
     layers to quantize; the other layers stay fp32. An empty list gives an fp32 model.
+    key: the cache key (`source_key`); None computes `weights_key`.
     """
     if model.device.type != "cpu":
         raise ValueError(f"ONNX Runtime runs the model on CPU here, but it is on {model.device}. "
                          'Use runtime="torch" on a GPU.')
     int8_layers = sorted(int8_layers)
+    key = key or weights_key(model, int8_layers)
     root = directory or cache_dir()
-    path = root / f"{model.config.model_type}-{_cache_key(model, int8_layers)}.onnx"
-    if path.is_file():
-        logger.info("ONNX Runtime: using the cached %s", path)
-    else:
-        try:
-            root.mkdir(parents=True, exist_ok=True)
-            _build(model, int8_layers, path)
-        except OSError as err:
-            # A read-only or odd home (some containers) must not stop the app: use a temp folder.
-            logger.warning("cannot write the ONNX cache in %s (%s); using a temporary folder. "
-                           "Set EMOTION_APP_CACHE to a writable folder to keep it.", root, err)
-            path = Path(tempfile.mkdtemp(prefix="emotion-onnx-")) / path.name
-            _build(model, int8_layers, path)
-    return OnnxModel(path, model.config, int8_layers, num_threads)
+    cached = load_cached(key, num_threads, root)
+    if cached is not None:
+        return cached
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        _build(model, int8_layers, root, key)
+    except OSError as err:
+        # A read-only or odd home (some containers) must not stop the app: use a temp folder.
+        logger.warning("cannot write the ONNX cache in %s (%s); using a temporary folder. "
+                       "Set EMOTION_APP_CACHE to a writable folder to keep it.", root, err)
+        root = Path(tempfile.mkdtemp(prefix="emotion-onnx-"))
+        _build(model, int8_layers, root, key)
+    return load_cached(key, num_threads, root)
 
 
-def _build(model: PreTrainedModel, int8_layers: list[str], path: Path) -> None:
-    """Export to a temporary file next to `path`, quantize, then move it into place in one step,
-    so that a killed build or two processes building at once never leave a broken file."""
-    with tempfile.TemporaryDirectory(dir=path.parent, prefix=".build-") as work:
+def _build(model: PreTrainedModel, int8_layers: list[str], root: Path, key: str) -> None:
+    """Export to a temporary file in `root`, quantize, write `<key>.json`, then move the model to
+    `<key>.onnx` in one step, so that a killed build or two processes building at once never
+    leave a broken entry (an entry counts only once its .onnx exists)."""
+    with tempfile.TemporaryDirectory(dir=root, prefix=".build-") as work:
         exported = Path(work) / "model.onnx"
         export(model, exported)
         if int8_layers:
             quantized = Path(work) / "model-int8.onnx"
             quantize(exported, quantized, int8_layers)
             exported = quantized
-        os.replace(exported, path)
-    logger.info("ONNX Runtime: exported %s (%d int8 layers) to %s", type(model).__name__, len(int8_layers), path)
+        meta = Path(work) / "meta.json"
+        meta.write_text(json.dumps({"config": json.loads(model.config.to_json_string()),
+                                    "int8_layers": int8_layers}), encoding="utf-8")
+        os.replace(meta, root / f"{key}.json")
+        os.replace(exported, root / f"{key}.onnx")
+    logger.info("ONNX Runtime: exported %s (%d int8 layers) to %s", type(model).__name__, len(int8_layers),
+                root / f"{key}.onnx")
 
 
 def export(model: PreTrainedModel, path: Path) -> None:
@@ -183,17 +245,3 @@ def quantize(source: Path, target: Path, int8_layers: list[str]) -> None:
 def _module_name(node_name: str) -> str:
     """"/wrapped/bert/encoder/layer.0/output/dense/MatMul" -> "bert.encoder.layer.0.output.dense"."""
     return node_name.strip("/").rpartition("/")[0].replace("/", ".").removeprefix("wrapped.")
-
-
-def _cache_key(model: PreTrainedModel, int8_layers: list[str]) -> str:
-    import onnxruntime
-
-    digest = hashlib.sha256()
-    for part in (FORMAT_VERSION, torch.__version__, onnxruntime.__version__, model.config.to_json_string(),
-                 ",".join(int8_layers)):
-        digest.update(part.encode() + b"\0")
-    for name, tensor in sorted(model.state_dict().items()):
-        digest.update(name.encode())
-        # Raw bytes through a uint8 view: works for every dtype (bf16 has no numpy equivalent).
-        digest.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy())
-    return digest.hexdigest()[:16]

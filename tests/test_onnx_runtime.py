@@ -6,16 +6,18 @@ from __future__ import annotations
 import logging
 import pickle
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from emotion_app import onnx_runtime
+from emotion_app import modeling, onnx_runtime
 from emotion_app.inference import EmotionClassifier
 
-from conftest import all_texts
+from conftest import all_texts, subprocess_env
 
 
 @pytest.fixture
@@ -36,14 +38,29 @@ def no_export(*args, **kwargs):
     raise RuntimeError("export called")
 
 
-def test_the_second_load_reuses_the_cached_model(trained_bert_adapter, cache, monkeypatch):
+def test_the_second_load_reuses_the_cached_model_without_the_torch_model(trained_bert_adapter, cache, monkeypatch):
     first = EmotionClassifier.from_adapter(str(trained_bert_adapter))
-    assert [p.name for p in cache.iterdir()] == [first.model.path.name]
+    key = first.model.path.stem
+    assert sorted(p.name for p in cache.iterdir()) == [f"{key}.json", f"{key}.onnx"]
     monkeypatch.setattr(onnx_runtime, "export", no_export)
+    monkeypatch.setattr(modeling, "load_adapter", no_export)  # the base is a local folder: key from files
     second = EmotionClassifier.from_adapter(str(trained_bert_adapter))
     assert second.model.path == first.model.path
+    assert second.model.int8_layers == first.model.int8_layers and second.info == first.info
+    assert second.max_length == first.max_length
     texts = all_texts()
     np.testing.assert_array_equal(second.logits(texts), first.logits(texts))
+
+
+def test_a_cached_start_imports_neither_peft_nor_the_model_classes(trained_bert_adapter, cache):
+    EmotionClassifier.from_adapter(str(trained_bert_adapter))  # fills the cache
+    code = ("import sys; from emotion_app.inference import EmotionClassifier; "
+            f"e = EmotionClassifier.from_adapter({str(trained_bert_adapter)!r}); "
+            "print(e.info['runtime'], 'peft' in sys.modules, 'transformers.modeling_utils' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code], env=dict(subprocess_env(), EMOTION_APP_CACHE=str(cache)),
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split() == ["onnxruntime", "False", "False"]
 
 
 def test_fp32_int8_and_changed_weights_get_their_own_files(trained_bert_adapter, cache, tmp_path):
