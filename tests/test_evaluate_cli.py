@@ -53,7 +53,8 @@ def test_evaluate_one_file_with_a_row_limit(trained_adapter, split_rows, tmp_pat
     evaluate_cli.main(["--adapter", str(trained_adapter), "--file", str(path), "--split", "validation",
                        "--max_eval_samples", "10", "--output", str(output)])
     metrics = json.loads(output.read_text(encoding="utf-8"))
-    assert list(metrics) == ["labels", "base_model", "adapter", "validation"]
+    assert list(metrics) == ["labels", "base_model", "adapter", "engine", "validation"]
+    assert metrics["engine"] == {"runtime": "onnxruntime", "precision": "float32"}  # --int8 not given
     assert metrics["validation"]["n"] == 10
 
 

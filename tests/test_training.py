@@ -121,7 +121,8 @@ def test_model_cards_loading_snippet_runs_and_gives_our_predictions(run):
 def test_reload_reproduces_the_saved_metrics_and_label_maps(run, split_rows):
     adapter, _ = run
     saved = _metrics(adapter)
-    classifier = EmotionClassifier.from_adapter(str(adapter), quantize=False, num_threads=1)
+    # torch, to read the reloaded model's own config (an ONNX model keeps only a JSON copy)
+    classifier = EmotionClassifier.from_adapter(str(adapter), quantize=False, num_threads=1, runtime="torch")
     config = classifier.model.config
     assert config.id2label == ID2LABEL and config.label2id == LABEL2ID and config.num_labels == 6
     for split in ("validation", "test"):
