@@ -203,7 +203,11 @@ def test_200000_rows_stream_in_order_with_flat_memory(tmp_path):
     assert count == ROWS
 
 
-def test_real_command_on_a_tiny_adapter_matches_the_classifier(tmp_path, trained_adapter):
+@pytest.mark.parametrize("options, engine", [
+    ([], {}),
+    (["--precision", "fp32", "--runtime", "torch"], {"quantize": False, "runtime": "torch"}),
+])
+def test_real_command_on_a_tiny_adapter_matches_the_classifier(tmp_path, trained_adapter, options, engine):
     from emotion_app.inference import EmotionClassifier
 
     texts = ["i feel so happy today", "i am terrified of the dark", "", "i keep feeling angry"]
@@ -211,12 +215,12 @@ def test_real_command_on_a_tiny_adapter_matches_the_classifier(tmp_path, trained
     with open(source, "w", encoding="utf-8", newline="") as handle:
         csv.writer(handle).writerows([["id", "text"], *[[str(i), t] for i, t in enumerate(texts)]])
     done = subprocess.run([sys.executable, "-m", "emotion_app.score", str(source), "-o", str(tmp_path / "o.csv"),
-                           "--adapter", str(trained_adapter), "--batch-size", "2", "--no-progress"],
+                           "--adapter", str(trained_adapter), "--batch-size", "2", "--no-progress", *options],
                           cwd=REPO, env=subprocess_env(), capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "Scored 4 rows (1 left unscored: empty text)" in done.stdout
     rows = read_csv(tmp_path / "o.csv")[1:]
-    expected = EmotionClassifier.from_adapter(str(trained_adapter)).predict_proba([t for t in texts if t])
+    expected = EmotionClassifier.from_adapter(str(trained_adapter), **engine).predict_proba([t for t in texts if t])
     got = np.array([[float(x) for x in row[4:10]] for row in rows if row[1]])
     np.testing.assert_allclose(got, expected, atol=1e-4)
     assert [row[2] for row in rows if row[1]] == [LABELS[i] for i in expected.argmax(axis=1)]
