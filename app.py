@@ -7,8 +7,8 @@
 Serves on http://127.0.0.1:7860 unless GRADIO_SERVER_NAME / GRADIO_SERVER_PORT say otherwise
 (Hugging Face Spaces sets them). Upload limits: --max_mb / EMOTION_MAX_MB and --max_rows /
 EMOTION_MAX_ROWS. Engine: --precision / EMOTION_PRECISION (auto, int8, fp32) and --runtime /
-EMOTION_RUNTIME (auto, onnxruntime, torch). With a local adapter on a local (or the bundled MiniLM) base nothing needs the
-network, so HF_HUB_OFFLINE=1 is set unless you set it yourself: the app never waits on Hub
+EMOTION_RUNTIME (auto, onnxruntime, torch). With a local adapter on a local (or the bundled
+MiniLM) base nothing needs the network, so HF_HUB_OFFLINE=1 is set unless you set it yourself: the app never waits on Hub
 time-outs. Set HF_HUB_OFFLINE=0 to allow the Evaluation tab's Hub test split anyway.
 """
 
@@ -32,15 +32,17 @@ logger = logging.getLogger("app")
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from emotion_app.score import PRECISIONS, RUNTIMES
+
     parser = argparse.ArgumentParser(prog="python app.py", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--adapter", default=os.environ.get("EMOTION_ADAPTER") or DEFAULT_ADAPTER,
                         help="Adapter directory or Hub repo id (user/name); default: $EMOTION_ADAPTER, "
                         f"else {DEFAULT_ADAPTER}.")
-    parser.add_argument("--precision", choices=("auto", "int8", "fp32"),
+    parser.add_argument("--precision", choices=tuple(PRECISIONS),
                         default=os.environ.get("EMOTION_PRECISION") or "auto",
                         help="auto (default, $EMOTION_PRECISION): int8 on CPU, fp32 on a GPU; fp32 turns int8 off.")
-    parser.add_argument("--runtime", choices=("auto", "onnxruntime", "torch"),
+    parser.add_argument("--runtime", choices=RUNTIMES,
                         default=os.environ.get("EMOTION_RUNTIME") or "auto",
                         help="auto (default, $EMOTION_RUNTIME): ONNX Runtime on CPU when installed, else torch.")
     parser.add_argument("--max_mb", type=float, default=_env_number("EMOTION_MAX_MB", 50.0, float),

@@ -18,6 +18,7 @@ from .data import SPLITS, load_splits
 from .evaluation import evaluate, format_report
 from .inference import EmotionClassifier
 from .labels import LABELS
+from .score import RUNTIMES
 
 logger = logging.getLogger(__name__)
 
@@ -35,7 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--batch_size", type=int, default=64, help="Texts per forward pass.")
     parser.add_argument("--int8", action="store_true", help="Evaluate the int8 engine the app uses on CPU "
                         "(default: fp32, the precision metrics.json is computed in).")
-    parser.add_argument("--runtime", choices=("auto", "onnxruntime", "torch"), default="auto",
+    parser.add_argument("--runtime", choices=RUNTIMES, default="auto",
                         help="auto: ONNX Runtime on CPU when installed, else torch.")
     parser.add_argument("--output", default="metrics.json", help="Where to write the metrics (JSON).")
     return parser

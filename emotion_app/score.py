@@ -37,6 +37,7 @@ logger = logging.getLogger(__name__)
 DEFAULT_ADAPTER = "models/minilm-emotion-lora"
 # --precision -> EmotionClassifier.from_adapter's quantize
 PRECISIONS = {"auto": "auto", "int8": True, "fp32": False}
+RUNTIMES = ("auto", "onnxruntime", "torch")  # --runtime, as EmotionClassifier.from_adapter takes it
 EXIT_OK, EXIT_BUG, EXIT_INPUT, EXIT_MODEL, EXIT_OUTPUT, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
 
 
@@ -254,7 +255,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--workers", type=int, default=2, help="Ray workers (with --engine ray).")
     parser.add_argument("--precision", choices=tuple(PRECISIONS), default="auto",
                         help="auto: int8 on CPU (the default), fp32 on a GPU; int8; fp32 (turns int8 off).")
-    parser.add_argument("--runtime", choices=("auto", "onnxruntime", "torch"), default="auto",
+    parser.add_argument("--runtime", choices=RUNTIMES, default="auto",
                         help="auto: ONNX Runtime on CPU (when installed), torch on a GPU.")
     parser.add_argument("--no-progress", action="store_true", help="No progress bar on stderr.")
     return parser
