@@ -8,8 +8,8 @@ Serves on http://127.0.0.1:7860 unless GRADIO_SERVER_NAME / GRADIO_SERVER_PORT s
 (Hugging Face Spaces sets them). Upload limits: --max_mb / EMOTION_MAX_MB and --max_rows /
 EMOTION_MAX_ROWS. Engine: --precision / EMOTION_PRECISION (auto, int8, fp32) and --runtime /
 EMOTION_RUNTIME (auto, onnxruntime, torch). With a local adapter on a local (or the bundled
-MiniLM) base nothing needs the network, so HF_HUB_OFFLINE=1 is set unless you set it yourself: the app never waits on Hub
-time-outs. Set HF_HUB_OFFLINE=0 to allow the Evaluation tab's Hub test split anyway.
+MiniLM) base nothing needs the network, so HF_HUB_OFFLINE=1 is set unless you set it yourself:
+the app never waits on Hub time-outs. Set HF_HUB_OFFLINE=0 to allow the Evaluation tab's Hub test split anyway.
 """
 
 from __future__ import annotations
