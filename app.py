@@ -10,6 +10,10 @@ EMOTION_MAX_ROWS. Engine: --precision / EMOTION_PRECISION (auto, int8, fp32) and
 EMOTION_RUNTIME (auto, onnxruntime, torch). With a local adapter on a local (or the bundled
 MiniLM) base nothing needs the network, so HF_HUB_OFFLINE=1 is set unless you set it yourself:
 the app never waits on Hub time-outs. Set HF_HUB_OFFLINE=0 to allow the Evaluation tab's Hub test split anyway.
+
+On CPU the engine runs an ONNX export of the model, cached on disk ($EMOTION_APP_CACHE, else
+~/.cache/emotion_app). A first start builds it in a child process while this one imports gradio;
+`python app.py --prepare` builds it ahead (e.g. in a Docker build step) and exits.
 """
 
 from __future__ import annotations
@@ -19,6 +23,9 @@ import importlib.util
 import json
 import logging
 import os
+import subprocess
+import sys
+import threading
 import time
 from pathlib import Path
 
@@ -32,7 +39,7 @@ logger = logging.getLogger("app")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from emotion_app.score import PRECISIONS, RUNTIMES
+    from emotion_app.options import PRECISIONS, RUNTIMES
 
     parser = argparse.ArgumentParser(prog="python app.py", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -45,6 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--runtime", choices=RUNTIMES,
                         default=os.environ.get("EMOTION_RUNTIME") or "auto",
                         help="auto (default, $EMOTION_RUNTIME): ONNX Runtime on CPU when installed, else torch.")
+    parser.add_argument("--prepare", action="store_true",
+                        help="Put the engine's ONNX model into the cache and exit (e.g. in a Docker build step).")
     parser.add_argument("--max_mb", type=float, default=_env_number("EMOTION_MAX_MB", 50.0, float),
                         help="Largest upload (table or labelled file) in MB (default $EMOTION_MAX_MB or 50).")
     parser.add_argument("--max_rows", type=int, default=_env_number("EMOTION_MAX_ROWS", 100_000, int),
@@ -85,31 +94,67 @@ def runs_offline(adapter: str) -> bool:
     return Path(base).is_dir()
 
 
-def build(args: argparse.Namespace):
-    """Load the classifier and build the Blocks (not launched)."""
+def engine_options(args: argparse.Namespace) -> tuple[str, dict]:
+    """The adapter and `EmotionClassifier.from_adapter`'s options from the command line, checked."""
+    from emotion_app.options import PRECISIONS
+
     adapter = resolve_adapter(args.adapter)
     if runs_offline(adapter):
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    if args.precision not in PRECISIONS:  # a bad $EMOTION_PRECISION bypasses argparse's choices
+        raise SystemExit(f"error: precision must be one of {', '.join(PRECISIONS)}, found {args.precision!r}. "
+                         "Fix --precision or EMOTION_PRECISION.")
+    return adapter, {"token": os.environ.get("HF_TOKEN") or None, "quantize": PRECISIONS[args.precision],
+                     "runtime": args.runtime}
+
+
+def build(args: argparse.Namespace):
+    """Load the classifier and build the Blocks (not launched)."""
+    adapter, options = engine_options(args)
     from emotion_app.inference import EmotionClassifier
-    from emotion_app.score import PRECISIONS
     from emotion_app.ui import Limits, build_demo
 
     if args.max_mb <= 0 or args.max_rows < 1:
         raise SystemExit(f"error: limits must be positive, found --max_mb {args.max_mb} and --max_rows "
                          f"{args.max_rows}. Pass e.g. --max_mb 50 --max_rows 100000.")
-    if args.precision not in PRECISIONS:  # a bad $EMOTION_PRECISION bypasses argparse's choices
-        raise SystemExit(f"error: precision must be one of {', '.join(PRECISIONS)}, found {args.precision!r}. "
-                         "Fix --precision or EMOTION_PRECISION.")
     started = time.perf_counter()
     try:
-        classifier = EmotionClassifier.from_adapter(adapter, token=os.environ.get("HF_TOKEN") or None,
-                                                    quantize=PRECISIONS[args.precision], runtime=args.runtime)
+        classifier = EmotionClassifier.from_adapter(adapter, **options)
     except (ValueError, ImportError) as err:
         raise SystemExit(f"error: {err}") from None
     logger.info("Loaded adapter %s on %s in %.1f s", args.adapter, classifier.info.get("base_model"),
                 time.perf_counter() - started)
     limits = Limits(max_bytes=int(args.max_mb * 1024 * 1024), max_rows=args.max_rows)
     return build_demo(classifier, limits=limits), limits
+
+
+def prepare(args: argparse.Namespace) -> None:
+    """--prepare: put the engine's ONNX model into the cache and exit."""
+    adapter, options = engine_options(args)
+    from emotion_app.inference import prepare_onnx
+
+    try:
+        cached = prepare_onnx(adapter, **options)
+    except (ValueError, ImportError) as err:
+        raise SystemExit(f"error: {err}") from None
+    logger.info("ONNX model for %s: %s", args.adapter, "in the cache" if cached else
+                "none needed (this engine runs in torch here)")
+
+
+def start_background_prepare(args: argparse.Namespace, argv: list[str]) -> subprocess.Popen | None:
+    """`python app.py --prepare` beside this process, with 2+ cores. On a first start it exports
+    the model to ONNX while this process imports gradio, and `from_adapter` here waits for it
+    (onnx_runtime.build_lock) and reads the file: seconds saved (docs/performance.md). With the
+    model already cached the child finds it and exits. Its output is dropped: should it fail,
+    this process builds the model itself and reports what went wrong."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    if args.runtime == "torch" or cores < 2:
+        return None
+    command = [sys.executable, str(Path(__file__).resolve()), "--prepare", *argv]
+    child = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+    threading.Thread(target=child.wait, name="reap-prepare", daemon=True).start()  # no zombie left
+    return child
 
 
 def serve(demo, limits) -> None:
@@ -129,7 +174,16 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'app' has no attribute {name!r}")
 
 
+def main(argv: list[str]) -> None:
+    args = build_parser().parse_args(argv)
+    if args.prepare:
+        prepare(args)
+        return
+    start_background_prepare(args, argv)  # first, so that it runs while this process imports gradio
+    demo, limits = build(args)
+    serve(demo, limits)
+
+
 if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    demo, _limits = build(build_parser().parse_args())
-    serve(demo, _limits)
+    main(sys.argv[1:])

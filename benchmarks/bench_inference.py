@@ -183,10 +183,14 @@ def bench_app(adapter: str, cache: str) -> dict:
     process = subprocess.Popen([sys.executable, str(REPO / "app.py"), "--adapter", adapter], cwd=REPO, env=env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
-        answer = None
+        answer, tree_rss = None, 0.0
         while answer is None and time.perf_counter() - started < 120:
             if process.poll() is not None:
                 raise RuntimeError(f"app.py exited with {process.returncode}: {process.stderr.read()[-2000:]}")
+            tree_rss = max(tree_rss, _tree_rss_mb(process.pid))
+            if not _port_open(port):  # a cheap check first: a Client per try costs ~25 ms of CPU,
+                time.sleep(0.05)  # which the app starting on the same 2 cores would pay for
+                continue
             try:
                 client = Client(f"http://127.0.0.1:{port}/", verbose=False)
                 answer = client.predict("i feel so happy today", api_name="/predict")
@@ -195,10 +199,35 @@ def bench_app(adapter: str, cache: str) -> dict:
                 time.sleep(0.1)
         seconds = time.perf_counter() - started
         rss = _peak_rss_mb(process.pid)
+        tree_rss = max(tree_rss, rss)
     finally:
         process.terminate()
         process.wait(timeout=30)
-    return {"cold_start_s": seconds, "app_peak_rss_mb": rss, "first_answer": str(answer)[:120]}
+    return {"cold_start_s": seconds, "app_peak_rss_mb": rss, "all_processes_peak_rss_mb": tree_rss,
+            "first_answer": str(answer)[:120]}
+
+
+def _tree_rss_mb(pid: int) -> float:
+    """RSS of the app and its children (the first start's background ONNX build), sampled now."""
+    import psutil
+
+    try:
+        root = psutil.Process(pid)
+        processes = [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return 0.0
+    total = 0
+    for process in processes:
+        try:
+            total += process.memory_info().rss
+        except psutil.NoSuchProcess:  # a child that just ended
+            pass
+    return total / 2**20
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
 def _peak_rss_mb(pid: int) -> float:
@@ -281,7 +310,7 @@ def check_targets(summary: dict) -> dict:
     if "app" in summary:
         found["cold_start_s"] = summary["app"]["cold_start_s"]
         found["first_start_s"] = summary["app_first_start"]["cold_start_s"]
-        found["app_rss_mb"] = max(summary["app"]["app_peak_rss_mb"], summary["app_first_start"]["app_peak_rss_mb"])
+        found["app_rss_mb"] = max(summary[run]["all_processes_peak_rss_mb"] for run in ("app", "app_first_start"))
     if "int8_minus_fp32_points" in summary:
         found["int8_minus_fp32_points"] = summary["int8_minus_fp32_points"]
     checks = {}

@@ -18,7 +18,7 @@ from .data import SPLITS, load_splits
 from .evaluation import evaluate, format_report
 from .inference import EmotionClassifier
 from .labels import LABELS
-from .score import RUNTIMES
+from .options import RUNTIMES
 
 logger = logging.getLogger(__name__)
 

@@ -14,6 +14,7 @@ What makes it fast on a small CPU (measured in docs/performance.md):
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -28,6 +29,7 @@ import numpy as np
 import torch
 
 from .labels import LABELS, NUM_LABELS
+from .options import RUNTIMES
 
 if TYPE_CHECKING:  # importing these loads transformers' model code (seconds): see modeling.py
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -147,6 +149,23 @@ class EmotionClassifier:
         return input_ids, mask
 
 
+def prepare_onnx(adapter: str, base_model: str | None = None, token: str | None = None, *,
+                 quantize: str | bool = "auto", runtime: str = "auto") -> bool:
+    """Put the ONNX model that `from_adapter` with the same arguments runs into the cache, and
+    nothing else (`python app.py --prepare`, and the app's background build on a first start).
+    False when that engine is not an ONNX one (a GPU, runtime "torch", no onnxruntime, a
+    failed export with runtime "auto"): then there is nothing to cache."""
+    from .modeling import read_adapter
+
+    target = _resolve_device(None)
+    if not _resolve_runtime(runtime, target):
+        return False
+    source = read_adapter(adapter, base_model=base_model, token=token)
+    model, _precision = _load_model(adapter, source, target, _resolve_quantize(quantize, target), True,
+                                    runtime == "auto", set_num_threads(None))
+    return not isinstance(model, torch.nn.Module)
+
+
 def set_num_threads(num_threads: int | None = None) -> int:
     """Set torch's intra-op thread count (a process-wide setting) and return it.
 
@@ -214,14 +233,16 @@ def _load_model(adapter: str, source, device: torch.device, int8: bool, onnx: bo
     from .modeling import load_adapter
 
     key = onnx_runtime.source_key(source.directory, source.base_model, int8) if onnx else None
-    model = onnx_runtime.load_cached(key, threads) if key else None
-    if model is None:
-        model = load_adapter(adapter, source=source).model.to(device)
-        int8_layers = int8_layer_names(model) if int8 else []
-        if onnx:
-            model = _onnx_or_torch(model, int8_layers, threads, key, fallback)
-        if isinstance(model, torch.nn.Module):
-            return model, "int8" if int8_layers and quantize_int8(model, int8_layers) else "float32"
+    # One process builds a given ONNX model at a time; the others wait and read it from the cache.
+    with onnx_runtime.build_lock(key) if key else contextlib.nullcontext():
+        model = onnx_runtime.load_cached(key, threads) if key else None
+        if model is None:
+            model = load_adapter(adapter, source=source).model.to(device)
+            int8_layers = int8_layer_names(model) if int8 else []
+            if onnx:
+                model = _onnx_or_torch(model, int8_layers, threads, key, fallback)
+            if isinstance(model, torch.nn.Module):
+                return model, "int8" if int8_layers and quantize_int8(model, int8_layers) else "float32"
     return model, "int8" if model.int8_layers else "float32"
 
 
@@ -285,8 +306,8 @@ def _resolve_runtime(runtime: str, device: torch.device) -> bool:
     """True when the model should run in ONNX Runtime: "auto" means on CPU, when installed."""
     from . import onnx_runtime
 
-    if runtime not in ("auto", "onnxruntime", "torch"):
-        raise ValueError(f'runtime must be "auto", "onnxruntime" or "torch"; found {runtime!r}.')
+    if runtime not in RUNTIMES:
+        raise ValueError(f"runtime must be one of {', '.join(map(repr, RUNTIMES))}; found {runtime!r}.")
     if runtime == "onnxruntime" and device.type != "cpu":
         raise ValueError(f'runtime "onnxruntime" runs on CPU here, but device is {device}. '
                          'Pass runtime="auto" or "torch" on a GPU.')

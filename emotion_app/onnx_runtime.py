@@ -17,6 +17,7 @@ int8 layers). Cache folder: $EMOTION_APP_CACHE, else $XDG_CACHE_HOME/emotion_app
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.util
 import json
@@ -33,6 +34,11 @@ import numpy as np
 import torch
 
 from .modeling import file_sha256, resolve_base
+
+try:
+    import fcntl
+except ImportError:  # Windows: no build lock; two processes may then build the same model
+    fcntl = None
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel
@@ -140,6 +146,30 @@ def load_cached(key: str, num_threads: int, directory: Path | None = None) -> On
     return OnnxModel(path, config, int8_layers, num_threads)
 
 
+@contextlib.contextmanager
+def build_lock(key: str, directory: Path | None = None):
+    """Held by the process that loads or builds `key`: another process that needs the same model
+    waits here, then finds it in the cache instead of building it a second time (the app's
+    background build, several workers starting at once). A no-op without fcntl or when the
+    cache folder is not writable."""
+    root = directory or cache_dir()
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        handle = open(root / f"{key}.lock", "a+b")
+    except OSError:
+        handle = None
+    if handle is None or fcntl is None:
+        yield
+        return
+    with handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            logger.info("ONNX Runtime: another process is building this model; waiting for it")
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        yield  # closing the file releases the lock
+
+
 def onnx_model(model: PreTrainedModel, int8_layers: Collection[str], num_threads: int,
                key: str | None = None, directory: Path | None = None) -> OnnxModel:
     """The ONNX Runtime version of `model` (merged, on CPU), from the cache or built into it.
@@ -238,8 +268,21 @@ def quantize(source: Path, target: Path, int8_layers: list[str]) -> None:
         raise RuntimeError(f"ONNX export: found {len(nodes)} MatMul nodes for the {len(wanted)} layers to "
                            "quantize; the exporter named its nodes differently than expected. "
                            'Use runtime="torch" for this model.')
-    quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul"],
-                     nodes_to_quantize=nodes)
+    quiet = _BelowError()  # the quantizer logs advice and per-tensor notes on the root logger
+    logging.getLogger().addFilter(quiet)
+    try:
+        quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul"],
+                         nodes_to_quantize=nodes)
+    finally:
+        logging.getLogger().removeFilter(quiet)
+
+
+class _BelowError(logging.Filter):
+    """Drops records under ERROR. On the root logger it sees only what is logged on the root logger
+    itself (`logging.info(...)`, as onnxruntime's quantizer does), not our modules' records."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.ERROR
 
 
 def _module_name(node_name: str) -> str:

@@ -29,15 +29,13 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from .options import PRECISIONS, RUNTIMES
 from .scoring import NOTE_EMPTY, SCORE_BATCH_ROWS, Classifier, TableWriter, output_format, output_names, score_frame
 from .tabular import TableStream, open_table
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_ADAPTER = "models/minilm-emotion-lora"
-# --precision -> EmotionClassifier.from_adapter's quantize
-PRECISIONS = {"auto": "auto", "int8": True, "fp32": False}
-RUNTIMES = ("auto", "onnxruntime", "torch")  # --runtime, as EmotionClassifier.from_adapter takes it
 EXIT_OK, EXIT_BUG, EXIT_INPUT, EXIT_MODEL, EXIT_OUTPUT, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
 
 

@@ -223,7 +223,7 @@ def test_bad_texts_are_rejected(trained_bert_adapter, texts, message):
 @pytest.mark.parametrize("kwargs, message", [
     ({"quantize": "yes"}, 'quantize must be "auto", True or False'),
     ({"quantize": True, "device": "meta"}, "runs on CPU only"),
-    ({"runtime": "tensorflow"}, 'runtime must be "auto", "onnxruntime" or "torch"'),
+    ({"runtime": "tensorflow"}, "runtime must be one of 'auto', 'onnxruntime', 'torch'; found 'tensorflow'"),
     ({"runtime": "onnxruntime", "device": "meta", "quantize": False}, "runs on CPU here"),
     ({"device": "no-such-device"}, "is not a torch device"),
     ({"num_threads": -2}, "num_threads must be a whole number"),

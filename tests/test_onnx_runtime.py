@@ -8,6 +8,8 @@ import pickle
 import shutil
 import subprocess
 import sys
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -15,7 +17,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from emotion_app import modeling, onnx_runtime
-from emotion_app.inference import EmotionClassifier
+from emotion_app.inference import EmotionClassifier, int8_layer_names, prepare_onnx
 
 from conftest import all_texts, subprocess_env
 
@@ -41,7 +43,7 @@ def no_export(*args, **kwargs):
 def test_the_second_load_reuses_the_cached_model_without_the_torch_model(trained_bert_adapter, cache, monkeypatch):
     first = EmotionClassifier.from_adapter(str(trained_bert_adapter))
     key = first.model.path.stem
-    assert sorted(p.name for p in cache.iterdir()) == [f"{key}.json", f"{key}.onnx"]
+    assert sorted(p.name for p in cache.iterdir()) == [f"{key}.json", f"{key}.lock", f"{key}.onnx"]
     monkeypatch.setattr(onnx_runtime, "export", no_export)
     monkeypatch.setattr(modeling, "load_adapter", no_export)  # the base is a local folder: key from files
     second = EmotionClassifier.from_adapter(str(trained_bert_adapter))
@@ -120,3 +122,37 @@ def test_missing_onnxruntime(trained_bert_adapter, monkeypatch, caplog):
         engine = EmotionClassifier.from_adapter(str(trained_bert_adapter))
     assert engine.info["runtime"] == "torch"
     assert "onnxruntime is not installed" in caplog.text
+
+
+def test_a_load_waits_for_another_build_of_the_same_model_then_reads_it(trained_bert_adapter, cache, monkeypatch):
+    adapter = modeling.load_adapter(str(trained_bert_adapter))
+    key = onnx_runtime.source_key(trained_bert_adapter, adapter.base_model, int8=True)
+    monkeypatch.setattr(modeling, "load_adapter", no_export)  # the waiting load must not build it again
+    loaded = {}
+    waiting = threading.Thread(target=lambda: loaded.update(engine=EmotionClassifier.from_adapter(
+        str(trained_bert_adapter))))
+    with onnx_runtime.build_lock(key):  # as the app's background build holds it
+        waiting.start()
+        time.sleep(1.0)
+        assert waiting.is_alive() and not list(cache.glob("*.onnx"))
+        onnx_runtime.onnx_model(adapter.model, int8_layer_names(adapter.model), 1, key)
+    waiting.join(timeout=120)
+    assert loaded["engine"].model.path == cache / f"{key}.onnx"
+    assert loaded["engine"].info["precision"] == "int8"
+
+
+def test_prepare_onnx_fills_the_cache_that_from_adapter_reads(trained_bert_adapter, cache, monkeypatch):
+    assert not prepare_onnx(str(trained_bert_adapter), runtime="torch")
+    assert not cache.exists() or not list(cache.glob("*.onnx"))
+    assert prepare_onnx(str(trained_bert_adapter), quantize=False)
+    [built] = cache.glob("*.onnx")
+    monkeypatch.setattr(modeling, "load_adapter", no_export)
+    engine = EmotionClassifier.from_adapter(str(trained_bert_adapter), quantize=False)
+    assert engine.model.path == built and engine.info["precision"] == "float32"
+
+
+def test_the_quantizer_adds_nothing_to_the_logs(trained_bert_adapter, cache, caplog):
+    with caplog.at_level(logging.INFO):
+        EmotionClassifier.from_adapter(str(trained_bert_adapter))
+    assert "ONNX Runtime: exported BertForSequenceClassification" in caplog.text
+    assert [record.getMessage() for record in caplog.records if record.name == "root"] == []

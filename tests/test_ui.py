@@ -4,6 +4,8 @@ trip, limits and errors shown as gr.Error."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import gradio as gr
@@ -14,6 +16,8 @@ import pytest
 from emotion_app import figures
 from emotion_app.labels import LABELS
 from emotion_app.ui import ANY, CONFUSION_VIEWS, Handlers, Limits, build_demo, model_info, read_metrics
+
+from conftest import REPO, subprocess_env
 
 # One trigger word per emotion; the fake classifier puts most of its mass on the words it sees.
 TRIGGERS = {"sadness": "sad", "joy": "happy", "love": "adore", "anger": "angry", "fear": "scared",
@@ -447,3 +451,42 @@ def test_app_limits_come_from_flags_or_environment(monkeypatch):
     monkeypatch.setenv("EMOTION_MAX_ROWS", "many")
     with pytest.raises(SystemExit, match="EMOTION_MAX_ROWS='many' is not a number"):
         app.build_parser()
+
+
+def test_prepare_builds_the_onnx_model_and_exits(trained_bert_adapter, tmp_path):
+    cache = tmp_path / "cache"
+    env = dict(subprocess_env(), EMOTION_APP_CACHE=str(cache))
+    command = [sys.executable, "app.py", "--prepare", "--adapter", str(trained_bert_adapter)]
+    result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "in the cache" in result.stderr and len(list(cache.glob("*.onnx"))) == 1
+    result = subprocess.run([*command, "--runtime", "torch"], cwd=REPO, env=env, capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0 and "none needed" in result.stderr
+    result = subprocess.run([*command[:-1], str(tmp_path / "missing")], cwd=REPO, env=env, capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 1 and "error: adapter" in result.stderr
+
+
+class FakePopen:
+    def __init__(self, command, **kwargs):
+        self.command = command
+
+    def wait(self):
+        return 0
+
+
+@pytest.mark.parametrize("argv, cores, started", [
+    (["--max_rows", "5"], 2, True),
+    (["--runtime", "torch"], 2, False),
+    ([], 1, False),
+])
+def test_the_background_build_starts_with_two_cores_unless_torch_runs(monkeypatch, argv, cores, started):
+    import app
+
+    monkeypatch.setattr(app.subprocess, "Popen", FakePopen)
+    monkeypatch.setattr(app.os, "sched_getaffinity", lambda pid: set(range(cores)), raising=False)
+    child = app.start_background_prepare(app.build_parser().parse_args(argv), argv)
+    assert (child is not None) == started
+    if started:
+        assert child.command[1:] == [str(app.HERE / "app.py"), "--prepare", *argv]
