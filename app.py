@@ -142,19 +142,32 @@ def prepare(args: argparse.Namespace) -> None:
 
 
 def start_background_prepare(args: argparse.Namespace, argv: list[str]) -> subprocess.Popen | None:
-    """`python app.py --prepare` beside this process, with 2+ cores. On a first start it exports
-    the model to ONNX while this process imports gradio, and `from_adapter` here waits for it
-    (onnx_runtime.build_lock) and reads the file: seconds saved (docs/performance.md). With the
-    model already cached the child finds it and exits. Its output is dropped: should it fail,
-    this process builds the model itself and reports what went wrong."""
+    """`python app.py --prepare` beside this process, given 2+ cores and 2 GiB of free memory. On
+    a first start it exports the model to ONNX while this process imports gradio, and
+    `from_adapter` here waits for it (onnx_runtime.build_lock) and reads the file: 7-8 s to the
+    first answer instead of about 10 s, at the price of a second process for a few seconds (1.4 GB
+    for both at the peak instead of 1.1 GB; docs/performance.md). With the model already cached
+    the child finds it and exits. Its output is dropped: should it fail, this process builds the
+    model itself and reports what went wrong."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    if args.runtime == "torch" or cores < 2:
+    if args.runtime == "torch" or cores < 2 or available_memory_gib() < 2:
         return None
     command = [sys.executable, str(Path(__file__).resolve()), "--prepare", *argv]
     child = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                              stderr=subprocess.DEVNULL)
     threading.Thread(target=child.wait, name="reap-prepare", daemon=True).start()  # no zombie left
     return child
+
+
+def available_memory_gib() -> float:
+    """MemAvailable from /proc/meminfo (Linux); infinity where that cannot be read."""
+    try:
+        for line in Path("/proc/meminfo").read_text(encoding="ascii").splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) / 2**20
+    except (OSError, ValueError, IndexError):
+        pass
+    return float("inf")
 
 
 def serve(demo, limits) -> None:

@@ -476,17 +476,26 @@ class FakePopen:
         return 0
 
 
-@pytest.mark.parametrize("argv, cores, started", [
-    (["--max_rows", "5"], 2, True),
-    (["--runtime", "torch"], 2, False),
-    ([], 1, False),
+@pytest.mark.parametrize("argv, cores, memory_gib, started", [
+    (["--max_rows", "5"], 2, 8.0, True),
+    (["--runtime", "torch"], 2, 8.0, False),
+    ([], 1, 8.0, False),
+    ([], 2, 1.5, False),
 ])
-def test_the_background_build_starts_with_two_cores_unless_torch_runs(monkeypatch, argv, cores, started):
+def test_the_background_build_needs_two_cores_and_memory_and_not_torch(monkeypatch, argv, cores, memory_gib, started):
     import app
 
     monkeypatch.setattr(app.subprocess, "Popen", FakePopen)
     monkeypatch.setattr(app.os, "sched_getaffinity", lambda pid: set(range(cores)), raising=False)
+    monkeypatch.setattr(app, "available_memory_gib", lambda: memory_gib)
     child = app.start_background_prepare(app.build_parser().parse_args(argv), argv)
     assert (child is not None) == started
     if started:
         assert child.command[1:] == [str(app.HERE / "app.py"), "--prepare", *argv]
+
+
+def test_available_memory_is_read_from_meminfo():
+    import app
+
+    memory = app.available_memory_gib()
+    assert 0 < memory < float("inf")  # this suite runs on Linux
