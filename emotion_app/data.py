@@ -9,12 +9,16 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Value, load_dataset
 
-from .config import DataArguments
 from .labels import LABELS, parse_label
+
+if TYPE_CHECKING:  # config imports transformers' TrainingArguments (and torch): seconds that the
+    # app's Evaluation tab would pay on its first labelled file
+    from .config import DataArguments
 
 logger = logging.getLogger(__name__)
 

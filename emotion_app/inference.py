@@ -19,6 +19,7 @@ import json
 import logging
 import os
 import re
+import sys
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -26,13 +27,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from .labels import LABELS, NUM_LABELS
+from .onnx_runtime import OnnxModel
 from .options import RUNTIMES
 
 if TYPE_CHECKING:  # importing these loads transformers' model code (seconds): see modeling.py
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+# torch is imported where a torch model is used, never at import: a start from a cached ONNX
+# model then runs without it (a second and about 190 MB less; docs/performance.md).
+# Where a GPU driver could be, torch has to be asked whether it sees a GPU.
+GPU_DRIVER_FILES = ("/proc/driver/nvidia/version", "/dev/nvidiactl", "/dev/kfd")
 
 logger = logging.getLogger(__name__)
 
@@ -61,7 +67,7 @@ class EmotionClassifier:
                              "Leave it unset to use the tokenizer's limit.")
         if not temperature > 0:
             raise ValueError(f"temperature must be positive, found {temperature}.")
-        self.model = model.eval() if isinstance(model, torch.nn.Module) else model
+        self.model = model if isinstance(model, OnnxModel) else model.eval()
         self.tokenizer = tokenizer
         self.max_length = min(max_length or tokenizer.model_max_length, _position_limit(model))
         self.batch_size = batch_size
@@ -78,22 +84,22 @@ class EmotionClassifier:
 
         quantize: "auto" (int8 on CPU, unchanged on a GPU), True (int8; CPU only) or False (fp32).
         runtime: "auto" (ONNX Runtime on CPU when installed, else torch), "onnxruntime" or "torch".
-        num_threads: intra-op threads; None = the cores this process may use. This changes a
-            process-wide torch setting (see `set_num_threads`).
+        num_threads: intra-op threads; None = the cores this process may use. For a torch model
+            this changes a process-wide torch setting (see `set_num_threads`).
         device: "cpu", "cuda", ...; None = the GPU when torch sees one, else the CPU.
         """
-        from .modeling import read_adapter
+        from .modeling import load_engine_tokenizer, read_adapter
 
         target = _resolve_device(device)
         use_int8 = _resolve_quantize(quantize, target)
         use_onnx = _resolve_runtime(runtime, target)
-        threads = set_num_threads(num_threads)
+        threads = _thread_count(num_threads)
         source = read_adapter(adapter, base_model=base_model, token=token)
         model, precision = _load_model(adapter, source, target, use_int8, use_onnx, runtime == "auto", threads)
         info = {"adapter": adapter, "base_model": source.base_model, "directory": str(source.directory),
-                "runtime": "torch" if isinstance(model, torch.nn.Module) else "onnxruntime",
-                "precision": precision, "device": str(target), "num_threads": threads}
-        return cls(model, source.tokenizer, batch_size=batch_size, info=info,
+                "runtime": "onnxruntime" if isinstance(model, OnnxModel) else "torch",
+                "precision": precision, "device": target, "num_threads": threads}
+        return cls(model, load_engine_tokenizer(source.tokenizer_source), batch_size=batch_size, info=info,
                    temperature=read_temperature(source.directory))
 
     def logits(self, texts: Sequence[str]) -> np.ndarray:
@@ -111,14 +117,16 @@ class EmotionClassifier:
 
     def set_num_threads(self, num_threads: int) -> None:
         """Threads for this engine's forward passes (for torch a process-wide setting)."""
-        if isinstance(self.model, torch.nn.Module):
-            set_num_threads(num_threads)
-        else:
+        if isinstance(self.model, OnnxModel):
             self.model.set_num_threads(num_threads)
+        else:
+            set_num_threads(num_threads)
 
     def _forward(self, input_ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        if not isinstance(self.model, torch.nn.Module):  # ONNX Runtime takes numpy directly
+        if isinstance(self.model, OnnxModel):  # ONNX Runtime takes numpy directly
             return self.model(input_ids, mask)
+        import torch
+
         device = self.model.device
         with torch.inference_mode():
             result = self.model(input_ids=torch.from_numpy(input_ids).to(device),
@@ -162,8 +170,8 @@ def prepare_onnx(adapter: str, base_model: str | None = None, token: str | None 
         return False
     source = read_adapter(adapter, base_model=base_model, token=token)
     model, _precision = _load_model(adapter, source, target, _resolve_quantize(quantize, target), True,
-                                    runtime == "auto", set_num_threads(None))
-    return not isinstance(model, torch.nn.Module)
+                                    runtime == "auto", _thread_count(None))
+    return isinstance(model, OnnxModel)
 
 
 def set_num_threads(num_threads: int | None = None) -> int:
@@ -172,14 +180,21 @@ def set_num_threads(num_threads: int | None = None) -> int:
     None picks `default_num_threads()`. More threads than cores only adds contention; on a
     shared machine or under Ray (one worker per core) pass 1.
     """
-    if num_threads is None:
-        num_threads = default_num_threads()
-    if isinstance(num_threads, bool) or not isinstance(num_threads, int) or num_threads < 1:
-        raise ValueError(f"num_threads must be a whole number of at least 1, found {num_threads!r}. "
-                         "Leave it unset to use every core this process may run on.")
+    import torch
+
+    num_threads = _thread_count(num_threads)
     if torch.get_num_threads() != num_threads:
         logger.info("torch threads: %d -> %d", torch.get_num_threads(), num_threads)
         torch.set_num_threads(num_threads)
+    return num_threads
+
+
+def _thread_count(num_threads: int | None) -> int:
+    if num_threads is None:
+        return default_num_threads()
+    if isinstance(num_threads, bool) or not isinstance(num_threads, int) or num_threads < 1:
+        raise ValueError(f"num_threads must be a whole number of at least 1, found {num_threads!r}. "
+                         "Leave it unset to use every core this process may run on.")
     return num_threads
 
 
@@ -199,6 +214,8 @@ def int8_layer_names(model: PreTrainedModel) -> list[str]:
     `_keep_fp32` keeps. The classification head stays fp32: it is tiny, so int8 would save nothing
     there and would only add rounding to the logits. GPT-2 uses Conv1D rather than nn.Linear, so it
     has none (and stays fp32)."""
+    import torch
+
     prefix = model.base_model_prefix
     backbone = getattr(model, prefix, model)
     return [f"{prefix}.{name}" if backbone is not model else name
@@ -209,6 +226,7 @@ def int8_layer_names(model: PreTrainedModel) -> list[str]:
 def quantize_int8(model: PreTrainedModel, layers: list[str] | None = None) -> list[str]:
     """Quantize `layers` (default `int8_layer_names(model)`) to int8 in place with torch dynamic
     quantization (int8 weights, activations quantized per batch); returns the quantized names."""
+    import torch
     from torch.ao.quantization import default_dynamic_qconfig, quantize_dynamic
 
     if model.device.type != "cpu":
@@ -225,7 +243,7 @@ def quantize_int8(model: PreTrainedModel, layers: list[str] | None = None) -> li
     return layers
 
 
-def _load_model(adapter: str, source, device: torch.device, int8: bool, onnx: bool, fallback: bool,
+def _load_model(adapter: str, source, device: str, int8: bool, onnx: bool, fallback: bool,
                 threads: int) -> tuple:
     """(model, precision): a cached ONNX model when there is one (no torch model needed), else base +
     adapter merged, then exported to ONNX Runtime (`onnx`) or quantized in torch (`int8`)."""
@@ -241,7 +259,8 @@ def _load_model(adapter: str, source, device: torch.device, int8: bool, onnx: bo
             int8_layers = int8_layer_names(model) if int8 else []
             if onnx:
                 model = _onnx_or_torch(model, int8_layers, threads, key, fallback)
-            if isinstance(model, torch.nn.Module):
+            if not isinstance(model, OnnxModel):
+                set_num_threads(threads)
                 return model, "int8" if int8_layers and quantize_int8(model, int8_layers) else "float32"
     return model, "int8" if model.int8_layers else "float32"
 
@@ -292,42 +311,60 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return exp / exp.sum(axis=1, keepdims=True)
 
 
-def _resolve_quantize(quantize: str | bool, device: torch.device) -> bool:
+def _resolve_quantize(quantize: str | bool, device: str) -> bool:
     """True when the int8 path should be used: "auto" means int8 on CPU, nothing elsewhere."""
     if not (isinstance(quantize, bool) or quantize == "auto"):
         raise ValueError(f'quantize must be "auto", True or False; found {quantize!r}.')
-    if quantize is True and device.type != "cpu":
+    on_cpu = _device_type(device) == "cpu"
+    if quantize is True and not on_cpu:
         raise ValueError(f"int8 dynamic quantization runs on CPU only, but device is {device}. "
                          'Pass quantize="auto" or False on a GPU.')
-    return quantize is True or (quantize == "auto" and device.type == "cpu")
+    return quantize is True or (quantize == "auto" and on_cpu)
 
 
-def _resolve_runtime(runtime: str, device: torch.device) -> bool:
+def _resolve_runtime(runtime: str, device: str) -> bool:
     """True when the model should run in ONNX Runtime: "auto" means on CPU, when installed."""
     from . import onnx_runtime
 
     if runtime not in RUNTIMES:
         raise ValueError(f"runtime must be one of {', '.join(map(repr, RUNTIMES))}; found {runtime!r}.")
-    if runtime == "onnxruntime" and device.type != "cpu":
+    on_cpu = _device_type(device) == "cpu"
+    if runtime == "onnxruntime" and not on_cpu:
         raise ValueError(f'runtime "onnxruntime" runs on CPU here, but device is {device}. '
                          'Pass runtime="auto" or "torch" on a GPU.')
     if runtime == "onnxruntime" and not onnx_runtime.available():
         raise ImportError(f'runtime "onnxruntime" needs onnxruntime and onnx: {onnx_runtime.INSTALL_HINT}.')
-    if runtime == "auto" and device.type == "cpu" and not onnx_runtime.available():
+    if runtime == "auto" and on_cpu and not onnx_runtime.available():
         logger.warning("onnxruntime is not installed, so the engine runs in torch (slower on CPU): %s",
                        onnx_runtime.INSTALL_HINT)
-    return runtime == "onnxruntime" or (runtime == "auto" and device.type == "cpu" and onnx_runtime.available())
+    return runtime == "onnxruntime" or (runtime == "auto" and on_cpu and onnx_runtime.available())
 
 
-def _resolve_device(device: str | torch.device | None) -> torch.device:
-    """None: the first GPU when torch sees one, else the CPU."""
+def _resolve_device(device) -> str:
+    """The device as torch spells it ("cpu", "cuda", "cuda:1"). None: the first GPU when torch
+    sees one, else the CPU."""
     if device is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        return "cuda" if _torch_sees_a_gpu() else "cpu"
+    import torch
+
     try:
-        return torch.device(device)
+        return str(torch.device(device))
     except (RuntimeError, TypeError) as err:
         raise ValueError(f"device {device!r} is not a torch device ({err}): expected e.g. \"cpu\" or "
                          "\"cuda\", or None to pick one.") from None
+
+
+def _torch_sees_a_gpu() -> bool:
+    """torch.cuda.is_available(), without importing torch on a Linux machine with no GPU driver."""
+    if sys.platform == "linux" and "torch" not in sys.modules and not any(map(os.path.exists, GPU_DRIVER_FILES)):
+        return False
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def _device_type(device: str) -> str:
+    return device.partition(":")[0]
 
 
 def _position_limit(model: PreTrainedModel) -> int:

@@ -16,12 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from transformers import AutoTokenizer
-
 from .labels import ID2LABEL, LABEL2ID, NUM_LABELS, check_label_maps
+from .tokenizer import FastTokenizer
 
-if TYPE_CHECKING:  # peft, the model classes and TrainingArguments take seconds to import: the
-    # app's start from a cached ONNX model (inference.py) needs none of them
+if TYPE_CHECKING:  # transformers (and with it torch), peft and TrainingArguments take seconds to
+    # import: the app's start from a cached ONNX model (inference.py) needs none of them
     from peft import LoraConfig
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
@@ -75,6 +74,8 @@ def _sha256(path: str, size: int, mtime_ns: int) -> str:
 
 
 def load_tokenizer(source: str, max_length: int | None = None) -> PreTrainedTokenizerBase:
+    from transformers import AutoTokenizer
+
     tokenizer = AutoTokenizer.from_pretrained(resolve_base(source))
     if tokenizer.pad_token is None:  # GPT-2 has none; padding with EOS is the usual choice
         tokenizer.pad_token = tokenizer.eos_token
@@ -162,7 +163,7 @@ def check_adapter_head(directory: Path, adapter: str, config: dict) -> None:
 
     heads = tuple(config.get("modules_to_save") or ())
     try:
-        with safe_open(str(directory / ADAPTER_FILES[1]), "pt") as weights:
+        with safe_open(str(directory / ADAPTER_FILES[1]), "np") as weights:  # "pt" would import torch
             shapes = [weights.get_slice(key).get_shape() for key in weights.keys()
                       if key.endswith(".weight") and any(f".{name}." in key for name in heads)]
     except SafetensorError as err:
@@ -187,14 +188,15 @@ def check_adapter_head(directory: Path, adapter: str, config: dict) -> None:
 
 @dataclass
 class AdapterSource:
-    """A checked adapter directory, its base model and the tokenizer, before any model is loaded."""
+    """A checked adapter directory and its base model, before anything is loaded. The tokenizer
+    comes from `tokenizer_source`: the adapter directory when it holds one, else the base."""
     directory: Path
     base_model: str
-    tokenizer: PreTrainedTokenizerBase
+    tokenizer_source: str
 
 
 def read_adapter(adapter: str, base_model: str | None = None, token: str | None = None) -> AdapterSource:
-    """The adapter's directory (downloaded if a Hub id), checked, with its base and tokenizer."""
+    """The adapter's directory (downloaded if a Hub id), checked, with its base."""
     directory = adapter_directory(adapter, token)
     try:
         config = json.loads((directory / "adapter_config.json").read_text(encoding="utf-8"))
@@ -207,7 +209,15 @@ def read_adapter(adapter: str, base_model: str | None = None, token: str | None 
         raise ValueError(f"adapter {adapter} does not name its base model: expected "
                          "base_model_name_or_path in adapter_config.json. Pass the base model explicitly.")
     has_tokenizer = (directory / "tokenizer_config.json").is_file()
-    return AdapterSource(directory, base, load_tokenizer(str(directory) if has_tokenizer else base))
+    return AdapterSource(directory, base, str(directory) if has_tokenizer else base)
+
+
+def load_engine_tokenizer(source: str):
+    """The inference engine's tokenizer: `FastTokenizer` when `source` (or the bundled base it
+    names) is a folder with tokenizer.json, else transformers' (which may download it)."""
+    path = Path(resolve_base(source))
+    fast = FastTokenizer.from_directory(path) if path.is_dir() else None
+    return fast if fast is not None else load_tokenizer(source)
 
 
 def load_adapter(adapter: str, base_model: str | None = None, token: str | None = None,
@@ -217,7 +227,8 @@ def load_adapter(adapter: str, base_model: str | None = None, token: str | None 
     from peft import PeftModel
 
     source = source or read_adapter(adapter, base_model, token)
-    model = load_base_model(source.base_model, source.tokenizer.pad_token_id)
+    tokenizer = load_tokenizer(source.tokenizer_source)
+    model = load_base_model(source.base_model, tokenizer.pad_token_id)
     try:
         model = PeftModel.from_pretrained(model, str(source.directory), is_trainable=False)
     except (RuntimeError, ValueError, KeyError) as err:
@@ -226,5 +237,5 @@ def load_adapter(adapter: str, base_model: str | None = None, token: str | None 
     if merge:
         model = model.merge_and_unload()
     model.eval()
-    return LoadedAdapter(model=model, tokenizer=source.tokenizer, base_model=source.base_model, source=adapter,
+    return LoadedAdapter(model=model, tokenizer=tokenizer, base_model=source.base_model, source=adapter,
                          directory=source.directory)

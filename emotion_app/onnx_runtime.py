@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import importlib.metadata
 import importlib.util
 import json
 import logging
@@ -31,7 +32,6 @@ from types import SimpleNamespace
 from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from .modeling import file_sha256, resolve_base
 
@@ -115,6 +115,8 @@ def source_key(adapter_dir: Path, base_model: str, int8: bool) -> str | None:
 
 def weights_key(model: PreTrainedModel, int8_layers: list[str]) -> str:
     """The cache key from the merged model itself: its config and every weight."""
+    import torch
+
     digest = hashlib.sha256()
     for name, tensor in sorted(model.state_dict().items()):
         digest.update(name.encode())
@@ -124,9 +126,9 @@ def weights_key(model: PreTrainedModel, int8_layers: list[str]) -> str:
 
 
 def _digest(int8: bool, *parts: str) -> str:
-    import onnxruntime
-
-    common = (FORMAT_VERSION, torch.__version__, onnxruntime.__version__, "int8" if int8 else "fp32")
+    # The versions from the installed packages' metadata: importing torch would cost a second
+    versions = tuple(importlib.metadata.version(name) for name in ("torch", "onnxruntime"))
+    common = (FORMAT_VERSION, *versions, "int8" if int8 else "fp32")
     return hashlib.sha256("\0".join((*common, *parts)).encode()).hexdigest()[:24]
 
 
@@ -225,6 +227,8 @@ def export(model: PreTrainedModel, path: Path) -> None:
     The sample batch has padding on purpose: the tracer records Python-level branches as
     constants, and a batch without padding could record "no mask needed".
     """
+    import torch
+
     vocab = model.config.vocab_size
     ids = torch.tensor([[min(i + 5, vocab - 1) for i in range(8)]] * 2)
     mask = torch.ones_like(ids)
@@ -237,22 +241,26 @@ def export(model: PreTrainedModel, path: Path) -> None:
             # The TorchScript exporter warns that it is legacy and that tensor-to-bool conversions
             # are traced as constants (see above); neither is actionable for a user.
             warnings.simplefilter("ignore")
-            torch.onnx.export(_Logits(model.eval()), (ids, mask), str(path), input_names=list(INPUTS),
+            torch.onnx.export(_logits_only(model.eval()), (ids, mask), str(path), input_names=list(INPUTS),
                               output_names=["logits"], dynamic_axes=dynamic, opset_version=17, dynamo=False)
     finally:
         model.config.use_cache = use_cache
 
 
-class _Logits(torch.nn.Module):
+def _logits_only(model: PreTrainedModel):
     """model(input_ids, attention_mask) -> logits, by keyword (GPT-2's second positional argument
     is past_key_values). Its nodes are named "/wrapped/<module path>/<op>"."""
+    import torch
 
-    def __init__(self, model: PreTrainedModel):
-        super().__init__()
-        self.wrapped = model
+    class Logits(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.wrapped = model
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        return self.wrapped(input_ids=input_ids, attention_mask=attention_mask).logits
+        def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+            return self.wrapped(input_ids=input_ids, attention_mask=attention_mask).logits
+
+    return Logits()
 
 
 def quantize(source: Path, target: Path, int8_layers: list[str]) -> None:

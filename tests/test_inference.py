@@ -184,10 +184,14 @@ def test_default_num_threads_follows_omp_then_affinity(monkeypatch):
 
 
 def test_from_adapter_sets_the_thread_count(trained_bert_adapter):
+    before = torch.get_num_threads()
     engine = EmotionClassifier.from_adapter(str(trained_bert_adapter), num_threads=1)
     assert engine.info["num_threads"] == 1
-    assert torch.get_num_threads() == 1
     assert engine.model.num_threads == 1  # ONNX Runtime's session
+    assert torch.get_num_threads() == before  # torch's process-wide setting is left alone
+    torch_engine = EmotionClassifier.from_adapter(str(trained_bert_adapter), num_threads=1, runtime="torch")
+    assert torch_engine.info["num_threads"] == torch.get_num_threads() == 1
+    torch.set_num_threads(before)
     engine.set_num_threads(2)
     assert engine.model.num_threads == 2
     assert engine.predict(["i feel so happy today"]) == EmotionClassifier.from_adapter(

@@ -54,15 +54,16 @@ def test_the_second_load_reuses_the_cached_model_without_the_torch_model(trained
     np.testing.assert_array_equal(second.logits(texts), first.logits(texts))
 
 
-def test_a_cached_start_imports_neither_peft_nor_the_model_classes(trained_bert_adapter, cache):
-    EmotionClassifier.from_adapter(str(trained_bert_adapter))  # fills the cache
+def test_a_cached_start_imports_neither_torch_nor_transformers_nor_peft(trained_bert_adapter, cache):
+    want = EmotionClassifier.from_adapter(str(trained_bert_adapter)).predict(["i feel so happy today"])  # fills it
     code = ("import sys; from emotion_app.inference import EmotionClassifier; "
             f"e = EmotionClassifier.from_adapter({str(trained_bert_adapter)!r}); "
-            "print(e.info['runtime'], 'peft' in sys.modules, 'transformers.modeling_utils' in sys.modules)")
+            "print(e.info['runtime'], *e.predict(['i feel so happy today']), "
+            "*(name in sys.modules for name in ('torch', 'transformers', 'peft')))")
     result = subprocess.run([sys.executable, "-c", code], env=dict(subprocess_env(), EMOTION_APP_CACHE=str(cache)),
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
-    assert result.stdout.split() == ["onnxruntime", "False", "False"]
+    assert result.stdout.split() == ["onnxruntime", *want, "False", "False", "False"]
 
 
 def test_fp32_int8_and_changed_weights_get_their_own_files(trained_bert_adapter, cache, tmp_path):
