@@ -258,3 +258,68 @@ def test_corrupt_adapter_files_are_clear_errors(trained_bert_adapter, tmp_path):
     (adapter / "adapter_config.json").write_text("{truncated", encoding="utf-8")
     with pytest.raises(ValueError, match=r"adapter_config\.json is not valid JSON"):
         load_adapter(str(adapter))
+
+
+# ---- merging without peft -------------------------------------------------------------------------
+
+def _peft_merged(adapter: str):
+    """The reference: peft's PeftModel.from_pretrained(...).merge_and_unload()."""
+    source = modeling.read_adapter(adapter)
+    tokenizer = load_tokenizer(source.tokenizer_source)
+    base = load_base_model(source.base_model, tokenizer.pad_token_id)
+    return modeling._peft_model(base, source, adapter, merge=True)
+
+
+def _assert_same_weights(model, reference):
+    mine, theirs = model.state_dict(), reference.state_dict()
+    assert mine.keys() == theirs.keys()
+    assert [name for name in mine if not torch.equal(mine[name], theirs[name])] == []
+
+
+@pytest.mark.parametrize("adapter", ["trained_bert_adapter", "trained_gpt2_adapter", "shipped"])
+def test_the_plain_lora_merge_gives_peft_merge_and_unload_weights_bit_for_bit(adapter, request):
+    from conftest import REPO
+
+    path = str(REPO / "models" / "minilm-emotion-lora") if adapter == "shipped" else str(
+        request.getfixturevalue(adapter))
+    config = json.loads((modeling.read_adapter(path).directory / "adapter_config.json").read_text())
+    assert config["fan_in_fan_out"] == (adapter == "trained_gpt2_adapter")  # GPT-2's Conv1D is covered
+    _assert_same_weights(load_adapter(path).model, _peft_merged(path))
+
+
+def test_rslora_scaling_matches_peft(trained_bert_adapter, tmp_path):
+    adapter = _copy(trained_bert_adapter, tmp_path)
+    config = json.loads((adapter / "adapter_config.json").read_text())
+    (adapter / "adapter_config.json").write_text(json.dumps({**config, "use_rslora": True}))
+    merged = load_adapter(str(adapter)).model
+    _assert_same_weights(merged, _peft_merged(str(adapter)))
+    with pytest.raises(AssertionError):
+        _assert_same_weights(merged, load_adapter(str(trained_bert_adapter)).model)
+
+
+def test_other_lora_variants_are_left_to_peft(trained_bert_adapter, tmp_path):
+    adapter = _copy(trained_bert_adapter, tmp_path)
+    config = json.loads((adapter / "adapter_config.json").read_text())
+    target = config["target_modules"][0] if isinstance(config["target_modules"], list) else "query"
+    (adapter / "adapter_config.json").write_text(json.dumps({**config, "alpha_pattern": {target: 64}}))
+    source = modeling.read_adapter(str(adapter))
+    base = load_base_model(source.base_model, None)
+    before = {name: value.clone() for name, value in base.state_dict().items()}
+    assert not modeling.merge_plain_lora(base, source, str(adapter))
+    after = base.state_dict()
+    assert all(torch.equal(after[name], value) for name, value in before.items())  # untouched
+    _assert_same_weights(load_adapter(str(adapter)).model, _peft_merged(str(adapter)))
+
+
+def test_loading_a_plain_lora_adapter_does_not_import_peft(trained_bert_adapter):
+    import subprocess
+    import sys
+
+    from conftest import subprocess_env
+
+    code = ("import sys; from emotion_app.modeling import load_adapter; "
+            f"load_adapter({str(trained_bert_adapter)!r}); print('peft' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code], env=subprocess_env(), capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split() == ["False"]
