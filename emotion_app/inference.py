@@ -9,7 +9,10 @@ What makes it fast on a small CPU (measured in docs/performance.md):
   with most of its linear layers in int8 (see `_keep_fp32` for the ones that stay fp32), unless
   turned off: `from_adapter(..., quantize=False)` for fp32, `runtime="torch"` for plain torch
   (whose int8 is torch's dynamic quantization of the same layers);
-- `from_adapter` sets the thread count to the cores this process may use (see `set_num_threads`).
+- `from_adapter` sets the thread count to the cores this process may use (see `set_num_threads`);
+- loading from the ONNX cache needs neither torch nor transformers: the tokenizer is the Rust one
+  (`tokenizer.py`), torch is imported only where a torch model is used. The app starts in about
+  4 s with 370 MB instead of 5.5 s with 570 MB.
 """
 
 from __future__ import annotations
@@ -35,9 +38,8 @@ from .options import RUNTIMES
 if TYPE_CHECKING:  # importing these loads transformers' model code (seconds): see modeling.py
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-# torch is imported where a torch model is used, never at import: a start from a cached ONNX
-# model then runs without it (a second and about 190 MB less; docs/performance.md).
-# Where a GPU driver could be, torch has to be asked whether it sees a GPU.
+# Without any of these a Linux machine has no GPU for torch, which then need not be imported to
+# ask; where one exists, torch is asked.
 GPU_DRIVER_FILES = ("/proc/driver/nvidia/version", "/dev/nvidiactl", "/dev/kfd")
 
 logger = logging.getLogger(__name__)

@@ -2,7 +2,8 @@
 
 The base always gets a fresh 6-way head (`ignore_mismatched_sizes`: DialogRPT ships a 1-way
 one); PEFT's SEQ_CLS task saves that head (`classifier` for BERT, `score` for GPT-2) beside the
-LoRA weights, so the adapter loads with plain transformers + peft.
+LoRA weights, so the adapter loads with plain transformers + peft. For inference a plain LoRA
+adapter is merged here without peft (`merge_plain_lora`, the same weights as merge_and_unload).
 """
 
 from __future__ import annotations
