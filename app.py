@@ -145,10 +145,10 @@ def start_background_prepare(args: argparse.Namespace, argv: list[str]) -> subpr
     """`python app.py --prepare` beside this process, given 2+ cores and 2 GiB of free memory. On
     a first start it exports the model to ONNX while this process imports gradio, and
     `from_adapter` here waits for it (onnx_runtime.build_lock) and reads the file: 7-8 s to the
-    first answer instead of about 10 s, at the price of a second process for a few seconds (1.4 GB
-    for both at the peak instead of 1.1 GB; docs/performance.md). With the model already cached
-    the child finds it and exits. Its output is dropped: should it fail, this process builds the
-    model itself and reports what went wrong."""
+    first answer instead of about 10 s, at the price of a second process for a few seconds (1.16 GB
+    for both at the peak; docs/performance.md). With the model already cached the child finds
+    it and exits. Its output is dropped: should it fail, this process builds the model itself
+    and reports what went wrong."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     if args.runtime == "torch" or cores < 2 or available_memory_gib() < 2:
         return None

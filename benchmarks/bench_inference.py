@@ -11,8 +11,10 @@ Measures, on one model (default: the embedded models/minilm-emotion-lora) and on
   other settings: ONNX Runtime fp32, torch int8 (dynamic quantization), torch fp32;
 - the rows/s ratio; p50/p95 latency of one text; test accuracy of each (the 0.3-point rule);
 - peak RSS of this process, and the app's cold start (process start -> first answer from its
-  gradio API) with the app's own peak RSS: first with an empty ONNX cache (the export included,
-  as on a fresh Space), then again with the cache filled (every later start);
+  gradio API): first with an empty ONNX cache (the export included, as on a fresh Space), then
+  again with the cache filled (every later start), --app-runs times each, the slowest counted;
+  with the serving process's peak RSS and the peak of all the app's processes together (a first
+  start exports the model in a child process), sampled every 50 ms;
 - the FLOP bound: torch's fp32 GEMM rate on this CPU (all threads) and the model's FLOPs per row
   from the actual token counts, hence the best rows/s fp32 could reach, and our share of it.
 
