@@ -13,6 +13,7 @@ import hashlib
 import importlib.util
 import json
 import logging
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -260,7 +261,7 @@ def merge_plain_lora(model: PreTrainedModel, source: AdapterSource, adapter: str
     """Merge a plain LoRA adapter into `model` in place the way peft's merge_and_unload does it:
     W += transpose(B @ A, fan_in_fan_out) * lora_alpha / r (sqrt(r) with rsLoRA), and the saved
     head (modules_to_save) copied over; tests check that it gives peft's weights bit for bit. Why:
-    it spares importing peft, two of the seconds a first start spends exporting the ONNX model.
+    it spares importing peft, about half a second of a first start (docs/performance.md).
     False, with the model untouched, for anything else (DoRA, rank or alpha patterns, LoRA
     biases, embedding LoRA, weights not in fp32, other PEFT methods): peft merges those."""
     import torch
@@ -271,16 +272,19 @@ def merge_plain_lora(model: PreTrainedModel, source: AdapterSource, adapter: str
         return False
     weights = {key.removeprefix("base_model.model."): value
                for key, value in load_file(str(source.directory / ADAPTER_FILES[1])).items()}
+    if any(value.dtype != torch.float32 for value in weights.values()):
+        return False
     updates = _lora_updates(weights, config)
+    if updates is None:
+        return False
     params = dict(model.named_parameters())
-    for name, value, _replace in updates or ():
+    for name, value, _replace in updates:
         if name not in params:
             raise _does_not_fit(adapter, source.base_model, f"the base has no parameter {name}")
         if params[name].shape != value.shape:
             raise _does_not_fit(adapter, source.base_model, f"{name} is {tuple(params[name].shape)} in the "
                                 f"base, {tuple(value.shape)} in the adapter")
-    tensors = [*weights.values(), *(params[name] for name, _, _ in updates or ())]
-    if updates is None or any(tensor.dtype != torch.float32 for tensor in tensors):
+    if any(params[name].dtype != torch.float32 for name, _, _ in updates):
         return False
     with torch.no_grad():
         for name, value, replace in updates:
@@ -295,7 +299,7 @@ def _lora_updates(weights: dict, config: dict) -> list[tuple[str, object, bool]]
     """[(parameter, value, replace)]: a LoRA delta to add for each adapted weight, the new value of
     each head weight; None when a key is neither (a format this merge does not know)."""
     r, fan_in_fan_out = config["r"], config.get("fan_in_fan_out", False)
-    scale = config["lora_alpha"] / (r ** 0.5 if config.get("use_rslora") else r)
+    scale = config["lora_alpha"] / (math.sqrt(r) if config.get("use_rslora") else r)
     heads = tuple(config.get("modules_to_save") or ())
     updates = []
     for key, value in weights.items():

@@ -6,12 +6,12 @@ speed in int8 and answered one text 3x faster, at the same accuracy (docs/perfor
 
 The export (torch's TorchScript-based exporter: about 1-3 s for MiniLM, names every node after its
 module) and the quantization happen on the first load of a model; later loads find the file in
-the cache, and with a local base (the bundled MiniLM or a folder) they need neither the torch model
-nor peft (`source_key`: a sha256 of the adapter's and the base's files), which saves seconds of
-start-up. With a Hub base the key is a sha256 of the merged weights (`weights_key`). Both keys
+the cache, and with a local base (the bundled MiniLM or a folder) they need neither torch nor
+transformers nor peft (`source_key`: a sha256 of the adapter's and the base's files), which saves
+seconds of start-up. With a Hub base the key is a sha256 of the merged weights (`weights_key`). Both keys
 include the precision, FORMAT_VERSION and the library versions, so a changed adapter, base or
 library never reuses a stale file. Each model is `<key>.onnx` plus `<key>.json` (its config and
-int8 layers). Cache folder: $EMOTION_APP_CACHE, else $XDG_CACHE_HOME/emotion_app (default
+int8 layers); `<key>.lock` lets one process build it while others wait (`build_lock`). Cache folder: $EMOTION_APP_CACHE, else $XDG_CACHE_HOME/emotion_app (default
 ~/.cache/emotion_app).
 """
 
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import importlib
 import importlib.metadata
 import importlib.util
 import json
@@ -126,10 +127,17 @@ def weights_key(model: PreTrainedModel, int8_layers: list[str]) -> str:
 
 
 def _digest(int8: bool, *parts: str) -> str:
-    # The versions from the installed packages' metadata: importing torch would cost a second
-    versions = tuple(importlib.metadata.version(name) for name in ("torch", "onnxruntime"))
-    common = (FORMAT_VERSION, *versions, "int8" if int8 else "fp32")
+    common = (FORMAT_VERSION, _version("torch"), _version("onnxruntime"), "int8" if int8 else "fp32")
     return hashlib.sha256("\0".join((*common, *parts)).encode()).hexdigest()[:24]
+
+
+def _version(package: str) -> str:
+    """The installed version from the package metadata (importing torch to ask would cost a
+    second), else from the module (a distribution of another name, e.g. onnxruntime-gpu)."""
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return importlib.import_module(package).__version__
 
 
 def load_cached(key: str, num_threads: int, directory: Path | None = None) -> OnnxModel | None:
@@ -154,13 +162,14 @@ def build_lock(key: str, directory: Path | None = None):
     waits here, then finds it in the cache instead of building it a second time (the app's
     background build, several workers starting at once). A no-op without fcntl or when the
     cache folder is not writable."""
-    root = directory or cache_dir()
-    try:
-        root.mkdir(parents=True, exist_ok=True)
-        handle = open(root / f"{key}.lock", "a+b")
-    except OSError:
-        handle = None
-    if handle is None or fcntl is None:
+    root, handle = directory or cache_dir(), None
+    if fcntl is not None:
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+            handle = open(root / f"{key}.lock", "a+b")
+        except OSError:  # onnx_model then builds in a temporary folder, unlocked
+            pass
+    if handle is None:
         yield
         return
     with handle:

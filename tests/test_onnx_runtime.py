@@ -157,3 +157,20 @@ def test_the_quantizer_adds_nothing_to_the_logs(trained_bert_adapter, cache, cap
         EmotionClassifier.from_adapter(str(trained_bert_adapter))
     assert "ONNX Runtime: exported BertForSequenceClassification" in caplog.text
     assert [record.getMessage() for record in caplog.records if record.name == "root"] == []
+
+
+def test_the_key_reads_versions_from_metadata_or_from_the_module(monkeypatch):
+    import importlib.metadata
+
+    import onnxruntime
+
+    real = importlib.metadata.version
+    assert onnx_runtime._version("onnxruntime") == real("onnxruntime")
+
+    def renamed(name):  # e.g. onnxruntime installed as onnxruntime-gpu
+        if name == "onnxruntime":
+            raise importlib.metadata.PackageNotFoundError(name)
+        return real(name)
+
+    monkeypatch.setattr(importlib.metadata, "version", renamed)
+    assert onnx_runtime._version("onnxruntime") == onnxruntime.__version__
