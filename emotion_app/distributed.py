@@ -10,10 +10,11 @@ extra (`pip install -r requirements-ray.txt`); it is imported only when a RayCla
 How it works: the driver loads the engine once (`EmotionClassifier.from_adapter`: merged, int8 on
 CPU, in ONNX Runtime when installed) and puts it in Ray's object store. Each call splits the
 texts into `num_workers` blocks; a Ray Data `map_batches` task per block fetches the engine by
-reference and scores its block with it, one CPU thread per worker core. Tasks run in Ray's pooled worker processes, so a call costs
-no model loading, only fetching the engine (milliseconds for MiniLM int8), which matters when the
-streaming CLI calls once per chunk. Rows carry their index, so the result is in input order
-whatever order the blocks finish in. The answers equal the single-process engine's.
+reference and scores its block with it, one CPU thread per worker core. Tasks run in Ray's
+pooled worker processes, so a call costs no model loading, only fetching the engine
+(milliseconds for MiniLM int8), which matters when the streaming CLI calls once per chunk.
+Rows carry their index, so the result is in input order whatever order the blocks finish in.
+The answers equal the single-process engine's.
 
 Without a running Ray instance (`ray.init` not called, no RAY_ADDRESS), the first RayClassifier
 starts a local one sized to `num_workers * cpus_per_worker` CPUs and `close()` stops it. To use a

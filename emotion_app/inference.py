@@ -26,7 +26,6 @@ import sys
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -330,16 +329,16 @@ def _resolve_runtime(runtime: str, device: str) -> bool:
 
     if runtime not in RUNTIMES:
         raise ValueError(f"runtime must be one of {', '.join(map(repr, RUNTIMES))}; found {runtime!r}.")
-    on_cpu = _device_type(device) == "cpu"
+    on_cpu, installed = _device_type(device) == "cpu", onnx_runtime.available()
     if runtime == "onnxruntime" and not on_cpu:
         raise ValueError(f'runtime "onnxruntime" runs on CPU here, but device is {device}. '
                          'Pass runtime="auto" or "torch" on a GPU.')
-    if runtime == "onnxruntime" and not onnx_runtime.available():
+    if runtime == "onnxruntime" and not installed:
         raise ImportError(f'runtime "onnxruntime" needs onnxruntime and onnx: {onnx_runtime.INSTALL_HINT}.')
-    if runtime == "auto" and on_cpu and not onnx_runtime.available():
+    if runtime == "auto" and on_cpu and not installed:
         logger.warning("onnxruntime is not installed, so the engine runs in torch (slower on CPU): %s",
                        onnx_runtime.INSTALL_HINT)
-    return runtime == "onnxruntime" or (runtime == "auto" and on_cpu and onnx_runtime.available())
+    return runtime == "onnxruntime" or (runtime == "auto" and on_cpu and installed)
 
 
 def _resolve_device(device) -> str:

@@ -190,9 +190,11 @@ def check_adapter_head(directory: Path, adapter: str, config: dict) -> None:
 
 @dataclass
 class AdapterSource:
-    """A checked adapter directory and its base model, before anything is loaded. The tokenizer
-    comes from `tokenizer_source`: the adapter directory when it holds one, else the base."""
+    """A checked adapter directory, its parsed adapter_config.json and its base model, before
+    anything is loaded. The tokenizer comes from `tokenizer_source`: the adapter directory when
+    it holds one, else the base."""
     directory: Path
+    config: dict
     base_model: str
     tokenizer_source: str
 
@@ -211,7 +213,7 @@ def read_adapter(adapter: str, base_model: str | None = None, token: str | None 
         raise ValueError(f"adapter {adapter} does not name its base model: expected "
                          "base_model_name_or_path in adapter_config.json. Pass the base model explicitly.")
     has_tokenizer = (directory / "tokenizer_config.json").is_file()
-    return AdapterSource(directory, base, str(directory) if has_tokenizer else base)
+    return AdapterSource(directory, config, base, str(directory) if has_tokenizer else base)
 
 
 def load_engine_tokenizer(source: str):
@@ -267,7 +269,7 @@ def merge_plain_lora(model: PreTrainedModel, source: AdapterSource, adapter: str
     import torch
     from safetensors.torch import load_file
 
-    config = json.loads((source.directory / ADAPTER_FILES[0]).read_text(encoding="utf-8"))
+    config = source.config
     if any(config.get(key, default) != default for key, default in PLAIN_LORA.items()):
         return False
     weights = {key.removeprefix("base_model.model."): value

@@ -11,8 +11,8 @@ transformers nor peft (`source_key`: a sha256 of the adapter's and the base's fi
 seconds of start-up. With a Hub base the key is a sha256 of the merged weights (`weights_key`). Both keys
 include the precision, FORMAT_VERSION and the library versions, so a changed adapter, base or
 library never reuses a stale file. Each model is `<key>.onnx` plus `<key>.json` (its config and
-int8 layers); `<key>.lock` lets one process build it while others wait (`build_lock`). Cache folder: $EMOTION_APP_CACHE, else $XDG_CACHE_HOME/emotion_app (default
-~/.cache/emotion_app).
+int8 layers); `<key>.lock` lets one process build it while others wait (`build_lock`). Cache
+folder: $EMOTION_APP_CACHE, else $XDG_CACHE_HOME/emotion_app (default ~/.cache/emotion_app).
 """
 
 from __future__ import annotations

@@ -42,7 +42,8 @@ class FastTokenizer:
         try:
             config = json.loads((path / TOKENIZER_FILES[1]).read_text(encoding="utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError) as err:
-            raise ValueError(f"{path / TOKENIZER_FILES[1]} is not valid JSON ({err}). Save the tokenizer again.") from None
+            raise ValueError(f"{path / TOKENIZER_FILES[1]} is not valid JSON ({err}). "
+                             "Save the tokenizer again.") from None
         return cls(Tokenizer.from_file(str(path / TOKENIZER_FILES[0])), config)
 
     def __call__(self, texts: str | Sequence[str], truncation: bool = False,
