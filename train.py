@@ -19,8 +19,8 @@ from __future__ import annotations
 import logging
 import sys
 
-from emotion_app.cli import parse_train_args
-from emotion_app.training import train
+from emotion_app.train.arguments import parse_train_args
+from emotion_app.train.trainer import train
 
 
 def main(argv: list[str] | None = None) -> None:

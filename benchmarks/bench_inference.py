@@ -42,10 +42,10 @@ sys.path.insert(0, str(REPO))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from emotion_app.data import read_labeled_file  # noqa: E402
-from emotion_app.inference import EmotionClassifier  # noqa: E402
+from emotion_app.data.labelled import read_labeled_file  # noqa: E402
+from emotion_app.engine.adapters import load_adapter  # noqa: E402
+from emotion_app.engine.classifier import EmotionClassifier  # noqa: E402
 from emotion_app.labels import LABELS  # noqa: E402
-from emotion_app.modeling import load_adapter  # noqa: E402
 
 logger = logging.getLogger("bench_inference")
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "emotion"

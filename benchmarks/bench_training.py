@@ -4,7 +4,7 @@
     python benchmarks/bench_training.py --configs configs/minilm-cpu.json --steps 20
 
 Each config runs through the same code as train.py (its JSON + flags parsed by emotion_app.cli,
-the LoRA model from emotion_app.modeling, the Trainer from emotion_app.training) for --steps
+the LoRA model from emotion_app.train.lora, the Trainer from emotion_app.train.trainer) for --steps
 optimizer steps on generated texts shaped like dair-ai/emotion (5-40 words), with evaluation and
 checkpointing off. The first step (allocations, warm-up) is not timed.
 
@@ -33,12 +33,16 @@ sys.path.insert(0, str(REPO))
 import torch  # noqa: E402
 from transformers import TrainerCallback  # noqa: E402
 
-from emotion_app.cli import parse_train_args  # noqa: E402
-from emotion_app.config import MINILM_ID, REFERENCE_BASE_ID  # noqa: E402
-from emotion_app.data import load_splits  # noqa: E402
+from emotion_app.constants import MINILM_ID
+from emotion_app.data.labelled import load_splits  # noqa: E402
+from emotion_app.engine.adapters import resolve_base  # noqa: E402
 from emotion_app.labels import LABELS  # noqa: E402
-from emotion_app.modeling import build_lora_model, resolve_base  # noqa: E402
-from emotion_app.training import _trainer  # noqa: E402
+from emotion_app.train.arguments import (
+    REFERENCE_BASE_ID,  # noqa: E402
+    parse_train_args,  # noqa: E402
+)
+from emotion_app.train.lora import build_lora_model
+from emotion_app.train.trainer import _trainer  # noqa: E402
 
 logger = logging.getLogger("bench_training")
 CONFIGS = [REPO / "configs" / "minilm-cpu.json", REPO / "configs" / "dialogrpt-updown.json"]

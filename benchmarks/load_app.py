@@ -298,7 +298,7 @@ def format_report(report: Report) -> str:
     growth = (f"{report.rss_after_mb - report.rss_before_mb:+.0f} MB"
               if report.rss_before_mb is not None and report.rss_after_mb is not None else "n/a")
     lines = [
-        f"| clients x seconds | requests | errors | mismatches | req/s | p50 | p95 | max | RSS before | RSS after | RSS peak | growth |",
+        "| clients x seconds | requests | errors | mismatches | req/s | p50 | p95 | max | RSS before | RSS after | RSS peak | growth |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
         f"| {report.clients} x {report.seconds:g} | {report.requests} | {report.errors} | {report.mismatches} "
         f"| {report.requests_per_s:.1f} | {report.p50_ms:.0f} ms | {report.p95_ms:.0f} ms | {report.max_ms:.0f} ms "

@@ -13,10 +13,10 @@ import argparse
 import logging
 from pathlib import Path
 
-from .calibration import calibrate_adapter
-from .config import DEFAULT_DATASET, DataArguments
-from .data import load_splits
-from .inference import EmotionClassifier
+from emotion_app.analysis.calibration import calibrate_adapter
+from emotion_app.commands import add_evaluation_options
+from emotion_app.data.labelled import DataArguments, load_splits
+from emotion_app.engine.classifier import EmotionClassifier
 
 logger = logging.getLogger(__name__)
 
@@ -24,11 +24,7 @@ logger = logging.getLogger(__name__)
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m emotion_app.calibrate", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--adapter", required=True, help="Local adapter directory (calibration is written into it).")
-    parser.add_argument("--base_model", default=None, help="Override the base model named in the adapter.")
-    parser.add_argument("--data_dir", default=None, help="Directory with validation/test files; "
-                        f"default: {DEFAULT_DATASET} from the Hub.")
-    parser.add_argument("--batch_size", type=int, default=64, help="Texts per forward pass.")
+    add_evaluation_options(parser, "Local adapter directory (calibration is written into it).")
     return parser
 
 

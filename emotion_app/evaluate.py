@@ -13,12 +13,12 @@ import json
 import logging
 from pathlib import Path
 
-from .config import DEFAULT_DATASET, DataArguments
-from .data import SPLITS, load_splits
-from .evaluation import evaluate, format_report
-from .inference import EmotionClassifier
-from .labels import LABELS
-from .options import RUNTIMES
+from emotion_app.analysis.metrics import evaluate, format_report
+from emotion_app.commands import add_engine_options, add_evaluation_options
+from emotion_app.constants import PRECISIONS
+from emotion_app.data.labelled import SPLITS, DataArguments, load_splits
+from emotion_app.engine.classifier import EmotionClassifier
+from emotion_app.labels import LABELS
 
 logger = logging.getLogger(__name__)
 
@@ -26,18 +26,13 @@ logger = logging.getLogger(__name__)
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m emotion_app.evaluate", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--adapter", required=True, help="Adapter directory or Hub repo id (user/name).")
-    parser.add_argument("--base_model", default=None, help="Override the base model named in the adapter.")
-    parser.add_argument("--data_dir", default=None, help="Directory with train/validation/test files; "
-                        f"default: {DEFAULT_DATASET} from the Hub.")
+    add_evaluation_options(parser, "Adapter directory or Hub repo id (user/name).")
     parser.add_argument("--file", default=None, help="One labelled file to evaluate instead of a split.")
     parser.add_argument("--split", default="test", choices=SPLITS, help="Split to evaluate.")
     parser.add_argument("--max_eval_samples", type=int, default=None, help="Evaluate only the first N rows.")
-    parser.add_argument("--batch_size", type=int, default=64, help="Texts per forward pass.")
-    parser.add_argument("--int8", action="store_true", help="Evaluate the int8 engine the app uses on CPU "
-                        "(default: fp32, the precision metrics.json is computed in).")
-    parser.add_argument("--runtime", choices=RUNTIMES, default="auto",
-                        help="auto: ONNX Runtime on CPU when installed, else torch.")
+    # fp32 by default: the precision metrics.json is computed in; `auto` or int8 is the app's CPU engine
+    add_engine_options(parser, precision="fp32")
+    parser.add_argument("--int8", dest="precision", action="store_const", const="int8", help=argparse.SUPPRESS)
     parser.add_argument("--output", default="metrics.json", help="Where to write the metrics (JSON).")
     return parser
 
@@ -50,7 +45,7 @@ def run(args: argparse.Namespace) -> dict:
     if args.max_eval_samples is not None:
         dataset = dataset.select(range(min(args.max_eval_samples, len(dataset))))
     classifier = EmotionClassifier.from_adapter(args.adapter, base_model=args.base_model,
-                                                batch_size=args.batch_size, quantize=args.int8,
+                                                batch_size=args.batch_size, quantize=PRECISIONS[args.precision],
                                                 runtime=args.runtime)
     metrics = {"labels": list(LABELS), "base_model": classifier.info["base_model"],
                "adapter": args.adapter, "engine": {k: classifier.info[k] for k in ("runtime", "precision")},

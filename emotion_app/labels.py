@@ -39,6 +39,13 @@ def _label_error(value: object) -> str:
     )
 
 
+def check_classifier_labels(classifier: object) -> None:
+    """Raise ValueError unless the classifier's `labels` (when it has them) are ours, in order."""
+    labels = getattr(classifier, "labels", None)
+    if labels is not None:
+        check_label_maps(dict(enumerate(labels)), "the classifier")
+
+
 def check_label_maps(id2label: Mapping[object, str], source: str) -> None:
     """Raise ValueError unless `id2label` (from a model config) is exactly our labels in order."""
     found = [id2label.get(i, id2label.get(str(i))) for i in range(len(id2label))]

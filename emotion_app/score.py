@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import json
 import logging
 import sys
 import time
@@ -29,13 +28,26 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from .options import PRECISIONS, RUNTIMES
-from .scoring import NOTE_EMPTY, SCORE_BATCH_ROWS, Classifier, TableWriter, output_format, output_names, score_frame
-from .tabular import TableStream, open_table
+from emotion_app.analysis.predictions import (
+    NOTE_EMPTY,
+    SCORE_BATCH_ROWS,
+    Classifier,
+    output_names,
+    score_frame,
+)
+from emotion_app.artifacts import read_metrics
+from emotion_app.commands import add_adapter_option, add_engine_options, add_option
+from emotion_app.constants import (
+    DEFAULT_ADAPTER,
+    HEADER_CHOICES,
+    PRECISIONS,
+    resolve_adapter,
+)
+from emotion_app.data.tables import TableStream, open_table
+from emotion_app.data.writers import TableWriter, output_format
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_ADAPTER = "models/minilm-emotion-lora"
 EXIT_OK, EXIT_BUG, EXIT_INPUT, EXIT_MODEL, EXIT_OUTPUT, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
 
 
@@ -99,9 +111,9 @@ def _check_options(input_path: Path, output_path: Path, batch_size: int, chunk_r
                    threshold: float | None, engine: str, workers: int) -> None:
     problems = []
     if batch_size < 1:
-        problems.append(f"--batch-size must be at least 1, found {batch_size}")
+        problems.append(f"--batch_size must be at least 1, found {batch_size}")
     if chunk_rows < 1:
-        problems.append(f"--chunk-rows must be at least 1, found {chunk_rows}")
+        problems.append(f"--chunk_rows must be at least 1, found {chunk_rows}")
     if threshold is not None and not 0.0 <= threshold <= 1.0:
         problems.append(f"--threshold must be between 0 and 1, found {threshold}")
     if engine not in ("local", "ray"):
@@ -133,25 +145,17 @@ def load_classifier(adapter: str, engine: str = "local", workers: int = 2, batch
         if importlib.util.find_spec("ray") is None:
             raise ScoreError("--engine ray needs the ray package, which is not installed. Install it with "
                              "`pip install -r requirements-ray.txt`, or use --engine local.", EXIT_MODEL)
-        from .distributed import RayClassifier
+        from emotion_app.engine.ray import RayClassifier
 
         make = partial(RayClassifier, adapter, num_workers=workers, **options)
     else:
-        from .inference import EmotionClassifier
+        from emotion_app.engine.classifier import EmotionClassifier
 
-        make = partial(EmotionClassifier.from_adapter, _default_adapter(adapter), **options)
+        make = partial(EmotionClassifier.from_adapter, resolve_adapter(adapter), **options)
     try:
         return make()
     except (ValueError, OSError, RuntimeError, ImportError) as err:
         raise ScoreError(f"could not load the model from adapter {adapter!r}: {err}", EXIT_MODEL) from None
-
-
-def _default_adapter(adapter: str) -> str:
-    """The embedded adapter is found from any working directory, not only the project's."""
-    bundled = Path(__file__).resolve().parent.parent / DEFAULT_ADAPTER
-    if adapter == DEFAULT_ADAPTER and not Path(adapter).is_dir() and bundled.is_dir():
-        return str(bundled)
-    return adapter
 
 
 def _stream(stream: TableStream, output_path: Path, classifier: Classifier, threshold: float | None,
@@ -211,17 +215,17 @@ def _close(writer: TableWriter, output_path: Path) -> None:
 
 def review_threshold(adapter: str, threshold: float | None, target_accuracy: float | None) -> float | None:
     """--threshold as given, or --target-accuracy turned into a threshold by the adapter's test curve."""
-    from .review import resolve_threshold
+    from emotion_app.analysis.review import resolve_threshold
 
     if target_accuracy is None:
         return threshold
-    metrics_path = Path(_default_adapter(adapter)) / "metrics.json"
+    directory = Path(resolve_adapter(adapter))
     try:
-        metrics = json.loads(metrics_path.read_text(encoding="utf-8"))
+        metrics = read_metrics(directory) if directory.is_dir() else None
+        if metrics is None:
+            raise ValueError(f"--target_accuracy needs the adapter's metrics.json, and {directory} has none: "
+                             "use a local adapter directory, or pass --threshold.")
         threshold = resolve_threshold(metrics, threshold, target_accuracy)
-    except (OSError, json.JSONDecodeError) as err:
-        raise ScoreError(f"--target-accuracy needs the adapter's metrics.json ({metrics_path}): {err}. "
-                         "Use a local adapter directory or pass --threshold.", EXIT_INPUT) from None
     except ValueError as err:
         raise ScoreError(str(err), EXIT_INPUT) from None
     logger.info("Target accuracy %.3f on the test split -> review threshold %.4f", target_accuracy, threshold)
@@ -231,38 +235,36 @@ def review_threshold(adapter: str, threshold: float | None, target_accuracy: flo
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m emotion_app.score", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("input", help="Table to score: .csv, .tsv, .txt, .jsonl or .xlsx.")
+    parser.add_argument("input", help="Table to score: .csv, .tsv, .txt, .jsonl, .xlsx or .parquet.")
     parser.add_argument("-o", "--output", required=True, help="Where to write: .csv, .tsv or .jsonl.")
-    parser.add_argument("--text-column", default=None,
-                        help="Column holding the texts (name, or position 1 = first); default: guessed.")
-    parser.add_argument("--header", choices=("auto", "yes", "no"), default="auto",
-                        help="Whether the first row is a header (default: detected).")
-    parser.add_argument("--adapter", default=DEFAULT_ADAPTER, help="Adapter directory or Hub repo id.")
-    parser.add_argument("--batch-size", type=int, default=64, help="Texts per forward pass.")
-    parser.add_argument("--chunk-rows", type=int, default=2000, help="Rows read, scored and written at a time.")
+    add_option(parser, "--text_column", "--text-column", default=None,
+               help="Column holding the texts (name, or position 1 = first); default: guessed.")
+    add_option(parser, "--header", choices=tuple(HEADER_CHOICES), default="auto",
+               help="Whether the first row is a header (default: detected).")
+    add_adapter_option(parser)
+    add_option(parser, "--batch_size", "--batch-size", type=int, default=64, help="Texts per forward pass.")
+    add_option(parser, "--chunk_rows", "--chunk-rows", type=int, default=2000,
+               help="Rows read, scored and written at a time.")
     parser.add_argument("--threshold", type=float, default=None,
                         help="Add needs_review = confidence < THRESHOLD (between 0 and 1).")
-    parser.add_argument("--target-accuracy", type=float, default=None,
-                        help="Instead of --threshold: the lowest threshold whose kept rows reach this "
-                        "accuracy (e.g. 0.97) on the adapter's test split, from its metrics.json coverage curve.")
+    add_option(parser, "--target_accuracy", "--target-accuracy", type=float, default=None,
+               help="Instead of --threshold: the lowest threshold whose kept rows reach this accuracy "
+               "(e.g. 0.97) on the adapter's test split, from its metrics.json coverage curve.")
     parser.add_argument("--raw", action="store_true",
                         help="Write cells as they are (no ' before =, +, -, @, tab or CR). "
                         "Only for output that no spreadsheet will open.")
     parser.add_argument("--engine", choices=("local", "ray"), default="local",
                         help="local: this process; ray: a Ray cluster (needs requirements-ray.txt).")
     parser.add_argument("--workers", type=int, default=2, help="Ray workers (with --engine ray).")
-    parser.add_argument("--precision", choices=tuple(PRECISIONS), default="auto",
-                        help="auto: int8 on CPU (the default), fp32 on a GPU; int8; fp32 (turns int8 off).")
-    parser.add_argument("--runtime", choices=RUNTIMES, default="auto",
-                        help="auto: ONNX Runtime on CPU (when installed), torch on a GPU.")
-    parser.add_argument("--no-progress", action="store_true", help="No progress bar on stderr.")
+    add_engine_options(parser)
+    add_option(parser, "--no_progress", "--no-progress", action="store_true", help="No progress bar on stderr.")
     return parser
 
 
 def main(argv: list[str] | None = None, classifier: Classifier | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     args = build_parser().parse_args(argv)
-    header = {"auto": None, "yes": True, "no": False}[args.header]
+    header = HEADER_CHOICES[args.header]
     try:
         threshold = review_threshold(args.adapter, args.threshold, args.target_accuracy)
         summary = score_file(args.input, args.output, classifier=classifier, adapter=args.adapter,

@@ -1,7 +1,8 @@
 """The real app (`python app.py`, embedded model) on a free loopback port, started once per test
 session and shared by test_browser.py and test_api.py (each asks `shared_app(request.config)`).
 
-The process gets no HF_HUB_OFFLINE: the app must decide by itself that it needs no network.
+The process gets no HF_HUB_OFFLINE and a Hub endpoint that does not answer: the embedded model
+must load without the network, and with no waiting on time-outs.
 """
 
 from __future__ import annotations
@@ -55,7 +56,9 @@ def start_app(log_dir: Path) -> AppServer:
     env = {k: v for k, v in os.environ.items()
            if k not in ("EMOTION_ADAPTER", "HF_HUB_OFFLINE", "GRADIO_SERVER_NAME")}
     env.update(GRADIO_SERVER_NAME="127.0.0.1", GRADIO_SERVER_PORT=str(port), PYTHONUNBUFFERED="1",
-               TOKENIZERS_PARALLELISM="false")
+               TOKENIZERS_PARALLELISM="false",
+               HF_ENDPOINT=f"http://127.0.0.1:{free_port()}")  # a closed port: the Hub is unreachable
+
     log = log_dir / "app.log"
     started = time.perf_counter()
     with log.open("w", encoding="utf-8") as handle:

@@ -41,7 +41,7 @@ def test_score_csv_returns_every_row(client, tmp_path):
     source = tmp_path / "comments.csv"
     rows.to_csv(source, index=False)
     summary, preview, chart, result = client.predict(
-        gradio_client.handle_file(str(source)), "", "detect", 0.5, api_name="/score_csv")
+        gradio_client.handle_file(str(source)), "", "auto", 0.5, api_name="/score_csv")
     out = pd.read_csv(result, dtype=str, keep_default_na=False)
     assert len(out) == len(rows)
     assert out["id"].tolist() == rows["id"].tolist()

@@ -7,7 +7,7 @@ import json
 import subprocess
 import sys
 
-from conftest import REPO, subprocess_env
+from support import REPO, subprocess_env
 
 
 def test_bench_inference_runs_and_reports_every_engine(trained_bert_adapter, tmp_path):

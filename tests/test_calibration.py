@@ -9,24 +9,22 @@ import sys
 
 import numpy as np
 import pytest
+from support import REPO, SPLIT_ROWS, subprocess_env
 
-from conftest import REPO, SPLIT_ROWS, subprocess_env
-from emotion_app import calibration
-from emotion_app.calibration import (
+from emotion_app.analysis import calibration
+from emotion_app.analysis.calibration import (
     calibrate_adapter,
     compact_coverage_curve,
     coverage_curve,
-    coverage_figure,
     expected_calibration_error,
     fit_temperature,
-    metrics_figures,
     negative_log_likelihood,
     reliability_bins,
-    reliability_figure,
     threshold_for_accuracy,
-    write_calibration,
 )
-from emotion_app.inference import read_temperature, softmax
+from emotion_app.artifacts import read_temperature, write_calibration
+from emotion_app.engine.classifier import softmax
+from emotion_app.ui.figures import coverage_figure, metrics_figures, reliability_figure
 
 
 def overconfident_logits(n=3000, true_temperature=3.0, seed=0):
@@ -229,7 +227,7 @@ def test_temperature_at_the_search_edge_warns(caplog):
 def test_calibrate_cli_on_a_trained_adapter(trained_adapter, data_dir, tmp_path):
     import shutil
 
-    from emotion_app.inference import EmotionClassifier
+    from emotion_app.engine.classifier import EmotionClassifier
 
     adapter = tmp_path / "adapter"
     shutil.copytree(trained_adapter, adapter)
@@ -265,7 +263,7 @@ def test_calibrate_cli_rejects_a_hub_id(tmp_path):
 
 
 def test_training_stores_the_temperature_and_the_curve(trained_adapter, split_rows):
-    from emotion_app.inference import EmotionClassifier
+    from emotion_app.engine.classifier import EmotionClassifier
 
     metrics = json.loads((trained_adapter / "metrics.json").read_text())
     temperature = read_temperature(trained_adapter)

@@ -8,10 +8,9 @@ import sys
 
 import numpy as np
 import pytest
+from support import REPO, all_texts, quick_train_args, subprocess_env
 
-from emotion_app.inference import EmotionClassifier
-
-from conftest import REPO, all_texts, quick_train_args, subprocess_env
+from emotion_app.engine.classifier import EmotionClassifier
 
 
 def test_train_py_runs_under_torchrun_with_two_processes(tiny_bert_dir, data_dir, tmp_path):
@@ -43,7 +42,7 @@ def local_ray():
 
 
 def test_ray_classifier_equals_the_single_process_engine(local_ray, trained_bert_adapter):
-    from emotion_app.distributed import RayClassifier
+    from emotion_app.engine.ray import RayClassifier
 
     texts = all_texts() + ["i", "", "happy " * 50]
     single = EmotionClassifier.from_adapter(str(trained_bert_adapter), batch_size=8)
@@ -62,7 +61,7 @@ def test_ray_classifier_equals_the_single_process_engine(local_ray, trained_bert
 
 
 def test_ray_classifier_rejects_bad_input(local_ray, trained_bert_adapter):
-    from emotion_app.distributed import RayClassifier
+    from emotion_app.engine.ray import RayClassifier
 
     with pytest.raises(ValueError, match="num_workers must be a whole number"):
         RayClassifier(str(trained_bert_adapter), num_workers=0)
@@ -72,7 +71,7 @@ def test_ray_classifier_rejects_bad_input(local_ray, trained_bert_adapter):
 
 
 def test_missing_ray_gives_an_install_hint(monkeypatch):
-    import emotion_app.distributed as distributed
+    import emotion_app.engine.ray as distributed
 
     real_import = distributed.importlib.import_module
 

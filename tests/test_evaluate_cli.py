@@ -7,11 +7,11 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
+from support import REPO, subprocess_env
 
-from conftest import REPO, subprocess_env
 from emotion_app import evaluate as evaluate_cli
-from emotion_app.evaluation import evaluate
-from emotion_app.inference import EmotionClassifier
+from emotion_app.analysis.metrics import evaluate
+from emotion_app.engine.classifier import EmotionClassifier
 from emotion_app.labels import LABELS
 
 

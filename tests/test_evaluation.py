@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from emotion_app.evaluation import (
+from emotion_app.analysis.metrics import (
     classification_metrics,
     confusion_matrix,
     evaluate,

@@ -5,8 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from emotion_app.explain import explain, occlusion, top_words, without_word, split_words
-from emotion_app.inference import EmotionClassifier
+from emotion_app.analysis.explain import (
+    explain,
+    occlusion,
+    split_words,
+    top_words,
+    without_word,
+)
+from emotion_app.engine.classifier import EmotionClassifier
 from emotion_app.labels import LABELS
 
 
@@ -31,8 +37,8 @@ def tiny_classifier(directory) -> EmotionClassifier:
     import torch
     from transformers import AutoConfig, AutoModelForSequenceClassification
 
+    from emotion_app.engine.adapters import load_tokenizer
     from emotion_app.labels import ID2LABEL, LABEL2ID
-    from emotion_app.modeling import load_tokenizer
 
     tokenizer = load_tokenizer(str(directory))
     config = AutoConfig.from_pretrained(directory, num_labels=6, id2label=ID2LABEL, label2id=LABEL2ID,

@@ -15,9 +15,10 @@ import pandas as pd
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from emotion_app.analysis.predictions import NOTE_EMPTY, score_frame
+from emotion_app.data.tables import iter_chunks, read_table
+from emotion_app.data.writers import FORMULA_STARTS, neutralize_formulas, to_safe_csv
 from emotion_app.labels import LABELS
-from emotion_app.scoring import FORMULA_STARTS, NOTE_EMPTY, neutralize_formulas, score_frame, to_safe_csv
-from emotion_app.tabular import iter_chunks, read_table
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 SUFFIXES = [".csv", ".tsv", ".txt", ".jsonl", ".json", ".xlsx", ".xls", ""]

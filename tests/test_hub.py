@@ -7,9 +7,14 @@ import huggingface_hub
 import pytest
 from huggingface_hub.utils import filter_repo_objects
 
-from emotion_app import hub
-from emotion_app.config import DataArguments, LoraArguments, ModelArguments, RunArguments
-from emotion_app.training import train
+from emotion_app.train import hub
+from emotion_app.train.arguments import (
+    DataArguments,
+    LoraArguments,
+    ModelArguments,
+    RunArguments,
+)
+from emotion_app.train.trainer import train
 
 TOKEN = "hf_NotARealTokenButSecret1234567890"
 

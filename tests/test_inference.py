@@ -9,14 +9,15 @@ import random
 import numpy as np
 import pytest
 import torch
+from support import all_texts
 from torch.ao.nn.quantized.dynamic import Linear as DynamicLinear
 
-from emotion_app.inference import (EmotionClassifier, default_num_threads, int8_layer_names, quantize_int8,
-                                   read_temperature, set_num_threads, softmax)
+from emotion_app.artifacts import read_temperature
+from emotion_app.engine.adapters import load_adapter
+from emotion_app.engine.classifier import EmotionClassifier, softmax
+from emotion_app.engine.int8 import int8_layer_names, quantize_int8
+from emotion_app.engine.threads import default_num_threads, set_num_threads
 from emotion_app.labels import LABELS
-from emotion_app.modeling import load_adapter
-
-from conftest import all_texts
 
 
 @pytest.fixture(autouse=True)

@@ -1,6 +1,13 @@
 import pytest
 
-from emotion_app.labels import ID2LABEL, LABEL2ID, LABELS, NUM_LABELS, check_label_maps, parse_label
+from emotion_app.labels import (
+    ID2LABEL,
+    LABEL2ID,
+    LABELS,
+    NUM_LABELS,
+    check_label_maps,
+    parse_label,
+)
 
 DATASET_ORDER = ["sadness", "joy", "love", "anger", "fear", "surprise"]  # dair-ai/emotion's ClassLabel
 

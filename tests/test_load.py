@@ -8,7 +8,7 @@ import sys
 import time
 
 import pytest
-from conftest import REPO, subprocess_env
+from support import REPO, subprocess_env
 
 sys.path.insert(0, str(REPO / "benchmarks"))
 import load_app  # noqa: E402

@@ -5,21 +5,25 @@ import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
-from transformers import AutoModelForSequenceClassification, AutoTokenizer, BertConfig, BertForSequenceClassification
+from transformers import (
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+    BertConfig,
+    BertForSequenceClassification,
+)
 
-from emotion_app import modeling
-from emotion_app.config import MINILM_ID, LoraArguments
-from emotion_app.inference import EmotionClassifier
-from emotion_app.labels import ID2LABEL, LABEL2ID
-from emotion_app.modeling import (
-    MINILM_SHA256,
-    build_lora_model,
+from emotion_app.constants import MINILM_ID, MINILM_SHA256
+from emotion_app.engine import adapters as modeling
+from emotion_app.engine.adapters import (
     load_adapter,
     load_base_model,
     load_tokenizer,
-    lora_config,
     resolve_base,
 )
+from emotion_app.engine.classifier import EmotionClassifier
+from emotion_app.labels import ID2LABEL, LABEL2ID
+from emotion_app.train.arguments import LoraArguments
+from emotion_app.train.lora import build_lora_model, lora_config
 
 TEXTS = ["i feel so sad today", "honestly i felt delighted when i read the letter", "i am scared",
          "i keep feeling furious and i cannot hide it", "wow"]
@@ -278,7 +282,7 @@ def _assert_same_weights(model, reference):
 
 @pytest.mark.parametrize("adapter", ["trained_bert_adapter", "trained_gpt2_adapter", "shipped"])
 def test_the_plain_lora_merge_gives_peft_merge_and_unload_weights_bit_for_bit(adapter, request):
-    from conftest import REPO
+    from support import REPO
 
     path = str(REPO / "models" / "minilm-emotion-lora") if adapter == "shipped" else str(
         request.getfixturevalue(adapter))
@@ -315,9 +319,9 @@ def test_loading_a_plain_lora_adapter_does_not_import_peft(trained_bert_adapter)
     import subprocess
     import sys
 
-    from conftest import subprocess_env
+    from support import subprocess_env
 
-    code = ("import sys; from emotion_app.modeling import load_adapter; "
+    code = ("import sys; from emotion_app.engine.adapters import load_adapter; "
             f"load_adapter({str(trained_bert_adapter)!r}); print('peft' in sys.modules)")
     result = subprocess.run([sys.executable, "-c", code], env=subprocess_env(), capture_output=True, text=True,
                             timeout=300)

@@ -15,11 +15,13 @@ import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
+from support import all_texts, subprocess_env
 
-from emotion_app import modeling, onnx_runtime
-from emotion_app.inference import EmotionClassifier, int8_layer_names, prepare_onnx
-
-from conftest import all_texts, subprocess_env
+from emotion_app.engine import adapters as modeling
+from emotion_app.engine import onnx as onnx_runtime
+from emotion_app.engine.classifier import EmotionClassifier
+from emotion_app.engine.int8 import int8_layer_names
+from emotion_app.engine.loading import prepare_onnx
 
 
 @pytest.fixture
@@ -56,7 +58,7 @@ def test_the_second_load_reuses_the_cached_model_without_the_torch_model(trained
 
 def test_a_cached_start_imports_neither_torch_nor_transformers_nor_peft(trained_bert_adapter, cache):
     want = EmotionClassifier.from_adapter(str(trained_bert_adapter)).predict(["i feel so happy today"])  # fills it
-    code = ("import sys; from emotion_app.inference import EmotionClassifier; "
+    code = ("import sys; from emotion_app.engine.classifier import EmotionClassifier; "
             f"e = EmotionClassifier.from_adapter({str(trained_bert_adapter)!r}); "
             "print(e.info['runtime'], *e.predict(['i feel so happy today']), "
             "*(name in sys.modules for name in ('torch', 'transformers', 'peft')))")
@@ -86,7 +88,7 @@ def test_an_unwritable_cache_falls_back_to_a_temporary_folder(trained_bert_adapt
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
     monkeypatch.setenv("EMOTION_APP_CACHE", str(blocker / "cache"))
-    with caplog.at_level(logging.WARNING, logger="emotion_app.onnx_runtime"):
+    with caplog.at_level(logging.WARNING, logger="emotion_app.engine.onnx"):
         engine = EmotionClassifier.from_adapter(str(trained_bert_adapter))
     assert engine.info["runtime"] == "onnxruntime"
     assert engine.model.path.is_file() and blocker not in engine.model.path.parents
@@ -106,7 +108,7 @@ def test_the_engine_pickles_with_its_model_bytes(trained_bert_adapter, cache):
 
 def test_auto_falls_back_to_torch_when_the_export_fails(trained_bert_adapter, cache, monkeypatch, caplog):
     monkeypatch.setattr(onnx_runtime, "export", no_export)
-    with caplog.at_level(logging.WARNING, logger="emotion_app.inference"):
+    with caplog.at_level(logging.WARNING, logger="emotion_app.engine.loading"):
         engine = EmotionClassifier.from_adapter(str(trained_bert_adapter))
     assert (engine.info["runtime"], engine.info["precision"]) == ("torch", "int8")
     assert "ONNX Runtime could not take BertForSequenceClassification (export called)" in caplog.text
@@ -119,7 +121,7 @@ def test_missing_onnxruntime(trained_bert_adapter, monkeypatch, caplog):
     monkeypatch.setattr(onnx_runtime, "available", lambda: False)
     with pytest.raises(ImportError, match="needs onnxruntime and onnx: pip install"):
         EmotionClassifier.from_adapter(str(trained_bert_adapter), runtime="onnxruntime")
-    with caplog.at_level(logging.WARNING, logger="emotion_app.inference"):
+    with caplog.at_level(logging.WARNING, logger="emotion_app.engine.loading"):
         engine = EmotionClassifier.from_adapter(str(trained_bert_adapter))
     assert engine.info["runtime"] == "torch"
     assert "onnxruntime is not installed" in caplog.text

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from emotion_app.calibration import coverage_curve
-from emotion_app.evaluation import confusion_matrix
-from emotion_app.review import (
+from emotion_app.analysis.calibration import coverage_curve
+from emotion_app.analysis.metrics import confusion_matrix
+from emotion_app.analysis.review import (
     PROB_COLUMNS,
     cell_rows,
     drilldown,
@@ -104,7 +104,7 @@ def test_needs_review_and_summary():
     assert review_summary(PROBS, 0.8) == {"rows": 8, "needs_review": 3, "share": 3 / 8}
     assert not needs_review(PROBS, 0.0).any()
     for bad in (-0.1, 1.5, "0.8", None):
-        with pytest.raises(ValueError, match="review threshold must be a confidence in \\[0, 1\\]"):
+        with pytest.raises(ValueError, match="review threshold must be a confidence between 0 and 1"):
             needs_review(PROBS, bad)
 
 

@@ -14,11 +14,19 @@ import textwrap
 
 import numpy as np
 import pytest
-from conftest import REPO, subprocess_env
+from support import REPO, subprocess_env
 
 from emotion_app.labels import LABELS
-from emotion_app.score import (EXIT_INPUT, EXIT_INTERRUPTED, EXIT_MODEL, EXIT_OK, EXIT_OUTPUT, ScoreError, main,
-                               score_file)
+from emotion_app.score import (
+    EXIT_INPUT,
+    EXIT_INTERRUPTED,
+    EXIT_MODEL,
+    EXIT_OK,
+    EXIT_OUTPUT,
+    ScoreError,
+    main,
+    score_file,
+)
 
 
 class RowNumberClassifier:
@@ -208,7 +216,7 @@ def test_200000_rows_stream_in_order_with_flat_memory(tmp_path):
     (["--precision", "fp32", "--runtime", "torch"], {"quantize": False, "runtime": "torch"}),
 ])
 def test_real_command_on_a_tiny_adapter_matches_the_classifier(tmp_path, trained_adapter, options, engine):
-    from emotion_app.inference import EmotionClassifier
+    from emotion_app.engine.classifier import EmotionClassifier
 
     texts = ["i feel so happy today", "i am terrified of the dark", "", "i keep feeling angry"]
     source = tmp_path / "in.csv"

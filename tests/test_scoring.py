@@ -9,9 +9,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from emotion_app.analysis.predictions import (
+    MODEL_MAX_CHARS,
+    NOTE_EMPTY,
+    output_names,
+    score_frame,
+)
+from emotion_app.data.writers import TableWriter, neutralize_formulas, to_safe_csv
 from emotion_app.labels import LABELS
-from emotion_app.scoring import (MODEL_MAX_CHARS, NOTE_EMPTY, TableWriter, neutralize_formulas, output_names,
-                                 score_frame, to_safe_csv)
 
 
 class KeywordClassifier:

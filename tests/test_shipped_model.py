@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from emotion_app.evaluation import metrics_from_confusion
-from emotion_app.inference import EmotionClassifier
+from emotion_app.analysis.metrics import metrics_from_confusion
+from emotion_app.engine.classifier import EmotionClassifier
 from emotion_app.labels import LABELS
 
 ADAPTER = Path(__file__).resolve().parent.parent / "models" / "minilm-emotion-lora"

@@ -15,7 +15,13 @@ import zipfile
 import pandas as pd
 import pytest
 
-from emotion_app.tabular import HEAD_BYTES, iter_chunks, open_table, read_table, resolve_column
+from emotion_app.data.tables import (
+    HEAD_BYTES,
+    iter_chunks,
+    open_table,
+    read_table,
+    resolve_column,
+)
 
 
 def write(tmp_path, name: str, data) -> str:
@@ -299,7 +305,6 @@ def _zip_bytes() -> bytes:
     ("a.png", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "PNG image"),
     ("a.jpg", b"\xff\xd8\xff\xe0\x00\x10JFIF", "JPEG image"),
     ("a.xls", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\x00" * 100, "old-style Office"),
-    ("a.parquet", b"PAR1\x15\x04", "Parquet"),
     ("a.bin", bytes(range(256)) * 8, "binary data"),
     ("a.csv", b"text\n" + b"\x01\x02\x03\x04\x05\x06\x07\x08" * 20, "binary data"),
 ])
@@ -352,3 +357,50 @@ def test_stream_knows_rows_and_columns_before_reading_them(tmp_path):
     assert stream.n_rows == 300 and stream.columns == ["text", "label"] and stream.text_column == "text"
     with pytest.raises(ValueError, match="chunk_rows must be at least 1"):
         next(stream.chunks(0))
+
+
+# --- input bugs: a table without text, an unclosed quote, ragged rows ---------------------------
+
+
+def test_a_table_of_numbers_only_is_refused_unless_a_column_is_named(tmp_path):
+    path = tmp_path / "ids.csv"
+    path.write_text("id,score\n1,2\n3,4\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"no column holds text.*'id', 'score'.*--text_column"):
+        read_table(path)
+    assert read_table(path, text_column="score").text_column == "score"
+
+
+def test_an_unclosed_quote_is_refused_with_the_line_it_opened_on(tmp_path):
+    path = tmp_path / "quote.csv"
+    path.write_text('text,id\n"i never close this quote,1\ni am sad,2\ni am happy,3\n', encoding="utf-8")
+    with pytest.raises(ValueError, match=r"quote\.csv, line 2: a quote .* never closes.*lines 2 to 4") as err:
+        read_table(path)
+    assert "one column" not in str(err.value)
+
+
+def test_closed_and_escaped_quotes_still_read(tmp_path):
+    path = tmp_path / "ok.csv"
+    path.write_text('text,id\n"a ""quoted"" word, ok",1\n"two\nlines",2\n', encoding="utf-8")
+    frame = read_table(path).frame
+    assert frame["text"].tolist() == ['a "quoted" word, ok', "two\nlines"]
+
+
+def test_ragged_rows_keep_their_columns_and_say_so(tmp_path):
+    path = tmp_path / "ragged.csv"
+    path.write_text("text,id,extra\na\nb,1\nc,1,x\nd,1,x,y\ne,1,x,y,z\n", encoding="utf-8")
+    table = read_table(path)
+    assert table.frame["text"].tolist() == ["a", "b", "c", "d", "e"]
+    assert table.frame.iloc[4].tolist() == ["e", "1", "x", "y", "z"]
+    notes = " ".join(table.notes)
+    assert "one column" not in notes.lower()
+    assert "more cells than the header" in notes and "fewer cells" in notes
+
+
+def test_parquet_reads_like_any_table_and_a_broken_one_is_explained(tmp_path):
+    path = tmp_path / "t.parquet"
+    pd.DataFrame({"id": [1, 2], "text": ["i am sad", None]}).to_parquet(path)
+    table = read_table(path)
+    assert table.kind == "parquet" and table.text_column == "text"
+    assert table.frame.to_dict("list") == {"id": ["1", "2"], "text": ["i am sad", ""]}
+    message = error_of(write(tmp_path, "b.parquet", b"PAR1\x15\x04"))
+    assert "could not be read as Parquet" in message and "expected" in message

@@ -6,12 +6,11 @@ from __future__ import annotations
 import shutil
 
 import pytest
+from support import REPO, all_texts
 from transformers import AutoTokenizer
 
-from emotion_app.modeling import load_engine_tokenizer
-from emotion_app.tokenizer import FastTokenizer
-
-from conftest import REPO, all_texts
+from emotion_app.engine.adapters import load_engine_tokenizer
+from emotion_app.engine.tokenizer import FastTokenizer
 
 EDGE_CASES = ["", " ", "  two  spaces ", "Héllo WÖRLD naïve café", "你好 world", "emoji 😀😀", "İstanbul",
               "ﬁne ligature", "tabs\tand\nnewlines", "word " * 200, "[CLS] [SEP] [PAD] <|endoftext|>"]

@@ -12,16 +12,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from support import REPO, quick_train_args, run_train, subprocess_env
 
-from conftest import REPO, quick_train_args, run_train, subprocess_env
-from emotion_app import training
-from emotion_app.cli import parse_train_args, train_parser
-from emotion_app.config import LoraArguments
-from emotion_app.evaluation import classification_metrics, evaluate
-from emotion_app.inference import EmotionClassifier, softmax
+from emotion_app.analysis.metrics import classification_metrics, evaluate
+from emotion_app.engine.adapters import load_adapter
+from emotion_app.engine.classifier import EmotionClassifier, softmax
 from emotion_app.labels import ID2LABEL, LABEL2ID, LABELS
-from emotion_app.modeling import build_lora_model, load_adapter
-from emotion_app.training import save_adapter
+from emotion_app.train import trainer as training
+from emotion_app.train.arguments import LoraArguments, parse_train_args, train_parser
+from emotion_app.train.lora import build_lora_model
+from emotion_app.train.trainer import save_adapter
 
 SPLIT_KEYS = {"accuracy", "macro_f1", "weighted_f1", "n", "per_class", "confusion_matrix", "loss"}
 

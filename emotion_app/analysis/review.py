@@ -20,8 +20,8 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from .calibration import threshold_for_accuracy
-from .labels import LABELS, NUM_LABELS, parse_label
+from emotion_app.analysis.calibration import threshold_for_accuracy
+from emotion_app.labels import LABELS, NUM_LABELS, parse_label
 
 MISLABEL_MAX_P_TRUE = 0.05
 MISLABEL_MIN_CONFIDENCE = 0.9
@@ -98,7 +98,7 @@ def needs_review(probs, threshold: float) -> np.ndarray:
 
 def check_threshold(threshold: float) -> float:
     if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0 <= threshold <= 1:
-        raise ValueError(f"review threshold must be a confidence in [0, 1], found {threshold!r}: rows whose "
+        raise ValueError(f"review threshold must be a confidence between 0 and 1, found {threshold!r}: rows whose "
                          "top probability is below it need review (0 reviews nothing).")
     return float(threshold)
 

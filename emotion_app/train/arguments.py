@@ -1,4 +1,4 @@
-"""Argument dataclasses shared by train.py, evaluation and the app.
+"""train.py's arguments: dataclasses read by HfArgumentParser, a JSON config + flag overrides.
 
 Defaults reproduce the reference recipe (DialogRPT-updown + LoRA r=8 on dair-ai/emotion);
 `configs/minilm-cpu.json` holds the recipe for the bundled MiniLM base on a small CPU.
@@ -6,14 +6,16 @@ Defaults reproduce the reference recipe (DialogRPT-updown + LoRA r=8 on dair-ai/
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
+from pathlib import Path
 
-from transformers import TrainingArguments
+from transformers import HfArgumentParser, TrainingArguments
 
-from .modeling import MINILM_ID  # noqa: F401  (re-exported: the default base)
+from emotion_app.constants import MINILM_ID
+from emotion_app.data.labelled import DataArguments
 
 REFERENCE_BASE_ID = "microsoft/DialogRPT-updown"
-DEFAULT_DATASET = "dair-ai/emotion"
 
 
 @dataclass
@@ -28,35 +30,6 @@ class ModelArguments:
     max_length: int = field(
         default=128,
         metadata={"help": "Tokens per text; longer texts are truncated (the data set's texts are short)."},
-    )
-
-
-@dataclass
-class DataArguments:
-    dataset_name: str = field(
-        default=DEFAULT_DATASET,
-        metadata={"help": "Hub data set with text/label columns, used when no local files are given."},
-    )
-    dataset_config: str = field(
-        default="split", metadata={"help": "Configuration of the Hub data set."}
-    )
-    data_dir: str | None = field(
-        default=None,
-        metadata={
-            "help": "Directory holding train/validation/test files (.txt `text;label`, .csv, .tsv, "
-            ".jsonl, .parquet), e.g. ../shared/data/emotion. Overrides --dataset_name."
-        },
-    )
-    train_file: str | None = field(default=None, metadata={"help": "Training file (overrides data_dir's)."})
-    validation_file: str | None = field(
-        default=None, metadata={"help": "Validation file, used to choose the best checkpoint."}
-    )
-    test_file: str | None = field(default=None, metadata={"help": "Test file, evaluated once at the end."})
-    max_train_samples: int | None = field(
-        default=None, metadata={"help": "Keep only the first N training rows (for quick runs)."}
-    )
-    max_eval_samples: int | None = field(
-        default=None, metadata={"help": "Keep only the first N validation and test rows."}
     )
 
 
@@ -109,3 +82,30 @@ class RunArguments(TrainingArguments):
         default=False,
         metadata={"help": "Continue from the last checkpoint in output_dir (after an interruption)."},
     )
+
+
+ARGUMENT_CLASSES = (ModelArguments, DataArguments, LoraArguments, RunArguments)
+
+
+def train_parser() -> HfArgumentParser:
+    return HfArgumentParser(ARGUMENT_CLASSES)
+
+
+def parse_train_args(argv: list[str]):
+    """(model, data, lora, run) arguments. A first argument ending in .json is a config file
+    whose values become defaults; the flags after it override them."""
+    parser = train_parser()
+    if argv and argv[0].endswith(".json"):
+        path = Path(argv[0])
+        try:
+            config = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as err:
+            raise SystemExit(f"config {path} could not be read as JSON: {err}. Expected a JSON object of "
+                             "train.py options, e.g. configs/minilm-cpu.json.") from None
+        known = {action.dest for action in parser._actions}
+        unknown = sorted(set(config) - known)
+        if unknown:
+            raise SystemExit(f"config {path} has unknown options {unknown}. See `python train.py --help`.")
+        parser.set_defaults(**config)
+        argv = argv[1:]
+    return parser.parse_args_into_dataclasses(args=argv)

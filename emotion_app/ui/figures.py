@@ -13,7 +13,13 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from .labels import LABELS, NUM_LABELS
+from emotion_app.analysis.calibration import (
+    N_BINS,
+    check_curve,
+    expected_calibration_error,
+    reliability_bins,
+)
+from emotion_app.labels import LABELS, NUM_LABELS
 
 # One colour per emotion (colour-blind-friendly Okabe-Ito hues where they fit the mood).
 EMOTION_COLORS: dict[str, str] = {
@@ -143,3 +149,76 @@ def _check_matrix(matrix) -> np.ndarray:
         raise ValueError(f"confusion matrix has shape {counts.shape}: expected ({NUM_LABELS}, {NUM_LABELS}), "
                          "true labels down and predicted across in label order.")
     return counts.astype(np.int64)
+
+
+def reliability_figure(probs, labels, n_bins: int = N_BINS):
+    """Reliability diagram of probabilities [N, K] against true labels (plotly)."""
+    bins = reliability_bins(probs, labels, n_bins)
+    ece = expected_calibration_error(probs, labels, n_bins)
+    return reliability_figure_from_bins(bins, title=f"Reliability (ECE {ece:.4f})")
+
+
+
+def reliability_figure_from_bins(bins: list[dict], before: list[dict] | None = None, title: str = "Reliability"):
+    """Reliability diagram from `reliability_bins` output (e.g. metrics.json's calibration entry).
+
+    Bars: accuracy per confidence bin; the diagonal is perfect calibration. `before`, if given,
+    adds the uncalibrated bins as markers.
+    """
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="perfect calibration",
+                             line={"dash": "dash", "color": "gray"}))
+    fig.add_trace(go.Bar(
+        x=[(b["lower"] + b["upper"]) / 2 for b in bins], y=[b["accuracy"] for b in bins],
+        width=[b["upper"] - b["lower"] for b in bins], name="accuracy" if before is None else "calibrated",
+        customdata=[[b["count"], b["confidence"]] for b in bins],
+        hovertemplate="confidence %{customdata[1]:.3f}<br>accuracy %{y:.3f}<br>%{customdata[0]} rows<extra></extra>",
+    ))
+    if before is not None:
+        fig.add_trace(go.Scatter(x=[b["confidence"] for b in before], y=[b["accuracy"] for b in before],
+                                 mode="markers", name="uncalibrated",
+                                 customdata=[b["count"] for b in before],
+                                 hovertemplate="confidence %{x:.3f}<br>accuracy %{y:.3f}<br>"
+                                               "%{customdata} rows<extra></extra>"))
+    fig.update_layout(title=title, xaxis_title="confidence", yaxis_title="accuracy",
+                      xaxis={"range": [0, 1]}, yaxis={"range": [0, 1]}, bargap=0.05)
+    return fig
+
+
+
+def coverage_figure(curve, threshold: float | None = None):
+    """Accuracy against coverage (plotly); hover shows the threshold. Marks `threshold` if given."""
+    import plotly.graph_objects as go
+
+    rows = check_curve(curve)
+    fig = go.Figure(go.Scatter(
+        x=[r[1] for r in rows], y=[r[2] for r in rows], mode="lines+markers", name="kept rows",
+        customdata=[r[0] for r in rows],
+        hovertemplate="threshold %{customdata:.4f}<br>coverage %{x:.1%}<br>accuracy %{y:.2%}<extra></extra>",
+    ))
+    if threshold is not None:
+        kept = [r for r in rows if r[0] >= threshold]
+        if kept:
+            _, coverage, accuracy = kept[0]
+            fig.add_trace(go.Scatter(x=[coverage], y=[accuracy], mode="markers", name=f"threshold {threshold:.3f}",
+                                     marker={"size": 12, "symbol": "x"}))
+    fig.update_layout(title="Accuracy vs coverage (rows kept at each confidence threshold)",
+                      xaxis_title="coverage (share of rows labelled automatically)",
+                      yaxis_title="accuracy of kept rows", xaxis={"tickformat": ".0%"},
+                      yaxis={"tickformat": ".0%"})
+    return fig
+
+
+
+def metrics_figures(metrics: dict):
+    """(reliability figure, coverage figure) from a metrics.json dict, or ValueError if uncalibrated."""
+    if "calibration" not in metrics or "coverage" not in metrics:
+        raise ValueError("metrics.json has no calibration/coverage entries: expected an adapter calibrated "
+                         "by training or `python -m emotion_app.calibrate --adapter DIR`. Run that first.")
+    cal = metrics["calibration"]
+    title = (f"Reliability on test: ECE {cal['test_ece_before']:.4f} -> {cal['test_ece_after']:.4f} "
+             f"(T = {cal['temperature']:.3f})")
+    return (reliability_figure_from_bins(cal["reliability_after"], cal.get("reliability_before"), title),
+            coverage_figure(metrics["coverage"]))

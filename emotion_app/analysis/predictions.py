@@ -19,28 +19,23 @@ text instead of running it as a formula. `raw=True` writes the cells unchanged.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
-import os
-import tempfile
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 import pandas as pd
 
-from .labels import LABELS, NUM_LABELS
-from .tabular import resolve_column
+from emotion_app.analysis.review import check_threshold
+from emotion_app.data.tables import resolve_column
+from emotion_app.labels import LABELS, NUM_LABELS, check_classifier_labels
 
 logger = logging.getLogger(__name__)
 
 MODEL_MAX_CHARS = 4000  # far beyond any model's 512 tokens; keeps tokenising a huge cell cheap
 SCORE_BATCH_ROWS = 256  # rows per call to the classifier (progress is reported after each)
 PROB_DECIMALS = 4
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-OUTPUT_SUFFIXES = {".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 NOTE_EMPTY = "empty text: not scored"
 NOTE_LONG = "long text: the model read only its first {n:,} characters"
 
@@ -73,10 +68,10 @@ def score_frame(classifier: Classifier, frame: pd.DataFrame, text_column: str,
                 threshold: float | None = None, progress: Callable[[int, int], None] | None = None, *,
                 batch_rows: int = SCORE_BATCH_ROWS, max_chars: int = MODEL_MAX_CHARS) -> pd.DataFrame:
     """`frame` with the output columns added; same rows, same order, same index."""
-    _check_labels(classifier)
+    check_classifier_labels(classifier)
     column = resolve_column(str(text_column), [str(c) for c in frame.columns], "the table")
-    if threshold is not None and not 0.0 <= float(threshold) <= 1.0:
-        raise ValueError(f"threshold must be between 0 and 1, found {threshold}. Pass e.g. 0.6.")
+    if threshold is not None:
+        check_threshold(threshold)
     if batch_rows < 1:
         raise ValueError(f"batch_rows must be at least 1, found {batch_rows}.")
     texts = [_cell_text(value) for value in frame[_original_label(frame, column)]]
@@ -86,13 +81,6 @@ def score_frame(classifier: Classifier, frame: pd.DataFrame, text_column: str,
 
 def _original_label(frame: pd.DataFrame, name: str) -> object:
     return next(c for c in frame.columns if str(c) == name)
-
-
-def _check_labels(classifier: Classifier) -> None:
-    labels = getattr(classifier, "labels", None)
-    if labels is not None and tuple(labels) != LABELS:
-        raise ValueError(f"the classifier has labels {list(labels)}, expected {list(LABELS)} in that order. "
-                         "Use an adapter trained with this project's labels.")
 
 
 def _cell_text(value: object) -> str:
@@ -166,105 +154,3 @@ def _note(text: str, scored: bool, max_chars: int) -> str:
 # Writing
 
 
-def neutralize_formulas(frame: pd.DataFrame) -> pd.DataFrame:
-    """A copy in which text cells and column names a spreadsheet would run as a formula start with '."""
-    out = frame.copy()
-    for position in range(out.shape[1]):
-        series = out.iloc[:, position]
-        if series.dtype == object or pd.api.types.is_string_dtype(series.dtype):
-            out.isetitem(position, series.map(_neutral, na_action="ignore").astype(object))
-    out.columns = [_neutral(c) if isinstance(c, str) else c for c in out.columns]
-    return out
-
-
-def _neutral(value: object) -> object:
-    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
-        return "'" + value
-    return value
-
-
-def output_format(path: str | Path) -> str:
-    """csv, tsv or jsonl, from the file name's suffix."""
-    suffix = Path(path).suffix.lower()
-    if suffix not in OUTPUT_SUFFIXES:
-        raise ValueError(f"output {Path(path).name} has suffix {suffix or '(none)'}: expected one of "
-                         f"{', '.join(OUTPUT_SUFFIXES)}. Name the output e.g. scored.csv.")
-    return OUTPUT_SUFFIXES[suffix]
-
-
-class TableWriter:
-    """Writes a table chunk by chunk (format from the suffix) to a temporary file beside `path`,
-    renamed into place by close(): a run that fails half-way never leaves a file that looks complete.
-    CSV/TSV cells are neutralised against formula injection unless raw; JSON Lines is for programs
-    and is written as is."""
-
-    def __init__(self, path: str | Path, raw: bool = False, excel_bom: bool = False):
-        self.path = Path(path)
-        self.format = output_format(self.path)
-        self.raw = raw
-        self.rows = 0
-        self._columns: list[str] | None = None
-        handle, temporary = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".partial",
-                                             dir=self.path.parent if str(self.path.parent) else ".")
-        self._temporary = Path(temporary)
-        encoding = "utf-8-sig" if excel_bom and self.format != "jsonl" else "utf-8"
-        self._handle = os.fdopen(handle, "w", encoding=encoding, newline="")
-
-    def write(self, frame: pd.DataFrame) -> None:
-        columns = [str(c) for c in frame.columns]
-        if self._columns is not None and columns != self._columns:
-            raise ValueError(f"chunk columns {columns} differ from the first chunk's {self._columns}: "
-                             "every chunk of one table needs the same columns.")
-        if self.format == "jsonl":
-            self._write_jsonl(frame)
-        else:
-            safe = frame if self.raw else neutralize_formulas(frame)
-            # CRLF as RFC 4180 and Excel expect; it also makes the writer quote a lone \r in a cell,
-            # which it leaves bare when the line ends are \n (the row would then break in two)
-            safe.to_csv(self._handle, sep="\t" if self.format == "tsv" else ",", index=False,
-                        header=self._columns is None, lineterminator="\r\n", na_rep="")
-        self._columns = columns
-        self.rows += len(frame)
-
-    def _write_jsonl(self, frame: pd.DataFrame) -> None:
-        names = [str(c) for c in frame.columns]
-        for row in frame.itertuples(index=False, name=None):
-            record = dict(zip(names, (_json_value(v) for v in row)))
-            self._handle.write(json.dumps(record, ensure_ascii=False) + "\n")
-
-    def close(self) -> Path:
-        self._handle.close()
-        os.replace(self._temporary, self.path)
-        return self.path
-
-    def abort(self) -> None:
-        self._handle.close()
-        self._temporary.unlink(missing_ok=True)
-
-    def __enter__(self) -> TableWriter:
-        return self
-
-    def __exit__(self, kind, value, traceback) -> None:
-        if kind is None:
-            self.close()
-        else:
-            self.abort()
-
-
-def _json_value(value: object) -> object:
-    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
-        return None
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
-
-
-def to_safe_csv(frame: pd.DataFrame, path: str | Path, raw: bool = False, excel_bom: bool = False) -> Path:
-    """Write `frame` to `path` (.csv, .tsv or .jsonl), neutralised against CSV injection unless raw.
-
-    excel_bom=True starts a CSV with a UTF-8 byte-order mark, which Excel needs to show non-ASCII
-    characters correctly when the file is opened with a double-click.
-    """
-    with TableWriter(path, raw=raw, excel_bom=excel_bom) as writer:
-        writer.write(frame)
-    return Path(path)

@@ -23,21 +23,24 @@ threshold, the share of rows kept (coverage) and the accuracy on those rows.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
-from .inference import CALIBRATION_FILE, softmax
+from emotion_app.artifacts import (
+    METRICS_FILE,
+    read_metrics,
+    write_calibration,
+    write_json,
+)
+from emotion_app.engine.classifier import softmax
 
 logger = logging.getLogger(__name__)
 
 N_BINS = 15
-METRICS_FILE = "metrics.json"
 # The temperature search range; a fit at either end means the logits are degenerate.
 MIN_TEMPERATURE = 0.01
 MAX_TEMPERATURE = 100.0
@@ -208,7 +211,7 @@ def compact_coverage_curve(probs, labels, points: int = COVERAGE_POINTS) -> list
     return [[t, round(c, 6), round(a, 6)] for t, c, a in coverage_curve(probs, labels, thresholds)]
 
 
-def _check_curve(curve) -> list[tuple[float, float, float]]:
+def check_curve(curve) -> list[tuple[float, float, float]]:
     rows = []
     for i, row in enumerate(curve or []):
         try:
@@ -232,7 +235,7 @@ def threshold_for_accuracy(curve, target: float) -> float:
     if isinstance(target, bool) or not isinstance(target, (int, float)) or not 0 < target <= 1:
         raise ValueError(f"target accuracy must be a number in (0, 1], found {target!r}. "
                          "Give it as a fraction, e.g. 0.95 for 95%.")
-    rows = _check_curve(curve)
+    rows = check_curve(curve)
     for threshold, _, accuracy in rows:
         if accuracy >= target:
             return threshold
@@ -243,75 +246,6 @@ def threshold_for_accuracy(curve, target: float) -> float:
 
 
 # --- figures ------------------------------------------------------------------------------------
-
-def reliability_figure(probs, labels, n_bins: int = N_BINS):
-    """Reliability diagram of probabilities [N, K] against true labels (plotly)."""
-    bins = reliability_bins(probs, labels, n_bins)
-    ece = expected_calibration_error(probs, labels, n_bins)
-    return reliability_figure_from_bins(bins, title=f"Reliability (ECE {ece:.4f})")
-
-
-def reliability_figure_from_bins(bins: list[dict], before: list[dict] | None = None, title: str = "Reliability"):
-    """Reliability diagram from `reliability_bins` output (e.g. metrics.json's calibration entry).
-
-    Bars: accuracy per confidence bin; the diagonal is perfect calibration. `before`, if given,
-    adds the uncalibrated bins as markers.
-    """
-    import plotly.graph_objects as go
-
-    fig = go.Figure()
-    fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="perfect calibration",
-                             line={"dash": "dash", "color": "gray"}))
-    fig.add_trace(go.Bar(
-        x=[(b["lower"] + b["upper"]) / 2 for b in bins], y=[b["accuracy"] for b in bins],
-        width=[b["upper"] - b["lower"] for b in bins], name="accuracy" if before is None else "calibrated",
-        customdata=[[b["count"], b["confidence"]] for b in bins],
-        hovertemplate="confidence %{customdata[1]:.3f}<br>accuracy %{y:.3f}<br>%{customdata[0]} rows<extra></extra>",
-    ))
-    if before is not None:
-        fig.add_trace(go.Scatter(x=[b["confidence"] for b in before], y=[b["accuracy"] for b in before],
-                                 mode="markers", name="uncalibrated",
-                                 customdata=[b["count"] for b in before],
-                                 hovertemplate="confidence %{x:.3f}<br>accuracy %{y:.3f}<br>"
-                                               "%{customdata} rows<extra></extra>"))
-    fig.update_layout(title=title, xaxis_title="confidence", yaxis_title="accuracy",
-                      xaxis={"range": [0, 1]}, yaxis={"range": [0, 1]}, bargap=0.05)
-    return fig
-
-
-def coverage_figure(curve, threshold: float | None = None):
-    """Accuracy against coverage (plotly); hover shows the threshold. Marks `threshold` if given."""
-    import plotly.graph_objects as go
-
-    rows = _check_curve(curve)
-    fig = go.Figure(go.Scatter(
-        x=[r[1] for r in rows], y=[r[2] for r in rows], mode="lines+markers", name="kept rows",
-        customdata=[r[0] for r in rows],
-        hovertemplate="threshold %{customdata:.4f}<br>coverage %{x:.1%}<br>accuracy %{y:.2%}<extra></extra>",
-    ))
-    if threshold is not None:
-        kept = [r for r in rows if r[0] >= threshold]
-        if kept:
-            _, coverage, accuracy = kept[0]
-            fig.add_trace(go.Scatter(x=[coverage], y=[accuracy], mode="markers", name=f"threshold {threshold:.3f}",
-                                     marker={"size": 12, "symbol": "x"}))
-    fig.update_layout(title="Accuracy vs coverage (rows kept at each confidence threshold)",
-                      xaxis_title="coverage (share of rows labelled automatically)",
-                      yaxis_title="accuracy of kept rows", xaxis={"tickformat": ".0%"},
-                      yaxis={"tickformat": ".0%"})
-    return fig
-
-
-def metrics_figures(metrics: dict):
-    """(reliability figure, coverage figure) from a metrics.json dict, or ValueError if uncalibrated."""
-    if "calibration" not in metrics or "coverage" not in metrics:
-        raise ValueError("metrics.json has no calibration/coverage entries: expected an adapter calibrated "
-                         "by training or `python -m emotion_app.calibrate --adapter DIR`. Run that first.")
-    cal = metrics["calibration"]
-    title = (f"Reliability on test: ECE {cal['test_ece_before']:.4f} -> {cal['test_ece_after']:.4f} "
-             f"(T = {cal['temperature']:.3f})")
-    return (reliability_figure_from_bins(cal["reliability_after"], cal.get("reliability_before"), title),
-            coverage_figure(metrics["coverage"]))
 
 
 # --- storing it with the adapter ----------------------------------------------------------------
@@ -338,14 +272,6 @@ def calibration_metrics(val_logits, val_labels, test_logits, test_labels, n_bins
     return {"calibration": calibration, "coverage": compact_coverage_curve(after, test_labels)}
 
 
-def write_calibration(adapter_dir: str | Path, temperature: float) -> Path:
-    """Write <adapter_dir>/calibration.json {"temperature": T} (atomically); returns its path."""
-    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) \
-            or not math.isfinite(temperature) or temperature <= 0:
-        raise ValueError(f"temperature must be a positive finite number, found {temperature!r}.")
-    return _write_json(Path(adapter_dir) / CALIBRATION_FILE, {"temperature": float(temperature)})
-
-
 def calibrate_adapter(adapter_dir: str | Path, val_logits, val_labels, test_logits, test_labels) -> dict:
     """Fit T on validation, write calibration.json and add calibration/coverage to metrics.json.
 
@@ -358,25 +284,14 @@ def calibrate_adapter(adapter_dir: str | Path, val_logits, val_labels, test_logi
                          "directory (calibration is written into it).")
     added = calibration_metrics(val_logits, val_labels, test_logits, test_labels)
     metrics_path = adapter_dir / METRICS_FILE
-    metrics = {}
-    if metrics_path.is_file():
-        try:
-            metrics = json.loads(metrics_path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as err:
-            raise ValueError(f"{metrics_path} is not valid JSON ({err}): expected the adapter's metrics. "
-                             "Fix or delete it, then calibrate again.") from None
-    else:
+    metrics = read_metrics(adapter_dir)
+    if metrics is None:
         logger.info("%s does not exist; creating it with the calibration entries only", metrics_path)
+        metrics = {}
     metrics.update(added)
     # metrics.json first: calibration.json is what changes the app's probabilities.
-    _write_json(metrics_path, metrics)
+    write_json(metrics_path, metrics)
     write_calibration(adapter_dir, added["calibration"]["temperature"])
     return added
 
 
-def _write_json(path: Path, data) -> Path:
-    """Write to a temporary file, then rename, so a crash never leaves half a file."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-    return path

@@ -30,8 +30,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .inference import EmotionClassifier, _check_texts, softmax
-from .labels import NUM_LABELS
+from emotion_app.engine.classifier import EmotionClassifier, Predictor, _check_texts
+from emotion_app.labels import NUM_LABELS
 
 logger = logging.getLogger(__name__)
 
@@ -47,7 +47,7 @@ def import_ray():
                           f"`{INSTALL_HINT}`, or use the single-process engine (--engine local).") from None
 
 
-class RayClassifier:
+class RayClassifier(Predictor):
     """predict_proba(texts) -> [N, 6] in input order, computed by `num_workers` Ray workers.
 
     Same interface as EmotionClassifier for scoring: .labels, .info, .predict_proba, .predict.
@@ -66,7 +66,6 @@ class RayClassifier:
         self.cpus_per_worker = cpus_per_worker
         engine = EmotionClassifier.from_adapter(adapter, base_model=base_model, token=token,
                                                 batch_size=batch_size, quantize=quantize, runtime=runtime)
-        self.labels = engine.labels
         self.temperature = engine.temperature
         self.info = {**engine.info, "engine": "ray", "num_workers": num_workers}
         self._started_ray = False
@@ -95,13 +94,6 @@ class RayClassifier:
         for batch in scored.iter_batches(batch_size=None, batch_format="numpy"):
             out[batch["row"]] = batch["logits"]
         return out
-
-    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
-        """Probabilities [N, 6] (rows sum to 1), columns in `labels.LABELS` order."""
-        return softmax(self.logits(texts) / self.temperature)
-
-    def predict(self, texts: Sequence[str]) -> list[str]:
-        return [self.labels[i] for i in self.predict_proba(texts).argmax(axis=1)]
 
     def close(self) -> None:
         """Stop the local Ray instance if this classifier started it."""

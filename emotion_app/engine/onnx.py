@@ -34,7 +34,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .modeling import file_sha256, resolve_base
+from emotion_app.artifacts import ADAPTER_CONFIG, ADAPTER_WEIGHTS, file_sha256
+from emotion_app.engine.adapters import resolve_base
 
 try:
     import fcntl
@@ -47,7 +48,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 INSTALL_HINT = "pip install onnxruntime onnx (see requirements.txt)"
-FORMAT_VERSION = "1"  # bump when the export, the quantization or inference._keep_fp32 changes
+FORMAT_VERSION = "1"  # bump when the export, the quantization or int8._keep_fp32 changes
 INPUTS = ("input_ids", "attention_mask")
 
 
@@ -57,9 +58,10 @@ def available() -> bool:
 
 
 def cache_dir() -> Path:
-    if os.environ.get("EMOTION_APP_CACHE"):
-        return Path(os.environ["EMOTION_APP_CACHE"])
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "emotion_app"
+    """The ONNX models' cache: the app's storage root (see emotion_app.storage)."""
+    from emotion_app.storage import cache_root
+
+    return cache_root()
 
 
 class OnnxModel:
@@ -109,7 +111,7 @@ def source_key(adapter_dir: Path, base_model: str, int8: bool) -> str | None:
     base_dir = Path(resolve_base(base_model))
     if not base_dir.is_dir():
         return None
-    files = [adapter_dir / "adapter_config.json", adapter_dir / "adapter_model.safetensors", base_dir / "config.json",
+    files = [adapter_dir / ADAPTER_CONFIG, adapter_dir / ADAPTER_WEIGHTS, base_dir / "config.json",
              *sorted(base_dir.glob("*.safetensors")), *sorted(base_dir.glob("*.bin"))]
     return _digest(int8, *(f"{path.name}:{file_sha256(path)}" for path in files if path.is_file()))
 

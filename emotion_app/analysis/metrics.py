@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .labels import LABELS, NUM_LABELS
+from emotion_app.labels import LABELS, NUM_LABELS
 
 
 def confusion_matrix(y_true: Sequence[int], y_pred: Sequence[int]) -> np.ndarray:

@@ -14,7 +14,7 @@ import re
 
 import numpy as np
 
-from .labels import LABELS, NUM_LABELS, parse_label
+from emotion_app.labels import LABELS, NUM_LABELS, parse_label
 
 WORD = re.compile(r"\S+")
 MAX_WORDS = 256  # one extra text per word goes through the model

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .config import DEFAULT_DATASET
-from .labels import LABELS
+from emotion_app.constants import DEFAULT_DATASET
+from emotion_app.labels import LABELS
 
 TASK = {"type": "text-classification", "name": "Text Classification"}
 

@@ -8,7 +8,6 @@ Layout of output_dir after a run:
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import os
 import shutil
@@ -19,14 +18,25 @@ import numpy as np
 import torch
 from transformers import DataCollatorWithPadding, Trainer, set_seed
 
-from .calibration import calibration_metrics, write_calibration
-from .card import write_model_card
-from .config import DataArguments, LoraArguments, ModelArguments, RunArguments
-from .data import load_splits
-from .evaluation import classification_metrics, format_report
-from .inference import EmotionClassifier, softmax
-from .labels import LABELS, NUM_LABELS
-from .modeling import build_lora_model
+from emotion_app.analysis.calibration import calibration_metrics
+from emotion_app.analysis.metrics import classification_metrics, format_report
+from emotion_app.artifacts import (
+    ADAPTER_CONFIG,
+    METRICS_FILE,
+    write_calibration,
+    write_json,
+)
+from emotion_app.data.labelled import load_splits
+from emotion_app.engine.classifier import EmotionClassifier, softmax
+from emotion_app.labels import LABELS, NUM_LABELS
+from emotion_app.train.arguments import (
+    DataArguments,
+    LoraArguments,
+    ModelArguments,
+    RunArguments,
+)
+from emotion_app.train.card import write_model_card
+from emotion_app.train.lora import build_lora_model
 
 logger = logging.getLogger(__name__)
 
@@ -39,7 +49,7 @@ def train(model_args: ModelArguments, data_args: DataArguments, lora_args: LoraA
     """Fine-tune, pick the best epoch on validation, evaluate on test once, save (and push)."""
     output_dir = Path(run_args.output_dir)
     if run_args.push_to_hub:  # a bad repo id must fail now, not after the training
-        from .hub import check_repo_id
+        from emotion_app.train.hub import check_repo_id
 
         check_repo_id(run_args.hub_model_id or "")
     set_seed(run_args.seed)
@@ -68,7 +78,7 @@ def train(model_args: ModelArguments, data_args: DataArguments, lora_args: LoraA
         return output_dir
     save_adapter(trainer.model, tokenizer, metrics, output_dir, model_args.base_model)
     if run_args.push_to_hub:
-        from .hub import push_adapter
+        from emotion_app.train.hub import push_adapter
 
         push_adapter(output_dir, run_args.hub_model_id or "", bool(run_args.hub_private_repo), run_args.hub_token)
     return output_dir
@@ -174,15 +184,15 @@ def save_adapter(model, tokenizer, metrics: dict, output_dir: Path, base_model: 
     model.peft_config["default"].base_model_name_or_path = base_model
     model.save_pretrained(str(staging), safe_serialization=True, save_embedding_layers=False)
     tokenizer.save_pretrained(str(staging))
-    (staging / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+    write_json(staging / METRICS_FILE, metrics)
     if "calibration" in metrics:  # calibration.json: read by EmotionClassifier.from_adapter
         write_calibration(staging, metrics["calibration"]["temperature"])
     write_model_card(staging, metrics)
     for stray in staging.glob("*.bin"):  # safetensors only
         stray.unlink()
-    (output_dir / "adapter_config.json").unlink(missing_ok=True)
+    (output_dir / ADAPTER_CONFIG).unlink(missing_ok=True)
     names = sorted(p.name for p in staging.iterdir())
-    for name in [n for n in names if n != "adapter_config.json"] + ["adapter_config.json"]:
+    for name in [n for n in names if n != ADAPTER_CONFIG] + [ADAPTER_CONFIG]:
         _fsync(staging / name)
         os.replace(staging / name, output_dir / name)
     staging.rmdir()

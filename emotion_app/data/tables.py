@@ -1,7 +1,7 @@
-"""Read the tables people upload: CSV/TSV/TXT, JSON Lines and Excel -> rows of text, nothing dropped.
+"""Read the tables people give: CSV/TSV/TXT, JSON Lines, Excel and Parquet -> rows of text, nothing dropped.
 
-The app's Batch CSV tab and `python -m emotion_app.score` share this reader, so a file reads the
-same way in both. Encoding, layout (delimiter or format) and header are decided from the head of
+Every file a user gives goes through this reader (the app's Batch and Evaluation tabs, score,
+evaluate, calibrate, adapt and training's local files), so a file reads the same way everywhere. Encoding, layout (delimiter or format) and header are decided from the head of
 the file; one quick pass then counts the rows and the widest row, so that the file can be streamed
 in chunks with a fixed set of columns. Every cell is a `str` (missing cells are ""), rows and
 columns keep their input order, and whatever was guessed is reported in `notes` in plain words.
@@ -27,9 +27,6 @@ import pandas as pd
 
 logger = logging.getLogger(__name__)
 
-# Suggested limits for an upload in the app; the CLI streams and needs none.
-DEFAULT_MAX_BYTES = 50 * 1024 * 1024
-DEFAULT_MAX_ROWS = 100_000
 
 HEAD_BYTES = 256 * 1024  # what encoding, layout and header are decided from
 SAMPLE_RECORDS = 200
@@ -43,7 +40,9 @@ SUFFIX_DELIMITER = {".csv": ",", ".tsv": "\t", ".tab": "\t", ".psv": "|"}
 DELIMITER_PREFERENCE = ("\t", ";", "|", ",")
 JSON_SUFFIXES = (".jsonl", ".ndjson", ".json")
 EXCEL_SUFFIXES = (".xlsx", ".xlsm")
-ACCEPTED = "a CSV, TSV or TXT table, JSON Lines or an Excel .xlsx workbook"
+ACCEPTED = "a CSV, TSV or TXT table, JSON Lines, Parquet or an Excel .xlsx workbook"
+PARQUET_MAGIC = b"PAR1"
+PARQUET_BATCH_ROWS = 4096  # rows decoded at a time: a Parquet file streams like the others
 
 # Header names that say "this column holds the text to classify", best first.
 TEXT_NAMES = ("text", "texts", "sentence", "tweet", "comment", "comments", "message", "review",
@@ -80,8 +79,6 @@ SIGNATURES = (
     (b"MM\x00*", "a TIFF image", EXPORT),
     (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "an old-style Office file (.xls or .doc)",
      "Open it in Excel or LibreOffice and save it as .xlsx or as CSV UTF-8."),
-    (b"PAR1", "a Parquet file", "Convert it to CSV or JSON Lines, e.g. with pandas: "
-     "pd.read_parquet(path).to_csv('out.csv', index=False)."),
     (b"SQLite format 3\x00", "an SQLite database", EXPORT),
     (b"\x7fELF", "a program (ELF binary)", EXPORT),
 )
@@ -176,8 +173,9 @@ def open_table(path: str | Path, *, max_bytes: int | None = None, max_rows: int 
     path = Path(path)
     size = _check_file(path, max_bytes)
     head = _read_head(path)
-    if _binary_kind(path, head) == "xlsx":
-        layout, encoding, notes = Layout("xlsx"), "", []
+    kind = _binary_kind(path, head)
+    if kind in ("xlsx", "parquet"):
+        layout, encoding, notes = Layout(kind), "", []
     else:
         encoding, notes = _detect_encoding(path, head)
         head_text = _decode_head(head, encoding, whole=size <= HEAD_BYTES)
@@ -224,7 +222,9 @@ def _read_head(path: Path) -> bytes:
 
 
 def _binary_kind(path: Path, head: bytes) -> str:
-    """'xlsx' for an Excel workbook, 'text' otherwise; raises for archives, images and the like."""
+    """'xlsx' for an Excel workbook, 'parquet', or 'text'; raises for archives, images and the like."""
+    if head.startswith(PARQUET_MAGIC):
+        return "parquet"
     if head.startswith((b"PK\x03\x04", b"PK\x05\x06")):
         return _zip_kind(path)
     for magic, what, fix in SIGNATURES:
@@ -349,6 +349,7 @@ def _detect_layout(path: Path, head_text: str, notes: list[str]) -> Layout:
         notes.append("Read as `text;label` lines (the dair-ai/emotion format): the label follows the last ';'.")
         return Layout("text;label", ";")
     delimiter, width = _best_delimiter(head_text, suffix)
+    _check_quotes(path, head_text, delimiter or SUFFIX_DELIMITER.get(suffix), whole=len(head_text) < HEAD_BYTES)
     if delimiter is None:
         if suffix == ".csv":
             notes.append("Found one column (no comma, semicolon, tab or pipe separates columns).")
@@ -381,7 +382,59 @@ def _best_delimiter(head_text: str, suffix: str) -> tuple[str | None, int]:
         share = widths.count(width) / len(widths)
         if width >= 2 and share >= 0.8 and (share, -rank) > best[:2]:
             best = (share, -rank, delimiter, width)
+    if best[2] is None:
+        return _ragged_delimiter(head_text, order)
     return best[2], best[3]
+
+
+def _ragged_delimiter(head_text: str, order: list[str]) -> tuple[str | None, int]:
+    """Rows of differing widths: the delimiter that splits the header row and at least half of the
+    rows in two or more cells (the short and long rows are then reported, never hidden as one column)."""
+    for delimiter in order:
+        records = [r for r in _first(_csv_records(io.StringIO(head_text, newline=""), delimiter), 100) if r]
+        if len(records) >= 2 and len(records[0]) >= 2 and sum(len(r) >= 2 for r in records) >= len(records) / 2:
+            return delimiter, len(records[0])
+    return None, 1
+
+
+def _check_quotes(path: Path, text: str, delimiter: str | None, whole: bool) -> None:
+    """Refuse a quote that opens a cell and never closes: the csv reader would silently read the rest
+    of the file into that one cell. Checked on the whole file when it fits in the head, else only
+    for a quote left open over most of the head (a long quoted text is legitimate)."""
+    if delimiter is None or '"' not in text:
+        return
+    opened = _unclosed_quote_line(text, delimiter)
+    if opened is None:
+        return
+    lines = text.rstrip("\n").count("\n") + 1
+    if whole or lines - opened > 1000:
+        raise ValueError(f"{path.name}, line {opened}: a quote (\") opens a cell there and never closes, so "
+                         f"the rest of the file (lines {opened} to {lines}) would be read into that one cell. "
+                         "Expected every quoted cell to end with a closing quote: close the quote on line "
+                         f"{opened}, or remove it (inside a quoted cell, write a quote as \"\").")
+
+
+def _unclosed_quote_line(text: str, delimiter: str) -> int | None:
+    """The line on which a quoted cell opens and is still open at the end of `text`, as the csv
+    module reads quotes (a quote opens a cell only at its start; "" inside is a quote)."""
+    line, in_quote, opened, at_start, i = 1, False, 0, True, 0
+    while i < len(text):
+        char = text[i]
+        if in_quote:
+            if char == '"':
+                if text[i + 1:i + 2] == '"':
+                    i += 1
+                else:
+                    in_quote = False
+            elif char == "\n":
+                line += 1
+        elif char == '"' and at_start:
+            in_quote, opened = True, line
+        elif char == "\n":
+            line += 1
+        at_start = not in_quote and char in (delimiter, "\n", "\r")
+        i += 1
+    return opened if in_quote else None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -392,6 +445,9 @@ def _records(path: Path, layout: Layout, encoding: str, notes: list[str] | None 
     """Rows from the start of the file (header included). JSON rows are dicts, others lists of str."""
     if layout.kind == "xlsx":
         yield from _xlsx_records(path, notes if notes is not None else [])
+        return
+    if layout.kind == "parquet":
+        yield from _parquet_records(path)
         return
     try:
         with path.open(encoding=encoding, newline="") as handle:
@@ -517,6 +573,23 @@ def _xlsx_records(path: Path, notes: list[str]) -> Iterator[list[str]]:
         workbook.close()
 
 
+def _parquet_records(path: Path) -> Iterator[list[str]]:
+    """The column names, then every row as text cells (missing values ""), a batch at a time."""
+    import pyarrow.parquet as pq
+    from pyarrow import ArrowException
+
+    try:
+        parquet = pq.ParquetFile(path)
+        yield [str(name) for name in parquet.schema_arrow.names]
+        for batch in parquet.iter_batches(batch_size=PARQUET_BATCH_ROWS):
+            columns = [column.to_pylist() for column in batch.columns]
+            for row in zip(*columns):
+                yield ["" if value is None else _excel_cell(value) for value in row]
+    except (ArrowException, OSError) as err:
+        raise ValueError(f"{path.name} could not be read as Parquet ({err}): expected a valid Parquet file. "
+                         "Write it again, or save the data as CSV UTF-8.") from None
+
+
 def _excel_cell(value: object) -> str:
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
@@ -587,7 +660,10 @@ def _describe_rows(path: Path, layout: Layout, encoding: str, notes: list[str], 
     if not rows:
         raise ValueError(f"{path.name} holds no values (only empty rows): expected a table with at least "
                          "one filled row. Check that the right file or sheet was exported.")
-    has_header = _looks_like_header(rows) if header is None else header
+    if layout.kind == "parquet":  # its column names are the header, always
+        has_header = True
+    else:
+        has_header = _looks_like_header(rows) if header is None else header
     counts = _Counts()
     widths: dict[int, int] = {}
     n_rows = 0
@@ -757,8 +833,16 @@ def resolve_column(requested: str, columns: list[str], source: str = "the table"
 
 
 def _guess_text_column(columns: list[str], sample: list[list[str]], has_header: bool) -> tuple[str, str]:
-    wordy = [j for j in range(len(columns))
-             if not sample or not all(_is_number(r[j].strip()) for r in sample if r[j].strip())]
+    filled = [[r[j].strip() for r in sample if r[j].strip()] for j in range(len(columns))]
+    wordy = [j for j in range(len(columns)) if not filled[j] or not all(map(_is_number, filled[j]))]
+    named = [c for c in columns if has_header and _normal(c) in TEXT_NAMES]
+    if not wordy and named:  # a header that says "text" names the column, numbers or not
+        return named[0], "its name says it holds text"
+    if not wordy:
+        raise ValueError(f"no column holds text: every column ({', '.join(map(repr, columns))}) holds only "
+                         "numbers, expected a column of texts to classify. If a number column is what you "
+                         "want to score, name it: --text_column NAME on the command line, the Text column "
+                         "in the app.")
     if has_header:
         for wanted in TEXT_NAMES:
             for j in wordy:

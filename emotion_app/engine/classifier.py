@@ -1,0 +1,193 @@
+"""The inference engine: texts -> probabilities [N, 6], used by the app, the CLIs and evaluation.
+
+What makes it fast on a small CPU (measured in docs/performance.md):
+- the LoRA adapter is merged into the base at load, so a forward pass is the plain base model;
+- texts are tokenized once, in one call, then sorted by length and cut into batches, so each batch
+  pads only to its own longest text; the original order is restored at the end;
+- batches are padded with numpy instead of `tokenizer.pad` (less Python work per batch);
+- on CPU the merged model runs in ONNX Runtime (`engine/onnx.py`: exported once, cached on disk)
+  with most of its linear layers in int8 (see `_keep_fp32` for the ones that stay fp32), unless
+  turned off: `from_adapter(..., quantize=False)` for fp32, `runtime="torch"` for plain torch
+  (whose int8 is torch's dynamic quantization of the same layers);
+- `from_adapter` sets the thread count to the cores this process may use (see `set_num_threads`);
+- loading from the ONNX cache needs neither torch nor transformers: the tokenizer is the Rust one
+  (`engine/tokenizer.py`), torch is imported only where a torch model is used. The app starts in about
+  4 s with 370 MB instead of 5.5 s with 570 MB.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from emotion_app.artifacts import read_temperature
+from emotion_app.engine.loading import (
+    _load_model,
+    _resolve_device,
+    _resolve_quantize,
+    _resolve_runtime,
+)
+from emotion_app.engine.onnx import OnnxModel
+from emotion_app.engine.threads import _thread_count, set_num_threads
+from emotion_app.labels import LABELS, NUM_LABELS
+
+if TYPE_CHECKING:  # importing these loads transformers' model code (seconds): see adapters.py
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+
+logger = logging.getLogger(__name__)
+
+MAX_POSITIONS = 512  # the most tokens per text, whatever the tokenizer or the model allows
+
+
+class Predictor:
+    """What every engine shares: `logits(texts)` -> [N, 6] is the engine's own; calibrated
+    probabilities and labels follow from it and `temperature` here, the same for all."""
+
+    labels = LABELS
+    temperature = 1.0
+
+    def logits(self, texts: Sequence[str]) -> np.ndarray:
+        raise NotImplementedError
+
+    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+        """Probabilities [N, 6] (rows sum to 1), columns in `labels.LABELS` order."""
+        return softmax(self.logits(texts) / self.temperature)
+
+    def predict(self, texts: Sequence[str]) -> list[str]:
+        return [LABELS[i] for i in self.predict_proba(texts).argmax(axis=1)]
+
+
+class EmotionClassifier(Predictor):
+    """A sequence-classification model + tokenizer with six outputs in `labels.LABELS` order.
+
+    `model` is used as given: a transformers model (merged or not, quantized or not) or an
+    `engine.onnx.OnnxModel`; `from_adapter` builds the fast one. `temperature` divides the logits
+    before the softmax (calibration.json, see `read_temperature`).
+    """
+
+    def __init__(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, *,
+                 max_length: int | None = None, batch_size: int = 32, temperature: float = 1.0,
+                 info: dict | None = None):
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be a whole number of at least 1, found {batch_size!r}.")
+        if max_length is not None and (not isinstance(max_length, int) or max_length < 2):
+            raise ValueError(f"max_length must be a whole number of at least 2 tokens, found {max_length!r}. "
+                             "Leave it unset to use the tokenizer's limit.")
+        if not temperature > 0:
+            raise ValueError(f"temperature must be positive, found {temperature}.")
+        self.model = model if isinstance(model, OnnxModel) else model.eval()
+        self.tokenizer = tokenizer
+        self.max_length = min(max_length or tokenizer.model_max_length, _position_limit(model))
+        self.batch_size = batch_size
+        self.temperature = temperature
+        self.info = info or {}
+        self.pad_id = _pad_id(tokenizer)
+
+    @classmethod
+    def from_adapter(cls, adapter: str, base_model: str | None = None, token: str | None = None,
+                     batch_size: int = 32, *, quantize: str | bool = "auto", runtime: str = "auto",
+                     num_threads: int | None = None, device: str | None = None) -> EmotionClassifier:
+        """Load base + adapter (a directory or a Hub repo id), merged, ready for fast inference.
+
+        quantize: "auto" (int8 on CPU, unchanged on a GPU), True (int8; CPU only) or False (fp32).
+        runtime: "auto" (ONNX Runtime on CPU when installed, else torch), "onnxruntime" or "torch".
+        num_threads: intra-op threads; None = the cores this process may use. For a torch model
+            this changes a process-wide torch setting (see `set_num_threads`).
+        device: "cpu", "cuda", ...; None = the GPU when torch sees one, else the CPU.
+        """
+        from emotion_app.engine.adapters import load_engine_tokenizer, read_adapter
+
+        target = _resolve_device(device)
+        use_int8 = _resolve_quantize(quantize, target)
+        use_onnx = _resolve_runtime(runtime, target)
+        threads = _thread_count(num_threads)
+        source = read_adapter(adapter, base_model=base_model, token=token)
+        model, precision = _load_model(adapter, source, target, use_int8, use_onnx, runtime == "auto", threads)
+        info = {"adapter": adapter, "base_model": source.base_model, "directory": str(source.directory),
+                "runtime": "onnxruntime" if isinstance(model, OnnxModel) else "torch",
+                "precision": precision, "device": target, "num_threads": threads}
+        return cls(model, load_engine_tokenizer(source.tokenizer_source), batch_size=batch_size, info=info,
+                   temperature=read_temperature(source.directory))
+
+    def logits(self, texts: Sequence[str]) -> np.ndarray:
+        """Raw (uncalibrated) logits [N, 6], in input order."""
+        texts = _check_texts(texts)
+        out = np.zeros((len(texts), NUM_LABELS), dtype=np.float32)
+        if not texts:
+            return out
+        ids = self.tokenizer(texts, truncation=True, max_length=self.max_length)["input_ids"]
+        order = np.argsort(np.fromiter(map(len, ids), dtype=np.int64, count=len(ids)), kind="stable")
+        for start in range(0, len(texts), self.batch_size):
+            index = order[start:start + self.batch_size]
+            out[index] = self._forward(*self._pad([ids[i] for i in index]))
+        return out
+
+    def set_num_threads(self, num_threads: int) -> None:
+        """Threads for this engine's forward passes (for torch a process-wide setting)."""
+        if isinstance(self.model, OnnxModel):
+            self.model.set_num_threads(num_threads)
+        else:
+            set_num_threads(num_threads)
+
+    def _forward(self, input_ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        if isinstance(self.model, OnnxModel):  # ONNX Runtime takes numpy directly
+            return self.model(input_ids, mask)
+        import torch
+
+        device = self.model.device
+        with torch.inference_mode():
+            result = self.model(input_ids=torch.from_numpy(input_ids).to(device),
+                                attention_mask=torch.from_numpy(mask).to(device))
+        return result.logits.float().cpu().numpy()
+
+    def _pad(self, sequences: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
+        """(input_ids, attention_mask) for one batch, padded to its longest sequence on the
+        tokenizer's padding side. A text that tokenizes to nothing (GPT-2 and "") gets one pad
+        token, so it still gets a prediction instead of breaking the batch."""
+        width = max(1, max(map(len, sequences)))
+        input_ids = np.full((len(sequences), width), self.pad_id, dtype=np.int64)
+        mask = np.zeros((len(sequences), width), dtype=np.int64)
+        left = self.tokenizer.padding_side == "left"
+        for row, seq in enumerate(sequences):
+            size = max(len(seq), 1)
+            where = slice(width - size, width) if left else slice(0, size)
+            if seq:
+                input_ids[row, where] = seq
+            mask[row, where] = 1
+        return input_ids, mask
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    exp = np.exp(shifted)
+    return exp / exp.sum(axis=1, keepdims=True)
+
+
+def _position_limit(model: PreTrainedModel) -> int:
+    """The most tokens the model can take (its position embeddings), capped at MAX_POSITIONS."""
+    config = getattr(model, "config", None)
+    limit = getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None)
+    return min(limit or MAX_POSITIONS, MAX_POSITIONS)
+
+
+def _pad_id(tokenizer: PreTrainedTokenizerBase) -> int:
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    if pad_id is None:
+        raise ValueError(f"tokenizer {type(tokenizer).__name__} has neither a pad nor an EOS token: expected "
+                         "one of them to pad batches. Set tokenizer.pad_token before building the classifier.")
+    return pad_id
+
+
+def _check_texts(texts: Sequence[str]) -> list[str]:
+    if isinstance(texts, str):
+        raise ValueError("texts must be a list of strings, found a single string. Wrap it: [text].")
+    texts = list(texts)
+    for i, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise ValueError(f"texts[{i}] is {type(text).__name__} {text!r}: expected a string. "
+                             "Convert the values to text first.")
+    return texts

@@ -1,0 +1,103 @@
+"""The app's page: the model panel, the three tabs and the queue, around one classifier.
+
+Each tab is a module with its own handler class (plain methods: text and file paths in, values
+and figures out, so tests call them with a fake classifier) and a `build` that lays it out and
+wires its events: `predict.py`, `batch.py`, `evaluation.py`. This module only puts them together.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import gradio as gr
+
+from emotion_app.artifacts import read_metrics
+from emotion_app.labels import LABELS, check_classifier_labels
+from emotion_app.ui import batch, evaluation, predict
+from emotion_app.ui.common import PREDICT_CONCURRENCY, QUEUE_SIZE, Limits
+
+
+@dataclass
+class Handlers:
+    """The three tabs' handlers for one classifier."""
+
+    predict_tab: predict.PredictHandlers
+    batch_tab: batch.BatchHandlers
+    evaluation_tab: evaluation.EvaluationHandlers
+
+    @classmethod
+    def create(cls, classifier, limits: Limits | None = None, metrics: dict | None = None,
+               metrics_note: str = "", hub_loader: Callable | None = None,
+               output_dir: str | Path | None = None) -> Handlers:
+        try:
+            check_classifier_labels(classifier)
+        except ValueError as err:
+            raise ValueError(f"{err} The app needs this project's labels.") from None
+        limits = limits or Limits()
+        return cls(predict.PredictHandlers(classifier, limits),
+                   batch.BatchHandlers(classifier, limits, metrics, output_dir),
+                   evaluation.EvaluationHandlers(classifier, limits, metrics, metrics_note, hub_loader))
+
+
+def stored_metrics(directory: str | Path | None) -> tuple[dict | None, str]:
+    """(metrics.json of the adapter or None, a note for the user when it is missing or broken)."""
+    if not directory:
+        return None, "This model has no directory, so no stored test figures."
+    try:
+        metrics = read_metrics(directory)
+    except ValueError as err:
+        return None, f"{err} Stored test figures are not shown."
+    if metrics is None:
+        return None, f"The adapter has no metrics.json ({directory}), so no stored test figures."
+    return metrics, ""
+
+
+def model_info(classifier, metrics: dict | None) -> str:
+    """The model panel: base, adapter, labels and the stored test figures."""
+    info = getattr(classifier, "info", {}) or {}
+    lines = [f"**Base model:** `{info.get('base_model', 'unknown')}`",
+             f"**Adapter:** `{info.get('adapter', 'unknown')}`",
+             f"**Labels:** {', '.join(LABELS)}"]
+    from emotion_app.storage import cache_root, describe
+
+    lines.append(f"**Storage:** {describe(cache_root())}")
+    temperature = getattr(classifier, "temperature", 1.0)
+    if temperature != 1.0:
+        lines.append(f"**Calibration:** temperature {temperature:.3f} (probabilities are calibrated)")
+    test = (metrics or {}).get("test")
+    if isinstance(test, dict) and "accuracy" in test:
+        lines.append(f"**Test set:** accuracy {test['accuracy']:.1%}, macro-F1 {test['macro_f1']:.3f} "
+                     f"on {test.get('n', 0):,} rows")
+    return " · ".join(lines)
+
+
+def build_demo(classifier, *, limits: Limits | None = None, metrics: dict | None = None,
+               hub_loader: Callable | None = None, output_dir: str | Path | None = None,
+               title: str = "Emotion classifier") -> gr.Blocks:
+    """The app around `classifier` (queue configured). metrics: the adapter's metrics.json, read
+    from classifier.info["directory"] unless given."""
+    note = ""
+    if metrics is None:
+        metrics, note = stored_metrics((getattr(classifier, "info", {}) or {}).get("directory"))
+    handlers = Handlers.create(classifier, limits, metrics, note, hub_loader, output_dir)
+    with gr.Blocks(title=title, analytics_enabled=False) as demo:
+        gr.Markdown(f"# {title}\nSix emotions in English text: {', '.join(LABELS)}. "
+                    "Type a sentence, label a whole spreadsheet, or check how well the model does.")
+        gr.Markdown(model_info(classifier, metrics), elem_id="model-info")
+        with gr.Tabs():
+            with gr.Tab("Predict", id="predict"):
+                predict.build(handlers.predict_tab)
+            with gr.Tab("Batch CSV", id="batch"):
+                batch.build(handlers.batch_tab)
+            with gr.Tab("Evaluation", id="evaluation"):
+                evaluation.build(handlers.evaluation_tab)
+    demo.queue(default_concurrency_limit=PREDICT_CONCURRENCY, max_size=QUEUE_SIZE)
+    return demo
+
+
+def launch(demo: gr.Blocks, server_name: str, server_port: int, max_file_bytes: int) -> None:
+    """Start the server (blocks). Gradio refuses uploads over max_file_bytes before our reader sees them."""
+    demo.launch(server_name=server_name, server_port=server_port, max_file_size=max_file_bytes,
+                footer_links=["api", "gradio"], theme=gr.themes.Soft())

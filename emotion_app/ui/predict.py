@@ -1,0 +1,101 @@
+"""The Predict tab: one text -> the six probabilities, a chart and the words behind the answer."""
+
+from __future__ import annotations
+
+import gradio as gr
+import numpy as np
+
+from emotion_app.labels import LABELS
+from emotion_app.ui import figures
+from emotion_app.ui.common import PREDICT_CONCURRENCY, Limits
+
+EXAMPLES = [
+    "i feel so happy and grateful for all the support from my friends today",
+    "i am so angry that they cancelled my flight without any notice",
+    "i feel lonely and miserable since she moved away",
+    "i was shocked and amazed when i saw the final results",
+    "i feel nervous and scared about the surgery tomorrow",
+    "i love the way he cares for me, he is so sweet and tender",
+]
+
+
+class PredictHandlers:
+    """The Predict tab's event functions for one classifier."""
+
+    def __init__(self, classifier, limits: Limits):
+        self.classifier = classifier
+        self.limits = limits
+
+    def predict(self, text: str | None) -> dict[str, float]:
+        """{label: probability}, most probable first (the `predict` API)."""
+        text = self._check_text(text)
+        probs = np.asarray(self.classifier.predict_proba([text]), dtype=float)
+        if probs.shape != (1, len(LABELS)):
+            raise gr.Error(f"The model returned probabilities of shape {probs.shape}, expected (1, "
+                           f"{len(LABELS)}). The adapter does not fit this app.")
+        return dict(figures.sorted_probabilities(dict(zip(LABELS, probs[0].tolist()))))
+
+    def show_prediction(self, probabilities: dict | None) -> tuple:
+        """(bar chart, top emotion in words) from predict's output."""
+        if not probabilities:
+            return None, ""
+        top, confidence = figures.sorted_probabilities(probabilities)[0]
+        summary = f"### {top} · {confidence:.1%}\nTop emotion and its probability."
+        if confidence < 0.5:
+            summary += " Below 50 %: the model is unsure, read the text yourself."
+        return figures.probability_figure(probabilities), summary
+
+    def explain(self, text: str | None) -> tuple[list, str]:
+        """(word importances for gr.HighlightedText, a note) for the predicted emotion."""
+        from emotion_app.analysis.explain import explain
+
+        if not text or not text.strip() or len(text) > self.limits.max_text_chars:
+            return [], ""
+        try:
+            result = explain(self.classifier, text)
+        except ValueError as err:
+            return [], f"No word importances: {err}"
+        attributions = result["attributions"]
+        strongest = max((abs(score) for _, score in attributions), default=0.0)
+        top = max(attributions, key=lambda pair: pair[1])
+        note = (f"Red words pushed the model towards **{result['label']}**, purple ones away from it: "
+                "how much its probability drops when the word is left out (strongest word fully "
+                f"coloured; here **{top[0].strip()}**, {top[1]:+.1%}).")
+        # gr.HighlightedText colours by the score in [-1, 1]; scale so the strongest word shows clearly
+        scale = 1.0 / strongest if strongest > 0 else 1.0
+        return [(piece, round(score * scale, 4)) for piece, score in attributions], note
+
+    def _check_text(self, text: str | None) -> str:
+        if text is None or not str(text).strip():
+            raise gr.Error("The text is empty: type a sentence (in English) to classify.")
+        if len(text) > self.limits.max_text_chars:
+            raise gr.Error(f"The text has {len(text):,} characters, over the limit of "
+                           f"{self.limits.max_text_chars:,} here: the model reads only its first few "
+                           "hundred words anyway. Shorten it, or use the Batch CSV tab for long texts.")
+        return text
+
+
+def build(handlers: PredictHandlers) -> None:
+    """The Predict tab's components and events (inside a gr.Tab)."""
+    with gr.Row():
+        with gr.Column(scale=1):
+            text = gr.Textbox(label="Text", lines=3, placeholder="e.g. i feel so happy today",
+                              max_length=handlers.limits.max_text_chars, elem_id="predict-text")
+            button = gr.Button("Classify", variant="primary", elem_id="predict-button")
+            gr.Examples(EXAMPLES, inputs=text, label="Examples (click one, then Classify)")
+        with gr.Column(scale=1):
+            top = gr.Markdown(elem_id="predict-top")
+            chart = gr.Plot(label="Probabilities", elem_id="predict-chart")
+    with gr.Accordion("Why? Word importance", open=True):
+        words = gr.HighlightedText(label="Word importance for the top emotion", elem_id="predict-words",
+                                   show_legend=False)
+        words_note = gr.Markdown()
+    with gr.Accordion("API output (what `predict` returns)", open=False):
+        probabilities = gr.JSON(label="probabilities", elem_id="predict-json")
+    event = gr.on([button.click, text.submit], handlers.predict, inputs=text, outputs=probabilities,
+                  api_name="predict", concurrency_id="predict", concurrency_limit=PREDICT_CONCURRENCY,
+                  api_description="Probabilities of the six emotions for one text, most probable first.")
+    event.success(handlers.show_prediction, inputs=probabilities, outputs=[chart, top],
+                  api_visibility="private", show_progress="hidden")
+    event.success(handlers.explain, inputs=text, outputs=[words, words_note], api_visibility="private",
+                  concurrency_id="predict", show_progress="minimal")
