@@ -37,7 +37,11 @@ MINILM_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9d
 # the LoRA paper's query/value. Anything else must name its modules (or use all-linear).
 DEFAULT_TARGETS = {"gpt2": ["c_attn"], "bert": ["query", "value"]}
 ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
-HUB_PATTERNS = ["*.json", "*.safetensors", "*.txt", "*.model", "README.md"]
+# A repo pushed by this project holds the merged model at its root (what transformers' one-liner
+# loads) and the adapter in this folder (emotion_app/export.py); older repos hold the adapter at
+# the root. The patterns take the adapter from either, never the root's merged weights.
+ADAPTER_SUBFOLDER = "adapter"
+HUB_PATTERNS = ["*.json", "*adapter_model.safetensors", "*.txt", "*.model", "README.md"]
 
 
 def resolve_base(base_model: str) -> str:
@@ -140,7 +144,8 @@ class LoadedAdapter:
 
 
 def adapter_directory(adapter: str, token: str | None = None) -> Path:
-    """A local directory holding the adapter: `adapter` itself, or its Hub snapshot."""
+    """A local directory holding the adapter: `adapter` itself, or its Hub snapshot; in either,
+    its `adapter/` folder when the adapter sits there (the layout `push_adapter` uploads)."""
     path = Path(adapter)
     if path.is_dir():
         directory = path
@@ -151,6 +156,8 @@ def adapter_directory(adapter: str, token: str | None = None) -> Path:
         from huggingface_hub import snapshot_download
 
         directory = Path(snapshot_download(adapter, allow_patterns=HUB_PATTERNS, token=token))
+    if not (directory / ADAPTER_FILES[0]).is_file() and (directory / ADAPTER_SUBFOLDER / ADAPTER_FILES[0]).is_file():
+        directory = directory / ADAPTER_SUBFOLDER  # a Hub-native repo (or its copy): the adapter beside the merged model
     missing = [name for name in ADAPTER_FILES if not (directory / name).is_file()]
     if missing:
         raise ValueError(f"adapter {adapter} lacks {', '.join(missing)}: expected a PEFT LoRA adapter "
