@@ -36,9 +36,9 @@ def export_card(metrics: dict, *, adapter: str, architecture: str, merged: bool,
     library = "transformers" if merged else "transformers.js"
     tags = (["merged-lora"] if merged else []) + (["onnx", "transformers.js"] if onnx_file else [])
     repo = repo_id or LOCAL_PLACEHOLDER
-    made = ([f"The LoRA adapter `{adapter}` merged into its base [{base}](https://huggingface.co/{base}) "
-             "(W += B·A·alpha/r on every adapted layer, the 6-way head taken from the adapter): a plain "
-             f"`{architecture}` checkpoint that needs no peft."] if merged else [])
+    made = [(f"The LoRA adapter `{adapter}` merged into its base [{base}](https://huggingface.co/{base}) "
+              "(W += B·A·alpha/r on every adapted layer, the 6-way head taken from the adapter): a plain "
+              f"`{architecture}` checkpoint that needs no peft.")] if merged else []
     if onnx_file:
         made.append(f"`{onnx_file}` is the app's inference engine exported to ONNX (opset 17, inputs `input_ids` "
                     "and `attention_mask`, output `logits`), " + (
@@ -147,8 +147,8 @@ def _body(metrics: dict, repo_id: str | None) -> str:
         *_pipeline_use(repo, temperature, with_adapter=True),
     ]
     if not repo_id:
-        lines += ["For this directory: `python -m emotion_app.export --adapter <this directory> --merged OUT` "
-                  "writes that merged model to OUT (`pipeline(..., model=\"OUT\")`); `--onnx OUT` the ONNX one.", ""]
+        lines += [("For this directory: `python -m emotion_app.export --adapter <this directory> --merged OUT` "
+                   "writes that merged model to OUT (`pipeline(..., model=\"OUT\")`); `--onnx OUT` the ONNX one."), ""]
     lines += _peft_use(base, repo_id or LOCAL_PLACEHOLDER, subfolder=bool(repo_id))
     lines.append(_label_line())
     if "training" in metrics:
@@ -166,8 +166,8 @@ def _pipeline_use(repo: str, temperature: float | None, with_adapter: bool) -> l
         "# [[{'label': 'joy', 'score': 0.99...}, ...]]: all six emotions, most probable first",
         "```",
         "",
-        "`truncation=True` cuts long texts at the length the model was trained with, as the app does. The "
-        "scores are softmax(logits), uncalibrated.",
+        ("`truncation=True` cuts long texts at the length the model was trained with, as the app does. The "
+         "scores are softmax(logits), uncalibrated."),
     ]
     if temperature:
         lines[-1] += (f" The app divides the logits by the temperature T = {temperature:.4g} from `calibration.json` "
@@ -184,8 +184,8 @@ def _pipeline_use(repo: str, temperature: float | None, with_adapter: bool) -> l
 
 
 def _onnx_use(onnx_file: str, temperature: float | None) -> list[str]:
-    scale = ([f'logits = logits / json.load(open("calibration.json"))["temperature"]  # T = {temperature:.4g}, '
-              "as the app"] if temperature else ["# no calibration.json: the app uses the logits as they are (T = 1)"])
+    scale = ([(f'logits = logits / json.load(open("calibration.json"))["temperature"]  # T = {temperature:.4g}, '
+               "as the app")] if temperature else ["# no calibration.json: the app uses the logits as they are (T = 1)"])
     return [
         "With onnxruntime alone (`pip install onnxruntime tokenizers numpy`; no torch, no transformers):",
         "",

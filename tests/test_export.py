@@ -34,28 +34,28 @@ TEST_TEXTS = [
     "im feeling rather rotten so im not very ambitious right now",
     "im updating my blog because i feel shitty",
     "i never make her separate from me because i don t ever want her to feel like i m ashamed with her",
-    "i left with my bouquet of red and yellow tulips under my arm feeling slightly more optimistic than when i "
-    "arrived",
+    ("i left with my bouquet of red and yellow tulips under my arm feeling slightly more optimistic than when i "
+     "arrived"),
     "i was feeling a little vain when i did this one",
     "i cant walk into a shop anywhere where i do not feel uncomfortable",
     "i felt anger when at the end of a telephone call",
-    "i explain why i clung to a relationship with a boy who was in many ways immature and uncommitted despite the "
-    "excitement i should have been feeling for getting accepted into the masters program at the university of "
-    "virginia",
+    ("i explain why i clung to a relationship with a boy who was in many ways immature and uncommitted despite the "
+     "excitement i should have been feeling for getting accepted into the masters program at the university of "
+     "virginia"),
     "i like to have the same breathless feeling as a reader eager to see what will happen next",
-    "i jest i feel grumpy tired and pre menstrual which i probably am but then again its only been a week and im "
-    "about as fit as a walrus on vacation for the summer",
+    ("i jest i feel grumpy tired and pre menstrual which i probably am but then again its only been a week and im "
+     "about as fit as a walrus on vacation for the summer"),
     "i don t feel particularly agitated",
-    "i feel beautifully emotional knowing that these women of whom i knew just a handful were holding me and my "
-    "baba on our journey",
+    ("i feel beautifully emotional knowing that these women of whom i knew just a handful were holding me and my "
+     "baba on our journey"),
     "i pay attention it deepens into a feeling of being invaded and helpless",
     "i just feel extremely comfortable with the group of people that i dont even need to hide myself",
     "i find myself in the odd position of feeling supportive of",
     "i was feeling as heartbroken as im sure katniss was",
     "i feel a little mellow today",
     "i feel like my only role now would be to tear your sails with my pessimism and discontent",
-    "i feel just bcoz a fight we get mad to each other n u wanna make a publicity n let the world knows about our "
-    "fight",
+    ("i feel just bcoz a fight we get mad to each other n u wanna make a publicity n let the world knows about our "
+     "fight"),
     "i feel like reds and purples are just so rich and kind of perfect",
 ]
 
@@ -251,7 +251,7 @@ def test_the_onnx_cards_snippet_runs_and_gives_the_engines_probabilities(trained
                                                                          monkeypatch):
     out = tmp_path / "onnx-export"
     export.export(str(trained_bert_adapter), onnx=out)
-    snippet = re.search(r"```python\n(.*?)```", (out / "README.md").read_text(encoding="utf-8"), re.S).group(1)
+    snippet = re.search(r"```python\n(.*?)```", (out / "README.md").read_text(encoding="utf-8"), re.DOTALL).group(1)
     assert "torch" not in snippet and "transformers" not in snippet
     monkeypatch.chdir(out)
     namespace: dict = {}

@@ -89,6 +89,16 @@ def test_push_uploads_the_merged_model_at_the_root_and_the_adapter_in_its_folder
     assert 'library_name: "peft"' in adapter_card and "[someone/emotion-lora]" in adapter_card
 
 
+def test_loading_a_pushed_repo_downloads_the_adapter_not_the_merged_weights(fake_hub, trained_adapter):
+    from emotion_app.modeling import HUB_PATTERNS
+
+    hub.push_adapter(trained_adapter, "someone/emotion-lora")
+    fetched = set(filter_repo_objects(list(fake_hub[0].uploaded), allow_patterns=HUB_PATTERNS))
+    assert {"adapter/adapter_config.json", "adapter/adapter_model.safetensors", "adapter/tokenizer.json",
+            "adapter/calibration.json", "adapter/metrics.json"} <= fetched
+    assert "model.safetensors" not in fetched  # 90 MB for MiniLM that the app does not use
+
+
 def test_push_refuses_a_bad_repo_id_before_merging(fake_hub, trained_adapter, monkeypatch):
     from emotion_app import export
 
