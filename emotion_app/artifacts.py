@@ -18,6 +18,7 @@ logger = logging.getLogger(__name__)
 ADAPTER_CONFIG = "adapter_config.json"
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
 ADAPTER_FILES = (ADAPTER_CONFIG, ADAPTER_WEIGHTS)
+ADAPTER_SUBFOLDER = "adapter"  # in a repo pushed by this project: the merged model at the root, the adapter here
 METRICS_FILE = "metrics.json"  # figures, label order, calibration and lineage (training, adaptation)
 CALIBRATION_FILE = "calibration.json"  # {"temperature": T}: divides the logits in every engine
 

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 from emotion_app.artifacts import (
     ADAPTER_CONFIG,
     ADAPTER_FILES,
+    ADAPTER_SUBFOLDER,
     ADAPTER_WEIGHTS,
     file_sha256,
     read_metrics,
@@ -36,7 +37,10 @@ if TYPE_CHECKING:  # transformers (and with it torch), peft and TrainingArgument
 
 logger = logging.getLogger(__name__)
 
-HUB_PATTERNS = ["*.json", "*.safetensors", "*.txt", "*.model", "README.md"]
+# A repo pushed by this project holds the merged model at its root (what transformers' one-liner
+# loads) and the adapter in ADAPTER_SUBFOLDER (emotion_app/export.py); older repos hold the adapter
+# at the root. The patterns take the adapter from either, never the root's merged weights.
+HUB_PATTERNS = ["*.json", "*adapter_model.safetensors", "*.txt", "*.model", "README.md"]
 
 
 def resolve_base(base_model: str) -> str:
@@ -96,7 +100,8 @@ class LoadedAdapter:
 
 
 def adapter_directory(adapter: str, token: str | None = None) -> Path:
-    """A local directory holding the adapter: `adapter` itself, or its Hub snapshot."""
+    """A local directory holding the adapter: `adapter` itself, or its Hub snapshot; in either,
+    its `adapter/` folder when the adapter sits there (the layout `push_adapter` uploads)."""
     path = Path(adapter)
     if path.is_dir():
         directory = path
@@ -113,6 +118,8 @@ def adapter_directory(adapter: str, token: str | None = None) -> Path:
             directory = Path(snapshot_download(adapter, allow_patterns=HUB_PATTERNS, token=token))
         except HubUnreachable as err:
             directory = _cached_snapshot(adapter, token, err)
+    if not (directory / ADAPTER_CONFIG).is_file() and (directory / ADAPTER_SUBFOLDER / ADAPTER_CONFIG).is_file():
+        directory = directory / ADAPTER_SUBFOLDER  # a Hub-native repo (or its copy): the adapter beside the merged model
     missing = [name for name in ADAPTER_FILES if not (directory / name).is_file()]
     if missing:
         raise ValueError(f"adapter {adapter} lacks {', '.join(missing)}: expected a PEFT LoRA adapter "

@@ -25,6 +25,7 @@ import importlib.util
 import json
 import logging
 import os
+import shutil
 import tempfile
 import warnings
 from collections.abc import Collection
@@ -210,6 +211,26 @@ def onnx_model(model: PreTrainedModel, int8_layers: Collection[str], num_threads
         root = Path(tempfile.mkdtemp(prefix="emotion-onnx-"))
         _build(model, int8_layers, root, key)
     return load_cached(key, num_threads, root)
+
+
+def save_onnx(model: PreTrainedModel, int8_layers: Collection[str], target: Path, key: str | None = None) -> OnnxModel:
+    """Write the engine's ONNX model of `model` (what `onnx_model` runs, byte for byte: taken from
+    the cache, or built into it first) to `target`, through a temporary file in its folder, so
+    that `target` is either the old file or the whole new one. For `python -m emotion_app.export`."""
+    built = onnx_model(model, int8_layers, 1, key)
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as out, built.path.open("rb") as source:
+            shutil.copyfileobj(source, out, 1 << 20)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temporary, target)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return OnnxModel(target, built.config, built.int8_layers, 1)
 
 
 def _build(model: PreTrainedModel, int8_layers: list[str], root: Path, key: str) -> None:

@@ -1,8 +1,10 @@
-"""The model card (README.md with Hub metadata) written beside a trained adapter."""
+"""Model cards (README.md with Hub metadata): the adapter's (written beside it by train.py), and
+the card of an export folder or of the merged model at the root of a pushed repo (export.py)."""
 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from emotion_app.constants import DEFAULT_DATASET
@@ -11,18 +13,77 @@ from emotion_app.labels import LABELS
 TASK = {"type": "text-classification", "name": "Text Classification"}
 
 
-def model_card(metrics: dict, license_id: str = "apache-2.0") -> str:
-    """Markdown with YAML front matter (base_model, peft, data set, model-index) and a results table."""
+REPO_PLACEHOLDER = "<user>/<name>"
+LOCAL_PLACEHOLDER = "<this repo or directory>"
+
+
+def model_card(metrics: dict, license_id: str = "apache-2.0", repo_id: str | None = None) -> str:
+    """The adapter's card: YAML front matter (base_model, peft, data set, model-index) and the
+    results, then how to use it. `repo_id`: the Hub repo it is pushed to (then in `adapter/`
+    beside the merged model, see hub.push_adapter), None for a local adapter directory."""
+    return _front(metrics, license_id, "peft", ["lora"]) + _body(metrics, repo_id)
+
+
+def export_card(metrics: dict, *, adapter: str, architecture: str, merged: bool, onnx_file: str | None,
+                temperature: float | None, repo_id: str | None = None, with_adapter: bool = False,
+                license_id: str = "apache-2.0") -> str:
+    """The card of an export folder (python -m emotion_app.export), also the root card of a repo
+    that push_adapter uploads: what the folder holds, how it was made, how to run it.
+    merged: it holds model.safetensors; onnx_file: its ONNX model (e.g. "onnx/model_quantized.onnx");
+    temperature: from the adapter's calibration.json (None: not calibrated); with_adapter: the
+    adapter is in `adapter/` too; architecture: the model class (config.json's architectures)."""
+    base = metrics["base_model"]
+    library = "transformers" if merged else "transformers.js"
+    tags = (["merged-lora"] if merged else []) + (["onnx", "transformers.js"] if onnx_file else [])
+    repo = repo_id or LOCAL_PLACEHOLDER
+    made = [(f"The LoRA adapter `{adapter}` merged into its base [{base}](https://huggingface.co/{base}) "
+              "(W += B·A·alpha/r on every adapted layer, the 6-way head taken from the adapter): a plain "
+              f"`{architecture}` checkpoint that needs no peft.")] if merged else []
+    if onnx_file:
+        made.append(f"`{onnx_file}` is the app's inference engine exported to ONNX (opset 17, inputs `input_ids` "
+                    "and `attention_mask`, output `logits`), " + (
+                        "its linear layers in int8 by onnxruntime's dynamic quantization (the pooler, the head and "
+                        "the feed-forward down-projections of the first half of the layers stay fp32)." if "quantized" in onnx_file
+                        else "in fp32 (this architecture has no nn.Linear layers to quantize)."))
+    command = "python -m emotion_app.export --adapter ADAPTER" + (" --merged OUT" if merged else "") + (
+        " --onnx OUT" if onnx_file else "")
+    lines = [
+        f"# {metrics.get('name', 'emotion-lora')}" + (" (merged)" if merged else " (ONNX)"),
+        "",
+        _summary(metrics, "merged into its base" if merged else "exported to ONNX"),
+        "",
+        "## How it was made",
+        "",
+        *made,
+        "",
+        f"Made with this project's `{command}`" + (
+            "; the adapter itself is in `adapter/`." if with_adapter else "."),
+        "",
+        *_results(metrics),
+        "## Use",
+        "",
+    ]
+    if merged:
+        lines += _pipeline_use(repo, temperature, with_adapter)
+    if onnx_file:
+        lines += _onnx_use(onnx_file, temperature)
+    if with_adapter:
+        lines += _peft_use(base, repo, subfolder=True)
+    lines.append(_label_line())
+    return _front(metrics, license_id, library, tags) + "\n".join(lines) + "\n"
+
+
+def _front(metrics: dict, license_id: str, library: str, tags: list[str]) -> str:
     base = metrics["base_model"]
     test = metrics.get("test")
     meta = {
         "base_model": base,
-        "library_name": "peft",
+        "library_name": library,
         "datasets": [DEFAULT_DATASET],
         "pipeline_tag": "text-classification",
         "license": license_id,
         "language": ["en"],
-        "tags": ["lora", "emotion", "text-classification"],
+        "tags": [*tags, "emotion", "text-classification"],
     }
     if test:
         meta["model-index"] = [{
@@ -39,35 +100,132 @@ def model_card(metrics: dict, license_id: str = "apache-2.0") -> str:
         }]
     # JSON is valid YAML, so the front matter needs no YAML writer.
     front = "\n".join(f"{key}: {json.dumps(value)}" for key, value in meta.items())
-    return f"---\n{front}\n---\n\n" + _body(metrics)
+    return f"---\n{front}\n---\n\n"
 
 
-def _body(metrics: dict) -> str:
+def _summary(metrics: dict, form: str = "") -> str:
     base = metrics["base_model"]
-    lines = [
-        f"# {metrics.get('name', 'emotion-lora')}",
-        "",
-        f"A LoRA adapter on [{base}](https://huggingface.co/{base}) that sorts English text into six "
-        f"emotions ({', '.join(LABELS)}), trained on [{DEFAULT_DATASET}](https://huggingface.co/datasets/"
-        f"{DEFAULT_DATASET}) (configuration `split`).",
-        "",
-        "## Results",
-        "",
-        "| split | n | accuracy | macro-F1 | weighted-F1 |",
-        "|---|---|---|---|---|",
-    ]
-    for split in ("validation", "test"):
-        if split in metrics:
-            m = metrics[split]
-            lines.append(f"| {split} | {m['n']} | {m['accuracy']:.2%} | {m['macro_f1']:.4f} | {m['weighted_f1']:.4f} |")
+    return (f"A LoRA adapter on [{base}](https://huggingface.co/{base}){', ' + form + ',' if form else ''} "
+            "that sorts English text into six "
+            f"emotions ({', '.join(LABELS)}), trained on [{DEFAULT_DATASET}](https://huggingface.co/datasets/"
+            f"{DEFAULT_DATASET}) (configuration `split`).")
+
+
+def _results(metrics: dict) -> list[str]:
+    splits = [split for split in ("validation", "test") if split in metrics]
+    if not splits:
+        return []
+    lines = ["## Results", "", "| split | n | accuracy | macro-F1 | weighted-F1 |", "|---|---|---|---|---|"]
+    for split in splits:
+        m = metrics[split]
+        lines.append(f"| {split} | {m['n']} | {m['accuracy']:.2%} | {m['macro_f1']:.4f} | {m['weighted_f1']:.4f} |")
     if "test" in metrics:
         lines += ["", "Per class on the test split:", "", "| label | precision | recall | F1 | support |",
                   "|---|---|---|---|---|"]
         for label, row in metrics["test"]["per_class"].items():
             lines.append(f"| {label} | {row['precision']:.4f} | {row['recall']:.4f} | {row['f1']:.4f} | {row['support']} |")
-    lines += [
+    return [*lines, ""]
+
+
+def _body(metrics: dict, repo_id: str | None) -> str:
+    base = metrics["base_model"]
+    repo = repo_id or REPO_PLACEHOLDER
+    temperature = (metrics.get("calibration") or {}).get("temperature")
+    lines = [
+        f"# {metrics.get('name', 'emotion-lora')}",
         "",
+        _summary(metrics),
+        "",
+        *_results(metrics),
         "## Use",
+        "",
+        (f"This adapter is in the `adapter/` folder of [{repo}](https://huggingface.co/{repo}), whose root holds "
+         "it merged into its base, so that transformers loads the repo in one line:" if repo_id else
+         "`python train.py ... --push_to_hub --hub_model_id <user>/<name>` uploads the adapter with its merged "
+         "model (at the repo's root; the adapter in `adapter/`), so that transformers loads the repo in one line:"),
+        "",
+        *_pipeline_use(repo, temperature, with_adapter=True),
+    ]
+    if not repo_id:
+        lines += [("For this directory: `python -m emotion_app.export --adapter <this directory> --merged OUT` "
+                   "writes that merged model to OUT (`pipeline(..., model=\"OUT\")`); `--onnx OUT` the ONNX one."), ""]
+    lines += _peft_use(base, repo_id or LOCAL_PLACEHOLDER, subfolder=bool(repo_id))
+    lines.append(_label_line())
+    if "training" in metrics:
+        lines += ["", "## Training", "", "```json", json.dumps(metrics["training"], indent=2), "```"]
+    return "\n".join(lines) + "\n"
+
+
+def _pipeline_use(repo: str, temperature: float | None, with_adapter: bool) -> list[str]:
+    lines = [
+        "```python",
+        "from transformers import pipeline",
+        "",
+        f'classify = pipeline("text-classification", model="{repo}", top_k=None)',
+        'classify(["i feel so happy today"], truncation=True)',
+        "# [[{'label': 'joy', 'score': 0.99...}, ...]]: all six emotions, most probable first",
+        "```",
+        "",
+        ("`truncation=True` cuts long texts at the length the model was trained with, as the app does. The "
+         "scores are softmax(logits), uncalibrated."),
+    ]
+    if temperature:
+        lines[-1] += (f" The app divides the logits by the temperature T = {temperature:.4g} from `calibration.json` "
+                      "(fitted on the validation split) before the softmax, so that its confidence matches its "
+                      "accuracy. To do the same, `classify(texts, function_to_apply=\"none\")` returns the logits "
+                      "(divide by T, then softmax); or let this project do it:")
+    else:
+        lines[-1] += (" The app divides the logits by the temperature T from the adapter's `calibration.json` "
+                      "before the softmax; this adapter has none (T = 1), so its probabilities are the same:")
+    project = f'"{repo}"' if with_adapter else '"<the adapter: a Hub repo or a directory>"'
+    return [*lines, "", "```python", "from emotion_app.engine.classifier import EmotionClassifier  # this project's engine",
+            "", f"EmotionClassifier.from_adapter({project}).predict_proba([\"i feel so happy today\"])",
+            "# array [N, 6], columns in label order, calibrated", "```", ""]
+
+
+def _onnx_use(onnx_file: str, temperature: float | None) -> list[str]:
+    scale = ([(f'logits = logits / json.load(open("calibration.json"))["temperature"]  # T = {temperature:.4g}, '
+               "as the app")] if temperature else ["# no calibration.json: the app uses the logits as they are (T = 1)"])
+    return [
+        "With onnxruntime alone (`pip install onnxruntime tokenizers numpy`; no torch, no transformers):",
+        "",
+        "```python",
+        "import json",
+        "",
+        "import numpy as np",
+        "import onnxruntime as ort",
+        "from tokenizers import Tokenizer",
+        "",
+        'config = json.load(open("config.json"))',
+        "# the engine's limit: the tokenizer's, the model's positions, at most 512 tokens",
+        'positions = config.get("max_position_embeddings") or config.get("n_positions") or 512',
+        'limit = min(json.load(open("tokenizer_config.json")).get("model_max_length") or 512, positions, 512)',
+        'tokenizer = Tokenizer.from_file("tokenizer.json")',
+        "tokenizer.enable_truncation(int(limit))",
+        'tokenizer.enable_padding(pad_id=config["pad_token_id"])',
+        f'session = ort.InferenceSession("{onnx_file}", providers=["CPUExecutionProvider"])',
+        "",
+        'batch = tokenizer.encode_batch(["i feel so happy today", "this is terrifying"])',
+        'ids = np.array([e.ids for e in batch], dtype=np.int64)',
+        'mask = np.array([e.attention_mask for e in batch], dtype=np.int64)',
+        '(logits,) = session.run(["logits"], {"input_ids": ids, "attention_mask": mask})',
+        *scale,
+        "probs = np.exp(logits - logits.max(1, keepdims=True))",
+        "probs /= probs.sum(1, keepdims=True)",
+        'print([config["id2label"][str(i)] for i in probs.argmax(1)])',
+        "```",
+        "",
+        "Optimum (`ORTModelForSequenceClassification.from_pretrained(folder, subfolder=\"onnx\", "
+        f"file_name=\"{Path(onnx_file).name}\")`) and transformers.js (`pipeline(\"text-classification\", repo"
+        + (", { dtype: \"q8\" })`" if "quantized" in onnx_file else ")`") + ") read the same layout.",
+        "",
+    ]
+
+
+def _peft_use(base: str, where: str, subfolder: bool) -> list[str]:
+    extra = ', subfolder="adapter"' if subfolder else ""
+    return [
+        "The adapter on its base, with peft:",
         "",
         "```python",
         "from transformers import AutoModelForSequenceClassification, AutoTokenizer",
@@ -75,18 +233,26 @@ def _body(metrics: dict) -> str:
         "",
         "# ignore_mismatched_sizes: the base's own head (DialogRPT's has 1 output) gives way to the adapter's",
         f'base = AutoModelForSequenceClassification.from_pretrained("{base}", num_labels=6, ignore_mismatched_sizes=True)',
-        'model = PeftModel.from_pretrained(base, "<this repo or directory>").eval()',
-        'tokenizer = AutoTokenizer.from_pretrained("<this repo or directory>")',
+        f'model = PeftModel.from_pretrained(base, "{where}"{extra}).eval()',
+        f'tokenizer = AutoTokenizer.from_pretrained("{where}"{extra})',
         "```",
         "",
-        f"Label ids: {', '.join(f'{i} {name}' for i, name in enumerate(LABELS))}.",
     ]
-    if "training" in metrics:
-        lines += ["", "## Training", "", "```json", json.dumps(metrics["training"], indent=2), "```"]
-    return "\n".join(lines) + "\n"
 
 
-def write_model_card(directory: Path, metrics: dict, license_id: str = "apache-2.0") -> Path:
-    path = Path(directory) / "README.md"
-    path.write_text(model_card(metrics, license_id), encoding="utf-8")
+def _label_line() -> str:
+    return f"Label ids: {', '.join(f'{i} {name}' for i, name in enumerate(LABELS))}."
+
+
+def write_model_card(directory: Path, metrics: dict, license_id: str = "apache-2.0",
+                     repo_id: str | None = None) -> Path:
+    return write_text(Path(directory) / "README.md", model_card(metrics, license_id, repo_id))
+
+
+def write_text(path: Path, text: str) -> Path:
+    """Write `text` through a temporary file beside `path`, then move it into place."""
+    path = Path(path)
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_text(text, encoding="utf-8")
+    os.replace(temporary, path)
     return path

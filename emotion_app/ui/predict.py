@@ -6,8 +6,8 @@ import gradio as gr
 import numpy as np
 
 from emotion_app.labels import LABELS
-from emotion_app.ui import figures
 from emotion_app.ui.common import PREDICT_CONCURRENCY, Limits
+from emotion_app.ui.layout import figures
 
 EXAMPLES = [
     "i feel so happy and grateful for all the support from my friends today",
