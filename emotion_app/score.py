@@ -30,7 +30,6 @@ from tqdm import tqdm
 
 from emotion_app.analysis.predictions import (
     NOTE_EMPTY,
-    SCORE_BATCH_ROWS,
     Classifier,
     output_names,
     score_frame,
@@ -94,10 +93,8 @@ def score_file(input_path: str | Path, output_path: str | Path, *, classifier: C
     owned = classifier is None
     if owned:
         classifier = load_classifier(adapter, engine, workers, batch_size, precision, runtime)
-    # Ray spreads one call over its workers, so it gets a whole chunk at a time.
-    batch_rows = chunk_rows if engine == "ray" else max(SCORE_BATCH_ROWS, batch_size)
     try:
-        unscored = _stream(stream, output_path, classifier, threshold, raw, chunk_rows, batch_rows, progress)
+        unscored = _stream(stream, output_path, classifier, threshold, raw, chunk_rows, progress)
     finally:
         if owned and hasattr(classifier, "close"):
             classifier.close()  # e.g. stops the local Ray instance a RayClassifier started
@@ -159,7 +156,7 @@ def load_classifier(adapter: str, engine: str = "local", workers: int = 2, batch
 
 
 def _stream(stream: TableStream, output_path: Path, classifier: Classifier, threshold: float | None,
-            raw: bool, chunk_rows: int, batch_rows: int, progress: bool | None) -> int:
+            raw: bool, chunk_rows: int, progress: bool | None) -> int:
     """Score and write chunk by chunk; returns how many rows were left unscored."""
     unscored = 0
     note = output_names(stream.columns, threshold)["note"]
@@ -180,8 +177,8 @@ def _stream(stream: TableStream, output_path: Path, classifier: Classifier, thre
                     bar.update(done - shown[0])
                     shown[0] = done
 
-                scored = score_frame(classifier, chunk, stream.text_column, threshold, advance,
-                                     batch_rows=batch_rows)
+                # the whole chunk in one engine call: sorted by length, its batches pad little
+                scored = score_frame(classifier, chunk, stream.text_column, threshold, advance)
                 unscored += int((scored[note] == NOTE_EMPTY).sum())
                 _write(writer, scored, output_path)
         _close(writer, output_path)

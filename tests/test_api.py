@@ -50,3 +50,26 @@ def test_score_csv_returns_every_row(client, tmp_path):
     assert out.loc[4, "comment"].startswith("'=")  # neutralised for spreadsheets
     assert {"needs_review", *[f"p_{label}" for label in LABELS]} <= set(out.columns)
     assert "comment" in summary
+
+
+CLASSIFY_TEXTS = ["i feel so happy today", "i am terrified of the exam tomorrow", "i miss her so much",
+                  "they lied to me and i am furious", "what a surprise, i never expected that", "i love you"]
+
+
+def test_classify_gives_the_engines_probabilities_in_label_order(client):
+    from emotion_app.constants import BUNDLED_ADAPTER
+    from emotion_app.engine.classifier import EmotionClassifier
+
+    engine = EmotionClassifier.from_adapter(str(BUNDLED_ADAPTER))  # the app's engine: int8 in ONNX Runtime
+    for text in CLASSIFY_TEXTS[:3]:
+        result = client.predict(text, api_name="/classify")
+        assert list(result) == list(LABELS)
+        assert list(result.values()) == pytest.approx(engine.predict_proba([text])[0].tolist(), abs=1e-6)
+    assert "error" in client.predict("   ", api_name="/classify")
+
+
+def test_concurrent_classify_calls_get_the_sequential_answers(client):
+    sequential = [client.predict(text, api_name="/classify") for text in CLASSIFY_TEXTS]
+    jobs = [client.submit(text, api_name="/classify") for text in CLASSIFY_TEXTS * 4]  # queued together
+    answers = [job.result(timeout=120) for job in jobs]
+    assert answers == sequential * 4

@@ -255,3 +255,39 @@ def test_target_accuracy_becomes_the_threshold_from_the_adapters_curve(tmp_path,
     assert main([*argv, "--target-accuracy", "0.9", "--threshold", "0.5"], classifier=fake) == EXIT_INPUT
     assert main([str(source), "-o", str(target), "--adapter", str(tmp_path / "none"),
                  "--target-accuracy", "0.9"], classifier=fake) == EXIT_INPUT
+
+
+def test_whole_chunks_go_to_the_engine_and_keep_order_and_content_across_chunk_boundaries(
+        tmp_path, trained_adapter):
+    from emotion_app.engine.classifier import EmotionClassifier
+
+    words = "i feel happy and then very sad about the long day we had at the sea".split()
+    texts = [" ".join(words[: 1 + (i * 7) % len(words)]) if i % 5 else "" for i in range(23)]  # mixed lengths
+    source = tmp_path / "in.csv"
+    with open(source, "w", encoding="utf-8", newline="") as handle:
+        csv.writer(handle).writerows([["id", "text"], *[[str(i), t] for i, t in enumerate(texts)]])
+    engine = EmotionClassifier.from_adapter(str(trained_adapter), quantize=False, runtime="torch", batch_size=4)
+    calls = []
+    real = engine.predict_proba
+    engine.predict_proba = lambda batch, progress=None: calls.append(len(batch)) or real(batch, progress)
+    outputs = {}
+    for chunk_rows in (3, 1000):
+        target = tmp_path / f"out-{chunk_rows}.csv"
+        score_file(source, target, classifier=engine, chunk_rows=chunk_rows, progress=False)
+        outputs[chunk_rows] = read_csv(target)
+    assert calls[-1] == sum(1 for t in texts if t)  # one engine call for the whole 1000-row chunk
+    assert outputs[3] == outputs[1000]
+    rows = outputs[1000][1:]
+    assert [row[:2] for row in rows] == [[str(i), t] for i, t in enumerate(texts)]
+    expected = np.array([real([t])[0] for t in texts if t])  # each text alone: no padding at all
+    got = np.array([[float(x) for x in row[4:10]] for row in rows if row[1]])
+    np.testing.assert_allclose(got, expected, atol=1e-4)
+
+
+def test_the_engine_reports_progress_after_each_batch(trained_adapter):
+    from emotion_app.engine.classifier import EmotionClassifier
+
+    engine = EmotionClassifier.from_adapter(str(trained_adapter), batch_size=4)
+    seen = []
+    engine.predict_proba([f"text number {i}" for i in range(10)], lambda done, total: seen.append((done, total)))
+    assert seen == [(4, 10), (8, 10), (10, 10)]

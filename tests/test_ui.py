@@ -15,9 +15,10 @@ import pytest
 from support import REPO, subprocess_env
 
 from emotion_app.labels import LABELS
+from emotion_app.ui import figures
 from emotion_app.ui.common import Limits
 from emotion_app.ui.evaluation import ANY, CONFUSION_VIEWS
-from emotion_app.ui.layout import Handlers, build_demo, figures, model_info
+from emotion_app.ui.layout import Handlers, build_demo, model_info
 from emotion_app.ui.layout import stored_metrics as read_metrics
 
 # One trigger word per emotion; the fake classifier puts most of its mass on the words it sees.

@@ -29,12 +29,13 @@ import pandas as pd
 
 from emotion_app.analysis.review import check_threshold
 from emotion_app.data.tables import resolve_column
+from emotion_app.engine.classifier import Predictor
 from emotion_app.labels import LABELS, NUM_LABELS, check_classifier_labels
 
 logger = logging.getLogger(__name__)
 
 MODEL_MAX_CHARS = 4000  # far beyond any model's 512 tokens; keeps tokenising a huge cell cheap
-SCORE_BATCH_ROWS = 256  # rows per call to the classifier (progress is reported after each)
+SCORE_BATCH_ROWS = 256  # rows per call to a classifier that is not the engine (progress after each)
 PROB_DECIMALS = 4
 NOTE_EMPTY = "empty text: not scored"
 NOTE_LONG = "long text: the model read only its first {n:,} characters"
@@ -92,20 +93,28 @@ def _cell_text(value: object) -> str:
 
 def _probabilities(classifier: Classifier, texts: list[str], progress, batch_rows: int,
                    max_chars: int) -> np.ndarray:
-    """[N, 6]; rows with a blank text stay NaN."""
+    """[N, 6]; rows with a blank text stay NaN. The engine (a Predictor) gets every text at once:
+    it sorts them by length, so its batches carry little padding, and reports progress itself.
+    Any other classifier gets `batch_rows` texts per call, with progress after each."""
     probs = np.full((len(texts), NUM_LABELS), np.nan)
-    todo = [i for i, text in enumerate(texts) if text.strip()]
+    todo = np.array([i for i, text in enumerate(texts) if text.strip()], dtype=np.int64)
+    blank = len(texts) - len(todo)
     if progress is not None:
         progress(0, len(texts))
-    for start in range(0, len(todo), batch_rows):
-        index = todo[start:start + batch_rows]
-        batch = [texts[i][:max_chars] for i in index]
-        probs[index] = _checked(classifier.predict_proba(batch), len(batch))
-        if progress is not None:
-            # blank rows ahead of the last scored one count as done too
-            done = len(texts) if start + batch_rows >= len(todo) else index[-1] + 1
-            progress(done, len(texts))
-    if progress is not None and not todo:
+    if len(todo) and isinstance(classifier, Predictor):
+        def engine_progress(done: int, _total: int) -> None:
+            if progress is not None:
+                progress(blank + done, len(texts))
+
+        batch = [texts[i][:max_chars] for i in todo]
+        probs[todo] = _checked(classifier.predict_proba(batch, engine_progress), len(todo))
+    else:
+        for start in range(0, len(todo), batch_rows):
+            index = todo[start:start + batch_rows]
+            probs[index] = _checked(classifier.predict_proba([texts[i][:max_chars] for i in index]), len(index))
+            if progress is not None:
+                progress(blank + start + len(index), len(texts))
+    if progress is not None:
         progress(len(texts), len(texts))
     return probs
 

@@ -76,8 +76,9 @@ class RayClassifier(Predictor):
         self._engine_ref = ray.put(engine)
         logger.info("Ray engine ready: %d workers x %d CPU", num_workers, cpus_per_worker)
 
-    def logits(self, texts: Sequence[str]) -> np.ndarray:
-        """Raw logits [N, 6], in input order."""
+    def logits(self, texts: Sequence[str], progress=None) -> np.ndarray:
+        """Raw logits [N, 6], in input order (`progress` is told once, at the end: Ray's workers
+        report nothing in between)."""
         import ray.data
 
         texts = _check_texts(texts)
@@ -93,6 +94,8 @@ class RayClassifier(Predictor):
                                                      "num_threads": self.cpus_per_worker})
         for batch in scored.iter_batches(batch_size=None, batch_format="numpy"):
             out[batch["row"]] = batch["logits"]
+        if progress is not None:
+            progress(len(texts), len(texts))
         return out
 
     def close(self) -> None:

@@ -10,6 +10,7 @@ import gradio as gr
 import pandas as pd
 
 from emotion_app.constants import HEADER_CHOICES
+from emotion_app.ui import figures
 from emotion_app.ui.common import (
     BATCH_CONCURRENCY,
     UPLOAD_TYPES,
@@ -18,7 +19,6 @@ from emotion_app.ui.common import (
     check_threshold,
     read_upload_table,
 )
-from emotion_app.ui.layout import figures
 
 
 class BatchHandlers:

@@ -16,6 +16,8 @@ from emotion_app.constants import HEADER_CHOICES, MAX_UPLOAD_MB, MAX_UPLOAD_ROWS
 PREDICT_CONCURRENCY = 2
 BATCH_CONCURRENCY = 1
 QUEUE_SIZE = 64
+# /classify: concurrent calls handed to one function call (one lane, so they queue up and batch).
+CLASSIFY_BATCH = 32
 # Both the Batch and the Evaluation tab read uploads with the one table reader, so both take these.
 UPLOAD_TYPES = (".csv", ".tsv", ".txt", ".jsonl", ".json", ".xlsx", ".parquet")
 HEADER_ALIASES = {"detect": "auto"}  # the app's earlier spelling, still accepted through the API

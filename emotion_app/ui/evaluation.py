@@ -11,13 +11,13 @@ import numpy as np
 import pandas as pd
 
 from emotion_app.labels import LABELS
+from emotion_app.ui import figures
 from emotion_app.ui.common import (
     BATCH_CONCURRENCY,
     UPLOAD_TYPES,
     Limits,
     metrics_summary,
 )
-from emotion_app.ui.layout import figures
 
 ANY = "any"
 # The drill-down table: the row, its labels, all six probabilities, and the label-noise flag.

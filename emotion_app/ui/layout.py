@@ -15,8 +15,8 @@ import gradio as gr
 
 from emotion_app.artifacts import read_metrics
 from emotion_app.labels import LABELS, check_classifier_labels
+from emotion_app.ui import batch, evaluation, predict
 from emotion_app.ui.common import PREDICT_CONCURRENCY, QUEUE_SIZE, Limits
-from emotion_app.ui.layout import batch, evaluation, predict
 
 
 @dataclass

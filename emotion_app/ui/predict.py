@@ -6,8 +6,8 @@ import gradio as gr
 import numpy as np
 
 from emotion_app.labels import LABELS
-from emotion_app.ui.common import PREDICT_CONCURRENCY, Limits
-from emotion_app.ui.layout import figures
+from emotion_app.ui import figures
+from emotion_app.ui.common import CLASSIFY_BATCH, PREDICT_CONCURRENCY, Limits
 
 EXAMPLES = [
     "i feel so happy and grateful for all the support from my friends today",
@@ -34,6 +34,22 @@ class PredictHandlers:
             raise gr.Error(f"The model returned probabilities of shape {probs.shape}, expected (1, "
                            f"{len(LABELS)}). The adapter does not fit this app.")
         return dict(figures.sorted_probabilities(dict(zip(LABELS, probs[0].tolist()))))
+
+    def classify(self, texts: list[str]) -> list[list[dict]]:
+        """The lean `classify` API: one text in, {label: probability} out in label order, nothing
+        else computed. Gradio hands concurrent calls over together (batch=True); each text still
+        gets its own forward pass, because int8 activations are scaled per batch, and a text's
+        answer must not depend on whoever else asked at the same moment. A bad text gets
+        {"error": ...} instead of failing the other callers' answers."""
+        answers = []
+        for text in texts:
+            problem = self._text_problem(text)
+            if problem:
+                answers.append({"error": problem})
+                continue
+            probs = np.asarray(self.classifier.predict_proba([text]), dtype=float)[0]
+            answers.append(dict(zip(LABELS, probs.tolist())))
+        return [answers]
 
     def show_prediction(self, probabilities: dict | None) -> tuple:
         """(bar chart, top emotion in words) from predict's output."""
@@ -66,13 +82,20 @@ class PredictHandlers:
         return [(piece, round(score * scale, 4)) for piece, score in attributions], note
 
     def _check_text(self, text: str | None) -> str:
-        if text is None or not str(text).strip():
-            raise gr.Error("The text is empty: type a sentence (in English) to classify.")
-        if len(text) > self.limits.max_text_chars:
-            raise gr.Error(f"The text has {len(text):,} characters, over the limit of "
-                           f"{self.limits.max_text_chars:,} here: the model reads only its first few "
-                           "hundred words anyway. Shorten it, or use the Batch CSV tab for long texts.")
+        problem = self._text_problem(text)
+        if problem:
+            raise gr.Error(problem)
         return text
+
+    def _text_problem(self, text: object) -> str:
+        """Why `text` cannot be classified here ("" when it can)."""
+        if not isinstance(text, str) or not text.strip():
+            return "The text is empty: type a sentence (in English) to classify."
+        if len(text) > self.limits.max_text_chars:
+            return (f"The text has {len(text):,} characters, over the limit of {self.limits.max_text_chars:,} "
+                    "here: the model reads only its first few hundred words anyway. Shorten it, or use the "
+                    "Batch CSV tab for long texts.")
+        return ""
 
 
 def build(handlers: PredictHandlers) -> None:
@@ -97,5 +120,11 @@ def build(handlers: PredictHandlers) -> None:
                   api_description="Probabilities of the six emotions for one text, most probable first.")
     event.success(handlers.show_prediction, inputs=probabilities, outputs=[chart, top],
                   api_visibility="private", show_progress="hidden")
-    event.success(handlers.explain, inputs=text, outputs=[words, words_note], api_visibility="private",
-                  concurrency_id="predict", show_progress="minimal")
+    # The explanation is shown only in this tab, so only the page asks for it (API callers of
+    # /predict or /classify never pay for it); "undocumented" lets the load test ask as the page does.
+    event.success(handlers.explain, inputs=text, outputs=[words, words_note], api_name="explain",
+                  api_visibility="undocumented", concurrency_id="predict", show_progress="minimal")
+    gr.api(handlers.classify, api_name="classify", batch=True, max_batch_size=CLASSIFY_BATCH,
+           concurrency_id="classify", concurrency_limit=1,
+           api_description="The six calibrated probabilities of one text, {label: p} in label order; "
+           "concurrent calls are answered together.")
