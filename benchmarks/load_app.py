@@ -1,7 +1,12 @@
-"""Load test: N concurrent gradio_client clients call the app's `predict` API for T seconds.
+"""Load test: N concurrent gradio_client clients call the app's APIs for T seconds each.
 
     python benchmarks/load_app.py                               # starts `python app.py` on a free port
     python benchmarks/load_app.py --clients 20 --seconds 60 --json load.json
+    python benchmarks/load_app.py --endpoints classify --clients 20 --seconds 60
+
+Endpoints (--endpoints, default all three, one after the other on the same app): `classify` (the
+lean batched API), `predict` (what API callers of /predict get), `ui` (what the Predict tab asks:
+/predict, then the word-importance explanation /explain).
     python benchmarks/load_app.py --url http://127.0.0.1:7860 --pid 1234   # an app already running
 
 Loopback only (127.0.0.0/8, localhost, ::1): the script refuses any other address. It is bounded:
@@ -70,6 +75,7 @@ class Report:
     url: str
     clients: int
     seconds: float
+    endpoint: str = "predict"
     requests: int = 0
     errors: int = 0
     mismatches: int = 0
@@ -175,13 +181,20 @@ def connect(url: str):
     return Client(url, verbose=False, analytics_enabled=False, download_files=False)
 
 
-def ask(client, text: str) -> object:
-    job = client.submit(text, api_name="/predict")
-    try:
-        return job.result(timeout=PREDICT_TIMEOUT_S)
-    except TimeoutError:
-        job.cancel()
-        raise
+ENDPOINTS = {"classify": ("/classify",), "predict": ("/predict",), "ui": ("/predict", "/explain")}
+
+
+def ask(client, text: str, endpoint: str = "predict") -> object:
+    """The answer(s) of `endpoint`'s calls for one text, in order (the page's calls for "ui")."""
+    answers = []
+    for api_name in ENDPOINTS[endpoint]:
+        job = client.submit(text, api_name=api_name)
+        try:
+            answers.append(job.result(timeout=PREDICT_TIMEOUT_S))
+        except TimeoutError:
+            job.cancel()
+            raise
+    return answers[0] if len(answers) == 1 else answers
 
 
 def same_answer(got: object, expected: object) -> bool:
@@ -195,10 +208,10 @@ def same_answer(got: object, expected: object) -> bool:
     return got == expected
 
 
-def sequential_answers(url: str, texts: list[str]) -> list[object]:
+def sequential_answers(url: str, texts: list[str], endpoint: str = "predict") -> list[object]:
     client = connect(url)
     try:
-        return [ask(client, text) for text in texts]
+        return [ask(client, text, endpoint) for text in texts]
     finally:
         client.close()
 
@@ -212,7 +225,7 @@ class _Tally:
 
 
 def _client_loop(url: str, number: int, texts: list[str], expected: list[object], deadline: float,
-                 tally: _Tally) -> None:
+                 tally: _Tally, endpoint: str) -> None:
     try:
         client = connect(url)
     except REQUEST_ERRORS as err:
@@ -225,7 +238,7 @@ def _client_loop(url: str, number: int, texts: list[str], expected: list[object]
             index = i % len(texts)
             started = time.perf_counter()
             try:
-                answer = ask(client, texts[index])
+                answer = ask(client, texts[index], endpoint)
             except REQUEST_ERRORS as err:
                 with tally.lock:
                     tally.errors.append(f"{type(err).__name__}: {err}"[:300])
@@ -247,17 +260,17 @@ def _sample_rss(pid: int | None, stop: threading.Event, peak: list[float]) -> No
 
 
 def run_load(url: str, clients: int, seconds: float, pid: int | None = None,
-             texts: list[str] | None = None) -> Report:
+             texts: list[str] | None = None, endpoint: str = "predict") -> Report:
     texts = texts or TEXTS
-    report = Report(url=url, clients=clients, seconds=seconds)
-    expected = sequential_answers(url, texts)  # also warms the app up
+    report = Report(url=url, clients=clients, seconds=seconds, endpoint=endpoint)
+    expected = sequential_answers(url, texts, endpoint)  # also warms the app up
     report.rss_before_mb = rss_mb(pid)
     tally, stop, peak = _Tally(), threading.Event(), [report.rss_before_mb or 0.0]
     sampler = threading.Thread(target=_sample_rss, args=(pid, stop, peak), daemon=True)
     sampler.start()
     started = time.perf_counter()
     deadline = time.monotonic() + seconds
-    threads = [threading.Thread(target=_client_loop, args=(url, n, texts, expected, deadline, tally),
+    threads = [threading.Thread(target=_client_loop, args=(url, n, texts, expected, deadline, tally, endpoint),
                                 daemon=True) for n in range(clients)]
     for thread in threads:
         thread.start()
@@ -298,9 +311,9 @@ def format_report(report: Report) -> str:
     growth = (f"{report.rss_after_mb - report.rss_before_mb:+.0f} MB"
               if report.rss_before_mb is not None and report.rss_after_mb is not None else "n/a")
     lines = [
-        "| clients x seconds | requests | errors | mismatches | req/s | p50 | p95 | max | RSS before | RSS after | RSS peak | growth |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
-        f"| {report.clients} x {report.seconds:g} | {report.requests} | {report.errors} | {report.mismatches} "
+        "| endpoint | clients x seconds | requests | errors | mismatches | req/s | p50 | p95 | max | RSS before | RSS after | RSS peak | growth |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        f"| {report.endpoint} | {report.clients} x {report.seconds:g} | {report.requests} | {report.errors} | {report.mismatches} "
         f"| {report.requests_per_s:.1f} | {report.p50_ms:.0f} ms | {report.p95_ms:.0f} ms | {report.max_ms:.0f} ms "
         f"| {mb(report.rss_before_mb)} | {mb(report.rss_after_mb)} | {mb(report.rss_peak_mb)} | {growth} |",
     ]
@@ -319,7 +332,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seconds", type=float, default=60.0, help="How long they send (default 60).")
     parser.add_argument("--startup-timeout", type=float, default=300.0, help="Seconds to wait for app.py.")
     parser.add_argument("--log", default=None, help="Where the started app's output goes (default: a temp file).")
-    parser.add_argument("--json", default=None, help="Also write the report as JSON here.")
+    parser.add_argument("--endpoints", default="classify,predict,ui",
+                        help="Comma-separated, run one after the other: classify, predict, ui (default all).")
+    parser.add_argument("--json", default=None, help="Also write the reports as JSON here.")
     return parser
 
 
@@ -327,8 +342,10 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request otherwise
     args = build_parser().parse_args(argv)
-    if args.clients < 1 or not 0 < args.seconds <= 3600:
-        print("error: --clients must be at least 1 and --seconds between 0 and 3600.", file=sys.stderr)
+    endpoints = [name.strip() for name in args.endpoints.split(",") if name.strip()]
+    if args.clients < 1 or not 0 < args.seconds <= 3600 or not endpoints or set(endpoints) - set(ENDPOINTS):
+        print(f"error: --clients must be at least 1, --seconds between 0 and 3600, and --endpoints some of "
+              f"{', '.join(ENDPOINTS)} (found {args.endpoints!r}).", file=sys.stderr)
         return 2
     process = None
     try:
@@ -339,17 +356,17 @@ def main(argv: list[str] | None = None) -> int:
             process, url = start_app(args.adapter, log, args.startup_timeout)
             pid = process.pid
             logger.info("app.py (pid %d) answers on %s; its output: %s", pid, url, log)
-        report = run_load(url, args.clients, args.seconds, pid)
+        reports = [run_load(url, args.clients, args.seconds, pid, endpoint=name) for name in endpoints]
     except (ValueError, RuntimeError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     finally:
         if process is not None:
             stop_app(process)
-    print(format_report(report))
+    print("\n".join(format_report(report) for report in reports))
     if args.json:
-        Path(args.json).write_text(json.dumps(asdict(report), indent=2) + "\n", encoding="utf-8")
-    return 0 if report.ok else 1
+        Path(args.json).write_text(json.dumps([asdict(r) for r in reports], indent=2) + "\n", encoding="utf-8")
+    return 0 if all(report.ok for report in reports) else 1
 
 
 if __name__ == "__main__":
