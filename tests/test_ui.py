@@ -394,13 +394,14 @@ def test_model_info_names_base_adapter_labels_and_test_figures(fake):
         assert part in text
 
 
-def test_build_demo_exposes_predict_and_score_csv_and_reads_metrics(tmp_path):
+def test_build_demo_exposes_predict_classify_and_score_csv_and_reads_metrics(tmp_path):
     (tmp_path / "metrics.json").write_text(json.dumps(METRICS), encoding="utf-8")
     demo = build_demo(FakeClassifier(tmp_path))
     public = {fn.api_name: fn for fn in demo.fns.values() if fn.api_visibility == "public"}
-    assert set(public) == {"predict", "score_csv"}
+    assert set(public) == {"predict", "classify", "score_csv"}
     assert public["score_csv"].concurrency_limit == 1
     assert public["predict"].concurrency_limit == 2
+    assert public["classify"].batch and public["classify"].concurrency_limit == 1
     assert "90.0%" in json.dumps(demo.config, default=str)  # the model panel got the stored figures
 
 

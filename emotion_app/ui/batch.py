@@ -19,14 +19,15 @@ from emotion_app.ui.common import (
     check_threshold,
     read_upload_table,
 )
+from emotion_app.ui.sessions import SessionModels
 
 
 class BatchHandlers:
     """The Batch CSV tab's event functions for one classifier."""
 
-    def __init__(self, classifier, limits: Limits, metrics: dict | None = None,
+    def __init__(self, models: SessionModels, limits: Limits, metrics: dict | None = None,
                  output_dir: str | Path | None = None):
-        self.classifier = classifier
+        self.models = models
         self.limits = limits
         self.metrics = metrics
         self.output_dir = Path(output_dir) if output_dir else None
@@ -43,11 +44,21 @@ class BatchHandlers:
         return gr.update(choices=columns, value=table.text_column), bullets(notes), preview
 
     def score_csv(self, path: str | None, text_column: str | None = None, header: str = "auto",
-                  threshold: float | None = 0.0, progress=gr.Progress()) -> tuple:
+                  threshold: float | None = 0.0, progress=gr.Progress(), request: gr.Request = None) -> tuple:
         """(summary, preview, label-count chart, result file) for an uploaded table (the `score_csv` API).
 
         `text_column` empty means the detected one; `threshold` 0 (or None) means no review column.
         """
+        return self._score(path, text_column, header, threshold, progress, request)[:4]
+
+    def score_for_review(self, path: str | None, text_column: str | None = None, header: str = "auto",
+                         threshold: float | None = 0.0, progress=gr.Progress(), request: gr.Request = None) -> tuple:
+        """score_csv's outputs and, for the Review & adapt tab (a gr.State: not part of the API),
+        the scored table with its text column and output column names."""
+        *outputs, scored, names, column = self._score(path, text_column, header, threshold, progress, request)
+        return (*outputs, {"frame": scored, "names": names, "column": column})
+
+    def _score(self, path, text_column, header, threshold, progress, request) -> tuple:
         from emotion_app.analysis.predictions import output_names, score_frame
         from emotion_app.data.writers import to_safe_csv
 
@@ -62,7 +73,8 @@ class BatchHandlers:
             progress((done, total), desc="Scoring", unit="rows")
 
         try:
-            scored = score_frame(self.classifier, table.frame, column, threshold=threshold, progress=report)
+            scored = score_frame(self.models.classifier(request), table.frame, column, threshold=threshold,
+                                 progress=report)
         except ValueError as err:
             raise gr.Error(str(err)) from None
         seconds = time.perf_counter() - started
@@ -75,7 +87,7 @@ class BatchHandlers:
         counts = figures.label_counts(scored[names["emotion"]].tolist())
         summary = self._score_summary(scored, names, table, column, threshold, seconds)
         preview = self._score_preview(scored, names, column, threshold)
-        return summary, preview, figures.label_count_figure(counts), str(result_path)
+        return summary, preview, figures.label_count_figure(counts), str(result_path), scored, names, column
 
     def review_hint(self, threshold: float | None) -> str:
         """What a review threshold does on the stored test split (from metrics.json's coverage)."""
@@ -126,7 +138,7 @@ class BatchHandlers:
         return preview
 
 
-def build(handlers: BatchHandlers) -> None:
+def build(handlers: BatchHandlers, scored: gr.State) -> None:
     """The Batch CSV tab's components and events (inside a gr.Tab)."""
     limits = handlers.limits
     gr.Markdown(
@@ -158,7 +170,7 @@ def build(handlers: BatchHandlers) -> None:
           outputs=[column, notes, preview], api_visibility="private")
     threshold.change(handlers.review_hint, inputs=threshold, outputs=hint, api_visibility="private",
                      queue=False)
-    button.click(handlers.score_csv, inputs=[upload, column, header, threshold],
-                 outputs=[summary, preview, counts, result], api_name="score_csv",
+    button.click(handlers.score_for_review, inputs=[upload, column, header, threshold],
+                 outputs=[summary, preview, counts, result, scored], api_name="score_csv",
                  concurrency_id="batch", concurrency_limit=BATCH_CONCURRENCY,
                  api_description="Label every row of a table; returns (summary, preview, chart, result CSV).")

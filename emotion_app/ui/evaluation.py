@@ -18,6 +18,7 @@ from emotion_app.ui.common import (
     Limits,
     metrics_summary,
 )
+from emotion_app.ui.sessions import SessionModels
 
 ANY = "any"
 # The drill-down table: the row, its labels, all six probabilities, and the label-noise flag.
@@ -38,9 +39,9 @@ def load_hub_test():
 class EvaluationHandlers:
     """The Evaluation tab's event functions for one classifier."""
 
-    def __init__(self, classifier, limits: Limits, metrics: dict | None = None, metrics_note: str = "",
+    def __init__(self, models: SessionModels, limits: Limits, metrics: dict | None = None, metrics_note: str = "",
                  hub_loader: Callable | None = None):
-        self.classifier = classifier
+        self.models = models
         self.limits = limits
         self.metrics = metrics
         self.metrics_note = metrics_note
@@ -66,7 +67,7 @@ class EvaluationHandlers:
         except (ValueError, KeyError, TypeError):
             return None, None
 
-    def evaluate_file(self, path: str | None, progress=gr.Progress()) -> tuple:
+    def evaluate_file(self, path: str | None, progress=gr.Progress(), request: gr.Request = None) -> tuple:
         """Evaluate on an uploaded labelled file: any table the Batch tab reads, with a label column."""
         from emotion_app.data.labelled import read_labeled_file
 
@@ -77,9 +78,9 @@ class EvaluationHandlers:
             data = read_labeled_file(path, max_bytes=self.limits.max_bytes, max_rows=self.limits.max_rows)
         except ValueError as err:
             raise gr.Error(str(err)) from None
-        return self._evaluate(data["text"], data["label"], Path(path).name, progress)
+        return self._evaluate(data["text"], data["label"], Path(path).name, progress, request)
 
-    def evaluate_hub(self, progress=gr.Progress()) -> tuple:
+    def evaluate_hub(self, progress=gr.Progress(), request: gr.Request = None) -> tuple:
         """Evaluate on dair-ai/emotion test from the Hub."""
         progress(None, desc="Loading dair-ai/emotion test from the Hub")
         try:
@@ -87,9 +88,9 @@ class EvaluationHandlers:
         except (OSError, ValueError) as err:
             raise gr.Error(f"Could not load dair-ai/emotion test from the Hugging Face Hub: {err}. "
                            "Check the network, or upload a labelled file instead.") from None
-        return self._evaluate(data["text"], data["label"], "dair-ai/emotion test (Hub)", progress)
+        return self._evaluate(data["text"], data["label"], "dair-ai/emotion test (Hub)", progress, request)
 
-    def _evaluate(self, texts: Sequence[str], labels: Sequence[int], source: str, progress) -> tuple:
+    def _evaluate(self, texts: Sequence[str], labels: Sequence[int], source: str, progress, request=None) -> tuple:
         from emotion_app.analysis.calibration import coverage_curve
         from emotion_app.analysis.metrics import classification_metrics
         from emotion_app.analysis.review import prediction_frame
@@ -99,7 +100,7 @@ class EvaluationHandlers:
         if len(texts) > self.limits.max_rows:
             raise gr.Error(f"{source} has {len(texts):,} rows, over the limit of {self.limits.max_rows:,} "
                            "here. Evaluate a sample, or use python -m emotion_app.evaluate.")
-        probs = self._probabilities(texts, progress)
+        probs = self._probabilities(texts, progress, request)
         metrics = classification_metrics(labels, probs)
         rows = prediction_frame(texts, labels, probs)
         summary = metrics_summary(metrics, f"Live evaluation on {source} ({len(texts):,} rows)")
@@ -113,13 +114,23 @@ class EvaluationHandlers:
         return (self.show_confusion(state, view), self._count_text(picked, true, predicted),
                 self._shown_rows(picked))
 
-    def _probabilities(self, texts: list[str], progress) -> np.ndarray:
-        parts = []
+    def _probabilities(self, texts: list[str], progress, request=None) -> np.ndarray:
+        """[N, 6] from the caller's model: the engine takes every text at once and reports
+        progress per batch; another classifier gets PROGRESS_ROWS texts at a time."""
+        from emotion_app.engine.classifier import Predictor
+
+        classifier = self.models.classifier(request)
         progress((0, len(texts)), desc="Evaluating", unit="rows")
+        if not texts:
+            return np.zeros((0, len(LABELS)))
+        if isinstance(classifier, Predictor):
+            return np.asarray(classifier.predict_proba(
+                texts, lambda done, total: progress((done, total), desc="Evaluating", unit="rows")), dtype=float)
+        parts = []
         for start in range(0, len(texts), PROGRESS_ROWS):
-            parts.append(np.asarray(self.classifier.predict_proba(texts[start:start + PROGRESS_ROWS]), dtype=float))
+            parts.append(np.asarray(classifier.predict_proba(texts[start:start + PROGRESS_ROWS]), dtype=float))
             progress((min(start + PROGRESS_ROWS, len(texts)), len(texts)), desc="Evaluating", unit="rows")
-        return np.concatenate(parts) if parts else np.zeros((0, len(LABELS)))
+        return np.concatenate(parts)
 
     def show_confusion(self, state: dict | None, view: str):
         matrix = (state or {}).get("matrix")

@@ -15,30 +15,36 @@ import gradio as gr
 
 from emotion_app.artifacts import read_metrics
 from emotion_app.labels import LABELS, check_classifier_labels
-from emotion_app.ui import batch, evaluation, predict
+from emotion_app.storage import cache_root
+from emotion_app.ui import adapt, batch, evaluation, predict
 from emotion_app.ui.common import PREDICT_CONCURRENCY, QUEUE_SIZE, Limits
+from emotion_app.ui.sessions import SessionModels
 
 
 @dataclass
 class Handlers:
-    """The three tabs' handlers for one classifier."""
+    """The tabs' handlers around one SessionModels (the app's classifier, and each session's own)."""
 
+    models: SessionModels
     predict_tab: predict.PredictHandlers
     batch_tab: batch.BatchHandlers
     evaluation_tab: evaluation.EvaluationHandlers
+    adapt_tab: adapt.AdaptHandlers
 
     @classmethod
     def create(cls, classifier, limits: Limits | None = None, metrics: dict | None = None,
                metrics_note: str = "", hub_loader: Callable | None = None,
-               output_dir: str | Path | None = None) -> Handlers:
+               output_dir: str | Path | None = None, adapted_dir: str | Path | None = None) -> Handlers:
         try:
             check_classifier_labels(classifier)
         except ValueError as err:
             raise ValueError(f"{err} The app needs this project's labels.") from None
         limits = limits or Limits()
-        return cls(predict.PredictHandlers(classifier, limits),
-                   batch.BatchHandlers(classifier, limits, metrics, output_dir),
-                   evaluation.EvaluationHandlers(classifier, limits, metrics, metrics_note, hub_loader))
+        models = SessionModels(classifier, Path(adapted_dir) if adapted_dir else cache_root() / "adapted")
+        return cls(models, predict.PredictHandlers(models, limits),
+                   batch.BatchHandlers(models, limits, metrics, output_dir),
+                   evaluation.EvaluationHandlers(models, limits, metrics, metrics_note, hub_loader),
+                   adapt.AdaptHandlers(models, limits, output_dir))
 
 
 def stored_metrics(directory: str | Path | None) -> tuple[dict | None, str]:
@@ -86,13 +92,18 @@ def build_demo(classifier, *, limits: Limits | None = None, metrics: dict | None
         gr.Markdown(f"# {title}\nSix emotions in English text: {', '.join(LABELS)}. "
                     "Type a sentence, label a whole spreadsheet, or check how well the model does.")
         gr.Markdown(model_info(classifier, metrics), elem_id="model-info")
+        session_model = gr.Markdown(handlers.adapt_tab.header(), elem_id="session-model")
+        scored = gr.State()  # the Batch tab's last result, for the review
         with gr.Tabs():
             with gr.Tab("Predict", id="predict"):
                 predict.build(handlers.predict_tab)
             with gr.Tab("Batch CSV", id="batch"):
-                batch.build(handlers.batch_tab)
+                batch.build(handlers.batch_tab, scored)
+            with gr.Tab("Review & adapt", id="adapt"):
+                adapt.build(handlers.adapt_tab, scored, session_model)
             with gr.Tab("Evaluation", id="evaluation"):
                 evaluation.build(handlers.evaluation_tab)
+        demo.unload(handlers.adapt_tab.end_session)  # a closed page's adapted models are deleted
     demo.queue(default_concurrency_limit=PREDICT_CONCURRENCY, max_size=QUEUE_SIZE)
     return demo
 

@@ -8,6 +8,7 @@ import numpy as np
 from emotion_app.labels import LABELS
 from emotion_app.ui import figures
 from emotion_app.ui.common import CLASSIFY_BATCH, PREDICT_CONCURRENCY, Limits
+from emotion_app.ui.sessions import SessionModels
 
 EXAMPLES = [
     "i feel so happy and grateful for all the support from my friends today",
@@ -22,14 +23,15 @@ EXAMPLES = [
 class PredictHandlers:
     """The Predict tab's event functions for one classifier."""
 
-    def __init__(self, classifier, limits: Limits):
-        self.classifier = classifier
+    def __init__(self, models: SessionModels, limits: Limits):
+        self.models = models
         self.limits = limits
 
-    def predict(self, text: str | None) -> dict[str, float]:
-        """{label: probability}, most probable first (the `predict` API)."""
+    def predict(self, text: str | None, request: gr.Request = None) -> dict[str, float]:
+        """{label: probability}, most probable first (the `predict` API), from the model the
+        caller's session uses."""
         text = self._check_text(text)
-        probs = np.asarray(self.classifier.predict_proba([text]), dtype=float)
+        probs = np.asarray(self.models.classifier(request).predict_proba([text]), dtype=float)
         if probs.shape != (1, len(LABELS)):
             raise gr.Error(f"The model returned probabilities of shape {probs.shape}, expected (1, "
                            f"{len(LABELS)}). The adapter does not fit this app.")
@@ -40,14 +42,15 @@ class PredictHandlers:
         else computed. Gradio hands concurrent calls over together (batch=True); each text still
         gets its own forward pass, because int8 activations are scaled per batch, and a text's
         answer must not depend on whoever else asked at the same moment. A bad text gets
-        {"error": ...} instead of failing the other callers' answers."""
+        {"error": ...} instead of failing the other callers' answers. It answers with the app's
+        own model: a batch mixes callers, and an adapted model belongs to its session's page."""
         answers = []
         for text in texts:
             problem = self._text_problem(text)
             if problem:
                 answers.append({"error": problem})
                 continue
-            probs = np.asarray(self.classifier.predict_proba([text]), dtype=float)[0]
+            probs = np.asarray(self.models.default.predict_proba([text]), dtype=float)[0]
             answers.append(dict(zip(LABELS, probs.tolist())))
         return [answers]
 
@@ -61,14 +64,14 @@ class PredictHandlers:
             summary += " Below 50 %: the model is unsure, read the text yourself."
         return figures.probability_figure(probabilities), summary
 
-    def explain(self, text: str | None) -> tuple[list, str]:
+    def explain(self, text: str | None, request: gr.Request = None) -> tuple[list, str]:
         """(word importances for gr.HighlightedText, a note) for the predicted emotion."""
         from emotion_app.analysis.explain import explain
 
         if not text or not text.strip() or len(text) > self.limits.max_text_chars:
             return [], ""
         try:
-            result = explain(self.classifier, text)
+            result = explain(self.models.classifier(request), text)
         except ValueError as err:
             return [], f"No word importances: {err}"
         attributions = result["attributions"]
