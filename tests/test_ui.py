@@ -483,3 +483,30 @@ def test_available_memory_is_read_from_meminfo():
 
     memory = app.available_memory_gib()
     assert 0 < memory < float("inf")  # this suite runs on Linux
+
+
+# --- Review & adapt -------------------------------------------------------------------------------
+
+
+def test_review_orders_rows_needing_review_first_and_downloads_the_corrections(handlers, tmp_path):
+    source = write(tmp_path / "in.csv", "id,text\n1,i am so happy today\n2,hmm\n3,wow wow\n4,\n5,i am sad sad\n")
+    *_, scored = handlers.batch_tab.score_for_review(source, "", "auto", 0.6)
+    review = handlers.adapt_tab
+    state, card, _label, count = review.start_review(scored)
+    order = state["rows"]["row"].tolist()
+    assert 4 not in order  # the empty row has nothing to correct
+    assert order[0] == 2  # "hmm": no trigger word, the least confident, needs review
+    assert "Row **2**" in card and "needs review" in card and "0** row(s) corrected" in count
+    state, card, _label, count = review.save_label(state, "surprise")
+    state, card, _label, count = review.save_label(state, "skip")
+    assert "1** row(s) corrected" in count
+    path = review.download_corrections(state)
+    out = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    assert out[["text", "label", "original_id", "original_text"]].values.tolist() == [["hmm", "surprise", "2", "hmm"]]
+
+
+def test_adapting_without_corrections_says_what_to_do(handlers):
+    with pytest.raises(gr.Error, match="No corrections"):
+        handlers.adapt_tab.adapt(None, None)
+    with pytest.raises(gr.Error, match="No adapted model"):
+        handlers.adapt_tab.use()
