@@ -115,3 +115,37 @@ def test_evaluation_shows_the_confusion_matrix_and_a_live_run(page, tmp_path):
     expect(page.locator("#eval-rows")).to_contain_text("i feel really happy about it")
     expect(page.locator("#eval-rows")).not_to_contain_text("i feel so lonely and sad today")
     screenshot(page, "drilldown")
+
+
+REVIEW_ROWS = [f"i feel {word} about the {thing}" for word, thing in (
+    ("so happy", "trip"), ("really sad", "news"), ("scared", "storm"), ("angry", "delay"), ("amazed", "gift"),
+    ("tender", "letter"), ("hopeful", "plan"), ("bored", "meeting"), ("nervous", "exam"), ("grateful", "help"),
+    ("lonely", "weekend"), ("furious", "bill"))]
+
+
+def test_review_corrects_rows_adapts_and_this_session_uses_the_new_model(page, tmp_path):
+    source = tmp_path / "to-review.csv"
+    pd.DataFrame({"id": range(1, len(REVIEW_ROWS) + 1), "text": REVIEW_ROWS}).to_csv(source, index=False)
+    page.get_by_role("tab", name="Batch CSV").click()
+    page.locator("#batch-file input[type=file]").set_input_files(str(source))
+    expect(page.locator("#batch-notes")).to_contain_text("12 rows")
+    page.locator("#batch-button").click()
+    expect(page.locator("#batch-summary")).to_contain_text("Scored **12**")
+    page.get_by_role("tab", name="Review & adapt").click()
+    page.locator("#review-start").click()
+    expect(page.locator("#review-card")).to_contain_text("in review order")
+    for i in range(10):  # the least confident first; correct ten of them (the minimum)
+        page.locator("#review-label").get_by_label(LABELS[i % len(LABELS)], exact=True).check()
+        page.locator("#review-next").click()
+        expect(page.locator("#review-count")).to_contain_text(f"{i + 1}** row(s) corrected")
+    page.locator("#adapt-run").click()
+    expect(page.locator("#adapt-summary")).to_contain_text("held-out corrections", timeout=600_000)
+    expect(page.locator("#adapt-summary")).to_contain_text("→")
+    page.locator("#adapt-use").click()
+    expect(page.locator("#session-model")).to_contain_text("adapted from")
+    expect(page.locator("#session-model")).to_contain_text("10 corrections")
+    screenshot(page, "adapt")
+    page.get_by_role("tab", name="Predict").click()
+    page.locator("#predict-text textarea").fill("i feel so happy about the trip")
+    page.locator("#predict-button").click()
+    expect(page.locator("#predict-top")).to_contain_text("·")  # the adapted model answers this session

@@ -510,3 +510,28 @@ def test_adapting_without_corrections_says_what_to_do(handlers):
         handlers.adapt_tab.adapt(None, None)
     with pytest.raises(gr.Error, match="No adapted model"):
         handlers.adapt_tab.use()
+
+
+def test_one_session_adapting_never_changes_what_another_session_gets(handlers, tmp_path):
+    from types import SimpleNamespace
+
+    alice, bob = SimpleNamespace(session_hash="alice"), SimpleNamespace(session_hash="bob")
+    before = handlers.predict_tab.predict("i am so happy", bob)
+
+    class Sad(FakeClassifier):
+        def predict_proba(self, texts):
+            out = np.full((len(texts), len(LABELS)), 0.02)
+            out[:, 0] = 0.9
+            return out
+
+    handlers.models._load = lambda directory: Sad()
+    key, directory = handlers.models.new_directory("alice")
+    directory.mkdir(parents=True)
+    handlers.models.register("alice", key, directory, "adapted from the fake on 12 corrections")
+    assert "adapted from the fake" in handlers.adapt_tab.use(alice)
+    assert max(handlers.predict_tab.predict("i am so happy", alice).items(), key=lambda kv: kv[1])[0] == "sadness"
+    assert handlers.predict_tab.predict("i am so happy", bob) == before
+    assert "app's model" in handlers.adapt_tab.header(bob)
+    handlers.adapt_tab.end_session(alice)
+    assert not directory.exists()
+    assert handlers.predict_tab.predict("i am so happy", alice) == before
