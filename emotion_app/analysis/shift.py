@@ -32,11 +32,14 @@ import dataclasses
 import logging
 import math
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 
 from emotion_app.analysis.calibration import coverage_curve
-from emotion_app.engine.ood import DEFAULT_SHRINKAGE, ShiftDetector, check_features
+from emotion_app.artifacts import METRICS_FILE, SHIFT_FILES, read_metrics, write_json
+from emotion_app.engine.classifier import softmax
+from emotion_app.engine.ood import DEFAULT_EXPECTED_OOD_SHARE, DEFAULT_SHRINKAGE, ShiftDetector, check_features
 from emotion_app.labels import NUM_LABELS
 
 logger = logging.getLogger(__name__)
@@ -47,6 +50,9 @@ WARNING_SDS = 3.0  # OOD share above expected + this many binomial s.d. -> shift
 WARNING_ACCURACY_DROP = 0.05  # interval top this far below the validation accuracy -> shift warning
 Z_95 = 1.959964
 COVERAGE_POINTS = 100
+SHIFT_WARNING = "Warning: this file is unlike the training data"
+CHECK_UNAVAILABLE = ("The check for text unlike the training data is unavailable: this adapter has no shift "
+                     "detector (fit one with python -m emotion_app.calibrate).")
 
 
 # --- fitting ---------------------------------------------------------------------------------------
@@ -182,6 +188,27 @@ def wilson_interval(successes: int, n: int, z: float = Z_95) -> tuple[float, flo
     return max(0.0, center - half), min(1.0, center + half)
 
 
+def describe_estimate(result: dict | None, reviewing: bool = False) -> list[str]:
+    """Plain sentences for a file's estimate (the Batch tab's summary, the score CLI's last line):
+    the estimate and the share unlike the training data, the shift warning when it fires, or that
+    the check is unavailable (`result` None: the adapter has no shift detector). `reviewing`: a
+    review threshold is set, whose promise a shifted file breaks."""
+    if result is None:
+        return [CHECK_UNAVAILABLE]
+    if not result["scored"]:
+        return []
+    lines = [f"Estimated accuracy on this file: {result['estimated_accuracy']:.1%} "
+             f"({result['estimated_accuracy_low']:.1%}-{result['estimated_accuracy_high']:.1%}); "
+             f"{result['out_of_distribution_share']:.1%} of its rows are unlike the training data "
+             f"(in-distribution files: about {DEFAULT_EXPECTED_OOD_SHARE:.0%})."]
+    if result["shift_warning"]:
+        promise = (" and the review threshold's promise do not hold" if reviewing else " do not hold")
+        lines.append(f"{SHIFT_WARNING}: the figures measured on the test split (about "
+                     f"{result['reference_accuracy']:.0%} accuracy){promise} for this file. Check its labels by hand, "
+                     "or label a sample and evaluate it.")
+    return lines
+
+
 # --- the review rule ---------------------------------------------------------------------------------
 
 def review_threshold_for_accuracy(confidence, correct, in_distribution, target: float) -> float:
@@ -238,38 +265,55 @@ def fit_for_classifier(classifier, train: tuple[Sequence[str], Sequence[int]],
                        validation: tuple[Sequence[str], Sequence[int]],
                        test: tuple[Sequence[str], Sequence[int]] | None = None, *,
                        rows: int = DEFAULT_FIT_ROWS, seed: int = 0) -> tuple[ShiftDetector, dict]:
-    """(calibrated detector, entries for metrics.json) from the classifier's own features (one
-    pass per split): fitted on a seeded sample of `rows` training rows, calibrated on validation,
-    checked on test (its flagged share, its estimate and the `coverage_in_distribution` curve)."""
+    """(calibrated detector, entries for metrics.json) from the classifier's own features, one
+    pass per split: fitted on a seeded sample of `rows` training rows, calibrated on validation,
+    checked on test. `classifier.temperature` must be the calibrated one."""
     index = sample_rows(len(train[0]), rows, seed)
-    _, features = classifier.logits_and_features([train[0][i] for i in index])
-    detector = fit_detector(features, np.asarray(train[1])[index])
-    val_probs, val_features = _probs_and_features(classifier, validation[0])
-    detector = calibrate_detector(detector, val_features, val_probs, validation[1])
+    splits = {"train": ([train[0][i] for i in index], np.asarray(train[1])[index]), "validation": validation}
+    if test is not None:
+        splits["test"] = test
+    passes = {name: (*classifier.logits_and_features(list(texts)), labels) for name, (texts, labels) in splits.items()}
     info = getattr(classifier, "info", {}) or {}
-    detector.metadata = {"feature": f"last hidden state at the {getattr(classifier, 'feature_token', '?')} token "
-                                    "(what the classification head reads)",
-                         "fit_split": "train", "fit_rows": len(index), "seed": seed, "calibrated_on": "validation",
-                         "engine": " ".join(str(info[k]) for k in ("runtime", "precision") if k in info)}
-    summary = {**detector.metadata, "method": "relative Mahalanobis", "shrinkage": detector.shrinkage,
-               "threshold": detector.threshold, "validation_accuracy": detector.reference_accuracy,
+    metadata = {"feature": f"last hidden state at the {getattr(classifier, 'feature_token', '?')} token "
+                           "(what the classification head reads)", "seed": seed,
+                "engine": " ".join(str(info[k]) for k in ("runtime", "precision") if k in info)}
+    return fit_from_passes(passes, classifier.temperature, metadata)
+
+
+def fit_from_passes(passes: dict, temperature: float, metadata: dict | None = None) -> tuple[ShiftDetector, dict]:
+    """The detector from forward passes already made: {"train": (logits, features, labels),
+    "validation": ..., optionally "test": ...}, raw logits (divided by `temperature` here).
+    Returns (calibrated detector, {"shift_detector": summary, "coverage_in_distribution": test curve})."""
+    probs = {name: softmax(np.asarray(logits) / temperature) for name, (logits, _, _) in passes.items()}
+    _, train_features, train_labels = passes["train"]
+    _, val_features, val_labels = passes["validation"]
+    detector = calibrate_detector(fit_detector(train_features, train_labels), val_features, probs["validation"],
+                                  val_labels)
+    detector.metadata = {**(metadata or {}), "fit_split": "train", "fit_rows": len(train_labels),
+                         "calibrated_on": "validation"}
+    summary = {"files": list(SHIFT_FILES), **detector.metadata, "method": "relative Mahalanobis",
+               "shrinkage": detector.shrinkage, "threshold": detector.threshold,
+               "validation_accuracy": detector.reference_accuracy,
                "validation_flagged": float(detector.is_out_of_distribution(detector.score(val_features)).mean())}
     entries = {"shift_detector": summary}
-    if test is not None:
-        probs, features = _probs_and_features(classifier, test[0])
-        scores = detector.score(features)
+    if "test" in passes:
+        _, test_features, test_labels = passes["test"]
+        scores = detector.score(test_features)
         ind = ~detector.is_out_of_distribution(scores)
         summary["test_flagged"] = float(1 - ind.mean())
-        summary["test_estimate"] = estimate_file_accuracy(detector, probs, scores)
-        entries["coverage_in_distribution"] = in_distribution_coverage(probs, test[1], ind)
+        summary["test_estimate"] = estimate_file_accuracy(detector, probs["test"], scores)
+        entries["coverage_in_distribution"] = in_distribution_coverage(probs["test"], test_labels, ind)
     return detector, entries
 
 
-def _probs_and_features(classifier, texts) -> tuple[np.ndarray, np.ndarray]:
-    from emotion_app.engine.classifier import softmax
-
-    logits, features = classifier.logits_and_features(list(texts))
-    return softmax(logits / classifier.temperature), features
+def store_detector(adapter_dir: str | Path, detector: ShiftDetector, entries: dict) -> list[Path]:
+    """Add `entries` to the adapter's metrics.json, then write the detector's files (what changes
+    the engine's behaviour comes last). Other metrics.json entries are kept."""
+    adapter_dir = Path(adapter_dir)
+    metrics = read_metrics(adapter_dir) or {}
+    metrics.update(entries)
+    write_json(adapter_dir / METRICS_FILE, metrics)
+    return detector.save(adapter_dir)
 
 
 # --- helpers -----------------------------------------------------------------------------------------

@@ -126,7 +126,8 @@ class EmotionClassifier(Predictor):
     @classmethod
     def from_adapter(cls, adapter: str, base_model: str | None = None, token: str | None = None,
                      batch_size: int = 32, *, quantize: str | bool = "auto", runtime: str = "auto",
-                     num_threads: int | None = None, device: str | None = None) -> EmotionClassifier:
+                     num_threads: int | None = None, device: str | None = None,
+                     detect_shift: bool = True) -> EmotionClassifier:
         """Load base + adapter (a directory or a Hub repo id), merged, ready for fast inference.
 
         quantize: "auto" (int8 on CPU, unchanged on a GPU), True (int8; CPU only) or False (fp32).
@@ -134,6 +135,8 @@ class EmotionClassifier(Predictor):
         num_threads: intra-op threads; None = the cores this process may use. For a torch model
             this changes a process-wide torch setting (see `set_num_threads`).
         device: "cpu", "cuda", ...; None = the GPU when torch sees one, else the CPU.
+        detect_shift: load the adapter's shift detector when it has one (False: ignore it, as
+            `python -m emotion_app.calibrate` does while it fits a new one).
         """
         from emotion_app.engine.adapters import load_engine_tokenizer, read_adapter
 
@@ -146,8 +149,9 @@ class EmotionClassifier(Predictor):
         info = {"adapter": adapter, "base_model": source.base_model, "directory": str(source.directory),
                 "runtime": "onnxruntime" if isinstance(model, OnnxModel) else "torch",
                 "precision": precision, "device": target, "num_threads": threads}
+        detector = ShiftDetector.load(source.directory) if detect_shift else None
         return cls(model, load_engine_tokenizer(source.tokenizer_source), batch_size=batch_size, info=info,
-                   temperature=read_temperature(source.directory), detector=ShiftDetector.load(source.directory))
+                   temperature=read_temperature(source.directory), detector=detector)
 
     def logits(self, texts: Sequence[str]) -> np.ndarray:
         """Raw (uncalibrated) logits [N, 6], in input order."""
