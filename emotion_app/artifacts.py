@@ -108,6 +108,7 @@ def write_shift_detector(directory: str | Path, arrays: dict, scalars: dict) -> 
     arrays_path = directory / SHIFT_ARRAYS_FILE
     tmp = arrays_path.with_name(f".{arrays_path.name}.tmp")
     save_file({name: np.ascontiguousarray(arrays[name], dtype=np.float32) for name in SHIFT_ARRAYS}, str(tmp))
+    os.chmod(tmp, 0o644)  # like the adapter's other files, for every reader
     os.replace(tmp, arrays_path)
     record = {**scalars, "format_version": SHIFT_FORMAT_VERSION, "arrays_sha256": file_sha256(arrays_path)}
     return [arrays_path, write_json(directory / SHIFT_SCALARS_FILE, record)]

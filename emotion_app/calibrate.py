@@ -7,7 +7,8 @@ does) and the shift detector <adapter>/shift_detector.safetensors + shift_detect
 out-of-distribution score: fitted on a seeded sample of training rows with the features of the
 engine the app runs, `--precision auto` = int8 ONNX Runtime on CPU, calibrated on validation),
 and adds `calibration`, `coverage`, `shift_detector` and `coverage_in_distribution` to
-<adapter>/metrics.json. Prints the figures. `--detector_rows 0` fits the temperature only.
+<adapter>/metrics.json. Prints the figures. `--detector_rows 0` fits the temperature only,
+`--detector_only` the detector only (with the temperature already stored).
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
                help=f"Training rows (a seeded sample) the shift detector is fitted on; 0: no detector. "
                f"Default {DEFAULT_FIT_ROWS}.")
     parser.add_argument("--seed", type=int, default=0, help="Seed of that sample (default 0).")
+    add_option(parser, "--detector_only", "--detector-only", action="store_true",
+               help="Fit the shift detector only, keeping the stored temperature (calibration.json).")
     add_engine_options(parser)  # the engine whose features the detector reads: the app's by default
     return parser
 
@@ -44,10 +47,13 @@ def run(args: argparse.Namespace) -> dict:
         raise ValueError(f"--adapter {args.adapter} is not a directory: expected a local adapter directory, "
                          "since calibration.json and metrics.json are written into it. Download a Hub "
                          "adapter first (huggingface-cli download user/name --local-dir DIR).")
-    if args.detector_rows < 0:
-        raise ValueError(f"--detector_rows must be 0 (no detector) or more, found {args.detector_rows}.")
+    if args.detector_rows < 0 or (args.detector_only and not args.detector_rows):
+        raise ValueError(f"--detector_rows must be 0 (no detector) or more, and more with --detector_only; found "
+                         f"{args.detector_rows}. Leave it at its default {DEFAULT_FIT_ROWS}.")
     splits = ("train", "validation", "test") if args.detector_rows else ("validation", "test")
     data = load_splits(DataArguments(data_dir=args.data_dir), splits=splits)
+    if args.detector_only:
+        return fit_detector(args, data)
     # fp32, as train.py fits it: the temperature belongs to the adapter, not to one engine setting.
     # detect_shift=False: a detector stored earlier (perhaps broken: this command is its fix) is not read.
     classifier = EmotionClassifier.from_adapter(args.adapter, base_model=args.base_model, batch_size=args.batch_size,
@@ -78,11 +84,12 @@ def fit_detector(args: argparse.Namespace, data) -> dict:
 
 
 def format_summary(added: dict) -> str:
-    calibration = added["calibration"]
-    lines = [f"temperature {calibration['temperature']:.4f} (fitted on {calibration['fitted_on']})",
-             f"test ECE ({calibration['n_bins']} bins)  before {calibration['test_ece_before']:.4f}  "
-             f"after {calibration['test_ece_after']:.4f}",
-             f"test NLL  before {calibration['test_nll_before']:.4f}  after {calibration['test_nll_after']:.4f}"]
+    calibration, lines = added.get("calibration"), []
+    if calibration:
+        lines += [f"temperature {calibration['temperature']:.4f} (fitted on {calibration['fitted_on']})",
+                  f"test ECE ({calibration['n_bins']} bins)  before {calibration['test_ece_before']:.4f}  "
+                  f"after {calibration['test_ece_after']:.4f}",
+                  f"test NLL  before {calibration['test_nll_before']:.4f}  after {calibration['test_nll_after']:.4f}"]
     shift = added.get("shift_detector")
     if "shift_detector_error" in added:
         lines.append(f"no shift detector: {added['shift_detector_error']}")
@@ -103,9 +110,9 @@ def main(argv: list[str] | None = None) -> None:
     except ValueError as err:
         raise SystemExit(f"error: {err}") from None
     print(format_summary(added))  # the command's output
-    written = "calibration.json, shift_detector.* and metrics.json" if "shift_detector" in added else \
-        "calibration.json and metrics.json"
-    print(f"{written} updated in {args.adapter}")
+    written = [*(["calibration.json"] if "calibration" in added else []),
+               *(["shift_detector.*"] if "shift_detector" in added else []), "metrics.json"]
+    print(f"{', '.join(written)} updated in {args.adapter}")
 
 
 if __name__ == "__main__":
