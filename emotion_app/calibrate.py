@@ -18,7 +18,11 @@ import logging
 from pathlib import Path
 
 from emotion_app.analysis.calibration import calibrate_adapter
-from emotion_app.analysis.shift import DEFAULT_FIT_ROWS, fit_for_classifier, store_detector
+from emotion_app.analysis.shift import (
+    DEFAULT_FIT_ROWS,
+    fit_for_classifier,
+    store_detector,
+)
 from emotion_app.commands import add_engine_options, add_evaluation_options, add_option
 from emotion_app.constants import PRECISIONS
 from emotion_app.data.labelled import DataArguments, load_splits

@@ -39,7 +39,12 @@ import numpy as np
 from emotion_app.analysis.calibration import coverage_curve
 from emotion_app.artifacts import METRICS_FILE, SHIFT_FILES, read_metrics, write_json
 from emotion_app.engine.classifier import softmax
-from emotion_app.engine.ood import DEFAULT_EXPECTED_OOD_SHARE, DEFAULT_SHRINKAGE, ShiftDetector, check_features
+from emotion_app.engine.ood import (
+    DEFAULT_EXPECTED_OOD_SHARE,
+    DEFAULT_SHRINKAGE,
+    ShiftDetector,
+    check_features,
+)
 from emotion_app.labels import NUM_LABELS
 
 logger = logging.getLogger(__name__)

@@ -49,7 +49,11 @@ class BatchHandlers:
 
         `text_column` empty means the detected one; `threshold` 0 (or None) means no review column.
         """
-        from emotion_app.analysis.predictions import detector_of, output_names, score_frame
+        from emotion_app.analysis.predictions import (
+            detector_of,
+            output_names,
+            score_frame,
+        )
         from emotion_app.analysis.shift import FileEstimate
         from emotion_app.data.writers import to_safe_csv
 
