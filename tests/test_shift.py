@@ -352,3 +352,119 @@ def test_a_detector_for_another_base_is_refused(fitted, trained_bert_adapter, tm
     with pytest.raises(ValueError, match="fitted on 16-dimensional features.*python -m emotion_app.calibrate"):
         EmotionClassifier.from_adapter(str(directory))
 
+
+
+# --- the outputs: score CLI columns and --report ----------------------------------------------------
+
+EMOTION_WORDS = {"sad": 0, "happy": 1, "loving": 2, "angry": 3, "scared": 4, "surprised": 5}
+
+
+class KeywordPredictor:
+    """A Predictor without a model: a text with an emotion word gets that emotion (confidence 0.6-0.9,
+    from the text's hash) and a feature vector near its class; any other text one between the
+    classes (unfamiliar)."""
+
+    def __new__(cls, detector=None):
+        from emotion_app.engine.classifier import Predictor
+
+        class Keyword(Predictor):
+            def logits_and_features(self, texts):
+                import zlib
+
+                logits, features = np.zeros((len(texts), K)), np.zeros((len(texts), D))
+                centers = np.eye(K, D) * 6
+                for i, text in enumerate(texts):
+                    rng = np.random.default_rng(zlib.crc32(text.encode()))
+                    label = next((k for word, k in EMOTION_WORDS.items() if word in text.split()), None)
+                    logits[i, label if label is not None else i % K] = rng.uniform(2.0, 3.8)
+                    features[i] = (centers.mean(0) if label is None else centers[label]) + rng.normal(size=D)
+                return logits, features
+
+            def logits(self, texts):
+                return self.logits_and_features(texts)[0]
+
+        predictor = Keyword()
+        predictor.detector = detector
+        return predictor
+
+
+def familiar_texts(n: int, start: int = 0) -> list[str]:
+    words = list(EMOTION_WORDS)
+    return [f"i feel {words[i % K]} about thing number {i}" for i in range(start, start + n)]
+
+
+@pytest.fixture(scope="module")
+def keyword_detector(fitted):
+    """Calibrated on the predictor's own validation texts, the 10% least confident labelled otherwise."""
+    predictor = KeywordPredictor()
+    texts = familiar_texts(600, start=10_000)
+    logits, features = predictor.logits_and_features(texts)
+    labels = logits.argmax(1)
+    unsure = np.argsort(logits.max(1))[:60]
+    labels[unsure] = (labels[unsure] + 1) % K
+    from emotion_app.engine.classifier import softmax
+
+    return calibrate_detector(fitted, features, softmax(logits), labels)
+
+
+def write_texts(path, texts) -> None:
+    import csv
+
+    with open(path, "w", encoding="utf-8", newline="") as handle:
+        csv.writer(handle).writerows([["id", "text"], *[[str(i), t] for i, t in enumerate(texts)]])
+
+
+def run_score(tmp_path, texts, predictor, name: str, *options) -> tuple[int, dict, list[dict], str]:
+    import csv
+
+    from emotion_app.score import main
+
+    source, target, report = tmp_path / f"{name}.csv", tmp_path / f"{name}-out.csv", tmp_path / f"{name}.json"
+    write_texts(source, texts)
+    code = main([str(source), "-o", str(target), "--report", str(report), "--no-progress", *options],
+                classifier=predictor)
+    with open(target, encoding="utf-8", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    return code, json.loads(report.read_text(encoding="utf-8")), rows, name
+
+
+REPORT_FIELDS = {"rows", "scored", "estimated_accuracy", "estimated_accuracy_low", "estimated_accuracy_high",
+                 "out_of_distribution_share", "shift_warning", "threshold"}
+
+
+def test_score_cli_reports_a_familiar_file_without_a_warning(tmp_path, keyword_detector, capsys):
+    texts = [*familiar_texts(80), ""]
+    code, report, rows, _ = run_score(tmp_path, texts, KeywordPredictor(keyword_detector), "familiar",
+                                      "--threshold", "0.5")
+    assert code == 0
+    assert REPORT_FIELDS <= set(report)
+    assert (report["rows"], report["scored"], report["shift_warning"]) == (81, 80, False)
+    assert report["estimated_accuracy_low"] <= report["estimated_accuracy"] <= report["estimated_accuracy_high"]
+    assert report["estimated_accuracy"] > 0.8 and report["out_of_distribution_share"] < 0.15
+    assert report["threshold"] == keyword_detector.threshold and report["review_threshold"] == 0.5
+    assert report["shift_check"] == "available"
+    assert list(rows[0])[-5:] == ["p_surprise", "in_distribution", "ood_score", "needs_review", "note"]
+    assert rows[-1]["in_distribution"] == rows[-1]["ood_score"] == rows[-1]["needs_review"] == ""  # empty text
+    assert sum(row["needs_review"] == "True" for row in rows) == report["needs_review"]
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert last.startswith("Scored 81 rows") and "Estimated accuracy on this file" in last
+    assert "unlike the training data:" not in last
+
+
+def test_score_cli_warns_about_an_unfamiliar_file_and_sends_its_rows_to_review(tmp_path, keyword_detector, capsys):
+    texts = [f"quarterly revenue table, section {i}" for i in range(60)]
+    code, report, rows, _ = run_score(tmp_path, texts, KeywordPredictor(keyword_detector), "unfamiliar",
+                                      "--threshold", "0.5")
+    assert code == 0 and report["shift_warning"] is True and report["out_of_distribution_share"] > 0.9
+    assert all(float(row["confidence"]) > 0.5 for row in rows)  # confident, and yet:
+    assert {row["in_distribution"] for row in rows} == {"False"} and {row["needs_review"] for row in rows} == {"True"}
+    assert "review threshold's promise do not hold" in report["summary"]
+    assert "Warning: this file is unlike the training data" in capsys.readouterr().out.strip().splitlines()[-1]
+
+
+def test_without_a_detector_the_outputs_are_as_before_and_say_the_check_is_unavailable(tmp_path, capsys):
+    code, report, rows, _ = run_score(tmp_path, familiar_texts(10), KeywordPredictor(None), "plain")
+    assert code == 0 and "in_distribution" not in rows[0] and "ood_score" not in rows[0]
+    assert report["shift_check"] == "unavailable" and report["estimated_accuracy"] is None
+    assert (report["rows"], report["scored"], report["shift_warning"]) == (10, 10, None)
+    assert "check for text unlike the training data is unavailable" in capsys.readouterr().out
