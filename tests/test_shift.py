@@ -339,8 +339,18 @@ def test_predict_details_scores_from_the_same_forward_pass(trained_bert_adapter,
     np.testing.assert_allclose(details.ood_scores, detector.score(features), rtol=1e-5)
     np.testing.assert_allclose(details.probabilities, engine.predict_proba(texts), atol=1e-6)
     assert details.in_distribution.tolist() == (details.ood_scores <= detector.threshold).tolist()
-    plain = EmotionClassifier.from_adapter(str(trained_bert_adapter))  # no detector: as before
+    plain = EmotionClassifier.from_adapter(str(trained_bert_adapter), detect_shift=False)  # no detector: as before
     assert plain.detector is None and plain.predict_details(texts).ood_scores is None
+
+
+def test_training_stores_a_detector_and_records_it(trained_bert_adapter):
+    metrics = json.loads((trained_bert_adapter / "metrics.json").read_text(encoding="utf-8"))
+    record = metrics["shift_detector"]
+    assert record["files"] == [SHIFT_ARRAYS_FILE, SHIFT_SCALARS_FILE] and record["fit_rows"] == 48
+    assert record["engine"] == "torch (the training model)" and "first token" in record["feature"]
+    assert 0 <= record["test_flagged"] <= 1 and len(metrics["coverage_in_distribution"]) > 0
+    detector = ShiftDetector.load(trained_bert_adapter)
+    assert detector.threshold == record["threshold"] and detector.dim == 32
 
 
 def test_a_detector_for_another_base_is_refused(fitted, trained_bert_adapter, tmp_path):
