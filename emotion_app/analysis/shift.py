@@ -208,7 +208,7 @@ def describe_estimate(result: dict | None, reviewing: bool = False) -> list[str]
              f"(in-distribution files: about {DEFAULT_EXPECTED_OOD_SHARE:.0%})."]
     if result["shift_warning"]:
         promise = (" and the review threshold's promise do not hold" if reviewing else " do not hold")
-        lines.append(f"{SHIFT_WARNING}: the figures measured on the test split (about "
+        lines.append(f"{SHIFT_WARNING}: the figures measured on held-out data like the training data (about "
                      f"{result['reference_accuracy']:.0%} accuracy){promise} for this file. Check its labels by hand, "
                      "or label a sample and evaluate it.")
     return lines
