@@ -48,5 +48,5 @@ def test_score_csv_returns_every_row(client, tmp_path):
     assert out.loc[0, "emotion"] == "sadness" and out.loc[1, "emotion"] == "anger"
     assert out.loc[2, "emotion"] == "" and out.loc[2, "note"] != ""
     assert out.loc[4, "comment"].startswith("'=")  # neutralised for spreadsheets
-    assert {"needs_review", *[f"p_{label}" for label in LABELS]} <= set(out.columns)
+    assert {"needs_review", "in_distribution", "ood_score", *[f"p_{label}" for label in LABELS]} <= set(out.columns)
     assert "comment" in summary
