@@ -167,6 +167,16 @@ def explanations(engine: EmotionClassifier) -> dict:
             "before_probability_drop_top_word_is_an_emotion_word": top_before}
 
 
+def template(split: dict) -> dict:
+    """dair-ai's own rows without its "i feel ..." phrasing: how often flagged, how often right."""
+    without = np.array([not {"feel", "feeling", "felt"} & set(text.split()) for text in split["texts"]])
+    flagged = ~split["inside"]
+    return {"test_rows_without_feel": int(without.sum()), "their_accuracy": float(split["correct"][without].mean()),
+            "their_flagged_share": float(flagged[without].mean()),
+            "accuracy_of_those_flagged": float(split["correct"][without & flagged].mean()),
+            "rows_with_feel_flagged_share": float(flagged[~without].mean())}
+
+
 def cost(engine: EmotionClassifier, split: dict) -> dict:
     """The OOD score's share of the work: its time on the split's features beside the engine's pass."""
     _, features = engine.logits_and_features(split["texts"])
@@ -213,6 +223,7 @@ def run(args) -> dict:
         "review": review_rules(read_metrics(adapter) or {}, splits,
                                {name: e["shift_warning"] for name, e in estimates.items()}),
         "verdicts": {name: " ".join(describe_estimate(e, reviewing=True)) for name, e in estimates.items()},
+        "template": template(splits["test"]),
         "explanations": explanations(engine),
         "cost": cost(engine, splits["test"]),
     }
@@ -239,7 +250,10 @@ def table(summary: dict) -> str:
             cells = [f"{rule[s]['kept_share']:.1%} @ {rule[s]['kept_accuracy']:.1%}" if rule[s]["kept_accuracy"]
                      is not None else "0%" for s in ("validation", "test", "dev")]
             lines.append(f"| {name} | {rule['threshold']:.3f} | " + " | ".join(cells) + " |")
-    x, c = summary["explanations"], summary["cost"]
+    x, c, t = summary["explanations"], summary["cost"], summary["template"]
+    lines += ["", f"test rows without 'feel': {t['test_rows_without_feel']}, accuracy {t['their_accuracy']:.1%}, "
+              f"flagged {t['their_flagged_share']:.1%} (those flagged: {t['accuracy_of_those_flagged']:.1%} right); "
+              f"rows with it flagged {t['rows_with_feel_flagged_share']:.1%}"]
     lines += ["", f"explanations: top word an emotion word in {x['top_word_is_an_emotion_word']}/{x['sentences']} "
               f"(before: {x['before_probability_drop_top_word_is_an_emotion_word']}), every emotion word positive in "
               f"{x['every_emotion_word_positive']}/{x['sentences']}",

@@ -93,6 +93,9 @@ def score_file(input_path: str | Path, output_path: str | Path, *, classifier: C
     started = time.perf_counter()
     input_path, output_path = Path(input_path), Path(output_path)
     _check_options(input_path, output_path, batch_size, chunk_rows, threshold, engine, workers)
+    if report is not None and not Path(report).parent.is_dir():
+        raise ScoreError(f"cannot write the report {report}: the folder {Path(report).parent} does not exist. "
+                         "Create it first or choose another path.", EXIT_OUTPUT)
     try:
         stream = open_table(input_path, text_column=text_column, header=header)
     except ValueError as err:
