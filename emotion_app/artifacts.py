@@ -1,5 +1,6 @@
 """The files an adapter directory holds besides the weights, each named and read in one place:
-metrics.json, calibration.json; plus the atomic JSON write and the cached file hash they share."""
+metrics.json, calibration.json, the shift detector (shift_detector.safetensors + .json); plus the
+atomic writes and the cached file hash they share."""
 
 from __future__ import annotations
 
@@ -21,6 +22,13 @@ ADAPTER_FILES = (ADAPTER_CONFIG, ADAPTER_WEIGHTS)
 ADAPTER_SUBFOLDER = "adapter"  # in a repo pushed by this project: the merged model at the root, the adapter here
 METRICS_FILE = "metrics.json"  # figures, label order, calibration and lineage (training, adaptation)
 CALIBRATION_FILE = "calibration.json"  # {"temperature": T}: divides the logits in every engine
+# The out-of-distribution detector (engine/ood.py applies it, analysis/shift.py fits it): its arrays
+# (class means and precisions, float32) and its scalars (thresholds, the P(correct) model, metadata).
+SHIFT_ARRAYS_FILE = "shift_detector.safetensors"
+SHIFT_SCALARS_FILE = "shift_detector.json"
+SHIFT_FILES = (SHIFT_ARRAYS_FILE, SHIFT_SCALARS_FILE)
+SHIFT_FORMAT_VERSION = 1
+SHIFT_ARRAYS = ("means", "precision", "background_mean", "background_precision")
 
 
 def read_metrics(directory: str | Path) -> dict | None:
@@ -54,6 +62,57 @@ def read_temperature(directory: Path) -> float:
     if not temperature > 0:
         raise ValueError(f"{path} holds temperature {temperature}: expected a positive number. Refit it.")
     return temperature
+
+
+def read_shift_detector(directory: str | Path) -> tuple[dict, dict] | None:
+    """(arrays, scalars) of the adapter's shift detector; None when it has none (older adapters).
+    ValueError, saying what is wrong and how to fix it, for a broken or half-written pair."""
+    from safetensors import SafetensorError
+    from safetensors.numpy import load_file
+
+    directory = Path(directory)
+    present = [name for name in SHIFT_FILES if (directory / name).is_file()]
+    if not present:
+        return None
+    fix = "Fit it again: python -m emotion_app.calibrate --adapter DIR --data_dir DATA."
+    if len(present) < len(SHIFT_FILES):
+        raise ValueError(f"{directory} has {present[0]} but not {set(SHIFT_FILES).difference(present).pop()}: "
+                         f"expected both files of the shift detector. {fix}")
+    scalars_path, arrays_path = directory / SHIFT_SCALARS_FILE, directory / SHIFT_ARRAYS_FILE
+    try:
+        scalars = json.loads(scalars_path.read_text(encoding="utf-8"))
+        arrays = load_file(str(arrays_path))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, SafetensorError) as err:
+        raise ValueError(f"the shift detector in {directory} could not be read ({err}). {fix}") from None
+    if not isinstance(scalars, dict) or scalars.pop("format_version", None) != SHIFT_FORMAT_VERSION:
+        raise ValueError(f"{scalars_path} is not a shift detector of format {SHIFT_FORMAT_VERSION} "
+                         f"(found {type(scalars).__name__} without that format_version). {fix}")
+    if scalars.pop("arrays_sha256", None) != file_sha256(arrays_path):
+        raise ValueError(f"{arrays_path} does not belong to {scalars_path} (its sha256 differs from the one "
+                         f"recorded there; a fit was interrupted or one file was replaced). {fix}")
+    missing = [name for name in SHIFT_ARRAYS if name not in arrays]
+    if missing:
+        raise ValueError(f"{arrays_path} lacks the arrays {missing}: expected {list(SHIFT_ARRAYS)}. {fix}")
+    return arrays, scalars
+
+
+def write_shift_detector(directory: str | Path, arrays: dict, scalars: dict) -> list[Path]:
+    """Write the detector's two files atomically: the arrays first, then the scalars, which record
+    the arrays' sha256, so a reader never takes one fit's arrays with another's scalars."""
+    import numpy as np
+    from safetensors.numpy import save_file
+
+    directory = Path(directory)
+    missing = [name for name in SHIFT_ARRAYS if name not in arrays]
+    if missing:
+        raise ValueError(f"the shift detector lacks the arrays {missing}: expected {list(SHIFT_ARRAYS)}.")
+    arrays_path = directory / SHIFT_ARRAYS_FILE
+    tmp = arrays_path.with_name(f".{arrays_path.name}.tmp")
+    save_file({name: np.ascontiguousarray(arrays[name], dtype=np.float32) for name in SHIFT_ARRAYS}, str(tmp))
+    os.chmod(tmp, 0o644)  # like the adapter's other files, for every reader
+    os.replace(tmp, arrays_path)
+    record = {**scalars, "format_version": SHIFT_FORMAT_VERSION, "arrays_sha256": file_sha256(arrays_path)}
+    return [arrays_path, write_json(directory / SHIFT_SCALARS_FILE, record)]
 
 
 def file_sha256(path: Path) -> str:

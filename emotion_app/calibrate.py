@@ -1,10 +1,14 @@
-"""Fit the temperature of an existing adapter on the validation split and store it with the adapter.
+"""Calibrate an existing adapter: fit its temperature and its shift detector, and store both with it.
 
     python -m emotion_app.calibrate --adapter models/minilm-emotion-lora --data_dir ../shared/data/emotion
 
-Writes <adapter>/calibration.json {"temperature": T} (used by the app and the CLIs from then on)
-and adds `calibration` (ECE and NLL on test before/after) and `coverage` (the test split's
-accuracy-vs-coverage curve) to <adapter>/metrics.json. Prints the before/after figures.
+Writes <adapter>/calibration.json {"temperature": T} (fitted in fp32 on validation, as training
+does) and the shift detector <adapter>/shift_detector.safetensors + shift_detector.json (the
+out-of-distribution score: fitted on a seeded sample of training rows with the features of the
+engine the app runs, `--precision auto` = int8 ONNX Runtime on CPU, calibrated on validation),
+and adds `calibration`, `coverage`, `shift_detector` and `coverage_in_distribution` to
+<adapter>/metrics.json. Prints the figures. `--detector_rows 0` fits the temperature only,
+`--detector_only` the detector only (with the temperature already stored).
 """
 
 from __future__ import annotations
@@ -14,7 +18,13 @@ import logging
 from pathlib import Path
 
 from emotion_app.analysis.calibration import calibrate_adapter
-from emotion_app.commands import add_evaluation_options
+from emotion_app.analysis.shift import (
+    DEFAULT_FIT_ROWS,
+    fit_for_classifier,
+    store_detector,
+)
+from emotion_app.commands import add_engine_options, add_evaluation_options, add_option
+from emotion_app.constants import PRECISIONS
 from emotion_app.data.labelled import DataArguments, load_splits
 from emotion_app.engine.classifier import EmotionClassifier
 
@@ -25,6 +35,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m emotion_app.calibrate", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     add_evaluation_options(parser, "Local adapter directory (calibration is written into it).")
+    add_option(parser, "--detector_rows", "--detector-rows", type=int, default=DEFAULT_FIT_ROWS,
+               help=f"Training rows (a seeded sample) the shift detector is fitted on; 0: no detector. "
+               f"Default {DEFAULT_FIT_ROWS}.")
+    parser.add_argument("--seed", type=int, default=0, help="Seed of that sample (default 0).")
+    add_option(parser, "--detector_only", "--detector-only", action="store_true",
+               help="Fit the shift detector only, keeping the stored temperature (calibration.json).")
+    add_engine_options(parser)  # the engine whose features the detector reads: the app's by default
     return parser
 
 
@@ -34,21 +51,59 @@ def run(args: argparse.Namespace) -> dict:
         raise ValueError(f"--adapter {args.adapter} is not a directory: expected a local adapter directory, "
                          "since calibration.json and metrics.json are written into it. Download a Hub "
                          "adapter first (huggingface-cli download user/name --local-dir DIR).")
-    data = load_splits(DataArguments(data_dir=args.data_dir), splits=("validation", "test"))
+    if args.detector_rows < 0 or (args.detector_only and not args.detector_rows):
+        raise ValueError(f"--detector_rows must be 0 (no detector) or more, and more with --detector_only; found "
+                         f"{args.detector_rows}. Leave it at its default {DEFAULT_FIT_ROWS}.")
+    splits = ("train", "validation", "test") if args.detector_rows else ("validation", "test")
+    data = load_splits(DataArguments(data_dir=args.data_dir), splits=splits)
+    if args.detector_only:
+        return fit_detector(args, data)
     # fp32, as train.py fits it: the temperature belongs to the adapter, not to one engine setting.
-    classifier = EmotionClassifier.from_adapter(args.adapter, base_model=args.base_model,
-                                                batch_size=args.batch_size, quantize=False)
+    # detect_shift=False: a detector stored earlier (perhaps broken: this command is its fix) is not read.
+    classifier = EmotionClassifier.from_adapter(args.adapter, base_model=args.base_model, batch_size=args.batch_size,
+                                                quantize=False, detect_shift=False)
     # Raw logits: the temperature already stored (if any) must not affect the new fit.
     logits = {split: classifier.logits(data[split]["text"]) for split in ("validation", "test")}
-    return calibrate_adapter(args.adapter, logits["validation"], data["validation"]["label"],
-                             logits["test"], data["test"]["label"])
+    added = calibrate_adapter(args.adapter, logits["validation"], data["validation"]["label"],
+                              logits["test"], data["test"]["label"])
+    if args.detector_rows:
+        added.update(fit_detector(args, data))
+    return added
 
 
-def format_summary(calibration: dict) -> str:
-    return (f"temperature {calibration['temperature']:.4f} (fitted on {calibration['fitted_on']})\n"
-            f"test ECE ({calibration['n_bins']} bins)  before {calibration['test_ece_before']:.4f}  "
-            f"after {calibration['test_ece_after']:.4f}\n"
-            f"test NLL  before {calibration['test_nll_before']:.4f}  after {calibration['test_nll_after']:.4f}")
+def fit_detector(args: argparse.Namespace, data) -> dict:
+    """Fit, calibrate and store the shift detector with the engine's own features; its entries."""
+    engine = EmotionClassifier.from_adapter(args.adapter, base_model=args.base_model, batch_size=args.batch_size,
+                                            quantize=PRECISIONS[args.precision], runtime=args.runtime,
+                                            detect_shift=False)  # reads the temperature just fitted
+    split = {name: (list(data[name]["text"]), list(data[name]["label"])) for name in ("train", "validation", "test")}
+    try:
+        detector, entries = fit_for_classifier(engine, split["train"], split["validation"], split["test"],
+                                               rows=args.detector_rows, seed=args.seed)
+    except ValueError as err:  # e.g. a tiny validation split predicted all right: the temperature still counts
+        logger.warning("no shift detector fitted: %s", err)
+        return {"shift_detector_error": str(err)}
+    store_detector(args.adapter, detector, entries)
+    return entries
+
+
+def format_summary(added: dict) -> str:
+    calibration, lines = added.get("calibration"), []
+    if calibration:
+        lines += [f"temperature {calibration['temperature']:.4f} (fitted on {calibration['fitted_on']})",
+                  f"test ECE ({calibration['n_bins']} bins)  before {calibration['test_ece_before']:.4f}  "
+                  f"after {calibration['test_ece_after']:.4f}",
+                  f"test NLL  before {calibration['test_nll_before']:.4f}  after {calibration['test_nll_after']:.4f}"]
+    shift = added.get("shift_detector")
+    if "shift_detector_error" in added:
+        lines.append(f"no shift detector: {added['shift_detector_error']}")
+    if shift:
+        estimate = shift["test_estimate"]
+        lines.append(f"shift detector ({shift['engine']}, {shift['fit_rows']} training rows): out of distribution "
+                     f"{shift['validation_flagged']:.1%} of validation, {shift['test_flagged']:.1%} of test; "
+                     f"test accuracy estimated {estimate['estimated_accuracy']:.1%} "
+                     f"[{estimate['estimated_accuracy_low']:.1%}, {estimate['estimated_accuracy_high']:.1%}]")
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -58,8 +113,10 @@ def main(argv: list[str] | None = None) -> None:
         added = run(args)
     except ValueError as err:
         raise SystemExit(f"error: {err}") from None
-    print(format_summary(added["calibration"]))  # the command's output
-    print(f"calibration.json and metrics.json updated in {args.adapter}")
+    print(format_summary(added))  # the command's output
+    written = [*(["calibration.json"] if "calibration" in added else []),
+               *(["shift_detector.*"] if "shift_detector" in added else []), "metrics.json"]
+    print(f"{', '.join(written)} updated in {args.adapter}")
 
 
 if __name__ == "__main__":

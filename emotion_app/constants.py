@@ -19,6 +19,9 @@ PRECISIONS = {"auto": "auto", "int8": True, "fp32": False}  # --precision -> fro
 RUNTIMES = ("auto", "onnxruntime", "torch")  # --runtime, as EmotionClassifier.from_adapter takes it
 HEADER_CHOICES = {"auto": None, "yes": True, "no": False}  # --header / the Batch tab: is row 1 a header
 
+# The accuracy the review threshold aims at when the user gives none (the Evaluation tab's summary).
+DEFAULT_TARGET_ACCURACY = 0.97
+
 # What one upload to the app may hold (app.py --max_mb / --max_rows); the CLIs stream and need none.
 MAX_UPLOAD_MB = 50.0
 MAX_UPLOAD_ROWS = 100_000

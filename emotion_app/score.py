@@ -5,8 +5,10 @@
     python -m emotion_app.score big.tsv -o scored.tsv --engine ray --workers 4
 
 Reads CSV/TSV/TXT, JSON Lines or .xlsx (encoding, delimiter and header detected, as in the app),
-writes every input row and column in order plus emotion, confidence, p_<label> (and needs_review
-with --threshold, and note) to OUTPUT, in the format its suffix names (.csv, .tsv, .jsonl).
+writes every input row and column in order plus emotion, confidence, p_<label> (in_distribution
+and ood_score when the adapter has a shift detector, needs_review with --threshold, and note) to
+OUTPUT, in the format its suffix names (.csv, .tsv, .jsonl). The last line (and --report
+REPORT.json) gives the file's estimated accuracy and says when the file is unlike the training data.
 CSV/TSV cells that a spreadsheet would run as formulas get a leading ' unless --raw.
 The output appears only when the run completes (it is written beside OUTPUT, then renamed).
 
@@ -30,11 +32,14 @@ from tqdm import tqdm
 
 from emotion_app.analysis.predictions import (
     NOTE_EMPTY,
+    SCORE_BATCH_ROWS,
     Classifier,
+    detector_of,
     output_names,
     score_frame,
 )
-from emotion_app.artifacts import read_metrics
+from emotion_app.analysis.shift import FileEstimate, describe_estimate
+from emotion_app.artifacts import SHIFT_FILES, read_metrics, write_json
 from emotion_app.commands import add_adapter_option, add_engine_options, add_option
 from emotion_app.constants import (
     DEFAULT_ADAPTER,
@@ -68,6 +73,9 @@ class Summary:
     text_column: str
     columns: list[str]
     notes: list[str] = field(default_factory=list)
+    estimate: dict | None = None  # FileEstimate.result(); None: the adapter has no shift detector
+    threshold: float | None = None
+    needs_review: int = 0
 
     @property
     def rows_per_second(self) -> float:
@@ -78,12 +86,16 @@ def score_file(input_path: str | Path, output_path: str | Path, *, classifier: C
                adapter: str = DEFAULT_ADAPTER, text_column: str | None = None, header: bool | None = None,
                batch_size: int = 64, chunk_rows: int = 2000, threshold: float | None = None,
                raw: bool = False, engine: str = "local", workers: int = 2, precision: str = "auto",
-               runtime: str = "auto", progress: bool | None = None) -> Summary:
+               runtime: str = "auto", progress: bool | None = None, report: str | Path | None = None) -> Summary:
     """Stream INPUT through the classifier into OUTPUT. `classifier` (any object with
-    predict_proba) replaces loading `adapter`. Raises ScoreError carrying the exit code."""
+    predict_proba) replaces loading `adapter`. `report`: also write the file's estimate there
+    (JSON, see `report_record`). Raises ScoreError carrying the exit code."""
     started = time.perf_counter()
     input_path, output_path = Path(input_path), Path(output_path)
     _check_options(input_path, output_path, batch_size, chunk_rows, threshold, engine, workers)
+    if report is not None and not Path(report).parent.is_dir():
+        raise ScoreError(f"cannot write the report {report}: the folder {Path(report).parent} does not exist. "
+                         "Create it first or choose another path.", EXIT_OUTPUT)
     try:
         stream = open_table(input_path, text_column=text_column, header=header)
     except ValueError as err:
@@ -93,15 +105,47 @@ def score_file(input_path: str | Path, output_path: str | Path, *, classifier: C
     owned = classifier is None
     if owned:
         classifier = load_classifier(adapter, engine, workers, batch_size, precision, runtime)
+    # Ray spreads one call over its workers, so it gets a whole chunk at a time.
+    batch_rows = chunk_rows if engine == "ray" else max(SCORE_BATCH_ROWS, batch_size)
+    detector = detector_of(classifier)
+    estimate = FileEstimate(detector) if detector is not None else None  # a few running sums, whatever the size
     try:
-        unscored = _stream(stream, output_path, classifier, threshold, raw, chunk_rows, progress)
+        unscored, review = _stream(stream, output_path, classifier, threshold, raw, chunk_rows, batch_rows, progress,
+                                   estimate)
     finally:
         if owned and hasattr(classifier, "close"):
             classifier.close()  # e.g. stops the local Ray instance a RayClassifier started
-    columns = [*stream.columns, *output_names(stream.columns, threshold).values()]
-    return Summary(input=str(input_path), output=str(output_path), rows=stream.n_rows, unscored=unscored,
-                   seconds=time.perf_counter() - started, text_column=stream.text_column,
-                   columns=columns, notes=list(stream.notes))
+    columns = [*stream.columns, *output_names(stream.columns, threshold, ood=detector is not None).values()]
+    summary = Summary(input=str(input_path), output=str(output_path), rows=stream.n_rows, unscored=unscored,
+                      seconds=time.perf_counter() - started, text_column=stream.text_column,
+                      columns=columns, notes=list(stream.notes), threshold=threshold, needs_review=review,
+                      estimate=estimate.result() if estimate is not None else None)
+    if report is not None:
+        _write_report(Path(report), summary)
+    return summary
+
+
+def report_record(summary: Summary) -> dict:
+    """What --report writes: the file's estimate (rows, scored, estimated_accuracy with its _low and
+    _high, out_of_distribution_share, shift_warning, threshold: the OOD score threshold), the
+    review threshold and how many rows need review, and the plain-language verdict."""
+    estimate = summary.estimate or {}
+    keys = ("estimated_accuracy", "estimated_accuracy_low", "estimated_accuracy_high", "out_of_distribution_share",
+            "shift_warning", "threshold", "reference_accuracy")
+    return {"input": summary.input, "output": summary.output, "rows": summary.rows,
+            "scored": summary.rows - summary.unscored, **{key: estimate.get(key) for key in keys},
+            "shift_check": "available" if summary.estimate is not None else "unavailable",
+            "review_threshold": summary.threshold,
+            "needs_review": summary.needs_review if summary.threshold is not None else None,
+            "summary": " ".join(describe_estimate(summary.estimate, summary.threshold is not None))}
+
+
+def _write_report(path: Path, summary: Summary) -> None:
+    try:
+        write_json(path, report_record(summary))
+    except OSError as err:
+        raise ScoreError(f"cannot write the report {path}: {err.strerror}. Check the folder and its "
+                         "permissions.", EXIT_OUTPUT) from None
 
 
 def _check_options(input_path: Path, output_path: Path, batch_size: int, chunk_rows: int,
@@ -156,10 +200,12 @@ def load_classifier(adapter: str, engine: str = "local", workers: int = 2, batch
 
 
 def _stream(stream: TableStream, output_path: Path, classifier: Classifier, threshold: float | None,
-            raw: bool, chunk_rows: int, progress: bool | None) -> int:
-    """Score and write chunk by chunk; returns how many rows were left unscored."""
-    unscored = 0
-    note = output_names(stream.columns, threshold)["note"]
+            raw: bool, chunk_rows: int, batch_rows: int, progress: bool | None,
+            estimate: FileEstimate | None = None) -> tuple[int, int]:
+    """Score and write chunk by chunk; returns how many rows were left unscored and need review."""
+    unscored = review = 0
+    names = output_names(stream.columns, threshold, ood=estimate is not None)
+    note = names["note"]
     bar = tqdm(total=stream.n_rows, unit="rows", desc="scoring", file=sys.stderr, dynamic_ncols=True,
                disable=None if progress is None else not progress)
     try:
@@ -177,9 +223,11 @@ def _stream(stream: TableStream, output_path: Path, classifier: Classifier, thre
                     bar.update(done - shown[0])
                     shown[0] = done
 
-                # the whole chunk in one engine call: sorted by length, its batches pad little
-                scored = score_frame(classifier, chunk, stream.text_column, threshold, advance)
+                scored = score_frame(classifier, chunk, stream.text_column, threshold, advance,
+                                     batch_rows=batch_rows, estimate=estimate)
                 unscored += int((scored[note] == NOTE_EMPTY).sum())
+                if threshold is not None:
+                    review += int(scored[names["needs_review"]].fillna(False).astype(bool).sum())
                 _write(writer, scored, output_path)
         _close(writer, output_path)
     except ScoreError:
@@ -191,7 +239,7 @@ def _stream(stream: TableStream, output_path: Path, classifier: Classifier, thre
     except BaseException:  # Ctrl-C included: no half-written output is left behind
         writer.abort()
         raise
-    return unscored
+    return unscored, review
 
 
 def _write(writer: TableWriter, frame, output_path: Path) -> None:
@@ -222,7 +270,9 @@ def review_threshold(adapter: str, threshold: float | None, target_accuracy: flo
         if metrics is None:
             raise ValueError(f"--target_accuracy needs the adapter's metrics.json, and {directory} has none: "
                              "use a local adapter directory, or pass --threshold.")
-        threshold = resolve_threshold(metrics, threshold, target_accuracy)
+        # with a shift detector, OOD rows always need review: the curve of that rule
+        honest = all((directory / name).is_file() for name in SHIFT_FILES)
+        threshold = resolve_threshold(metrics, threshold, target_accuracy, in_distribution_only=honest)
     except ValueError as err:
         raise ScoreError(str(err), EXIT_INPUT) from None
     logger.info("Target accuracy %.3f on the test split -> review threshold %.4f", target_accuracy, threshold)
@@ -255,6 +305,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--workers", type=int, default=2, help="Ray workers (with --engine ray).")
     add_engine_options(parser)
     add_option(parser, "--no_progress", "--no-progress", action="store_true", help="No progress bar on stderr.")
+    parser.add_argument("--report", default=None, metavar="REPORT.json",
+                        help="Also write the file's estimate (estimated accuracy and its interval, share of rows "
+                        "unlike the training data, shift warning, review counts) as JSON.")
     return parser
 
 
@@ -268,7 +321,7 @@ def main(argv: list[str] | None = None, classifier: Classifier | None = None) ->
                              text_column=args.text_column, header=header, batch_size=args.batch_size,
                              chunk_rows=args.chunk_rows, threshold=threshold, raw=args.raw,
                              engine=args.engine, workers=args.workers, precision=args.precision,
-                             runtime=args.runtime,
+                             runtime=args.runtime, report=args.report,
                              progress=False if args.no_progress else None)
     except ScoreError as err:
         print(f"error: {err}", file=sys.stderr)
@@ -277,8 +330,9 @@ def main(argv: list[str] | None = None, classifier: Classifier | None = None) ->
         print(f"interrupted: {args.output} was not written.", file=sys.stderr)
         return EXIT_INTERRUPTED
     left = f" ({summary.unscored:,} left unscored: empty text)" if summary.unscored else ""
+    trust = " ".join(describe_estimate(summary.estimate, summary.threshold is not None))
     print(f"Scored {summary.rows:,} rows{left} of {summary.input} (text column '{summary.text_column}') "
-          f"into {summary.output} in {summary.seconds:.1f} s ({summary.rows_per_second:,.0f} rows/s).")
+          f"into {summary.output} in {summary.seconds:.1f} s ({summary.rows_per_second:,.0f} rows/s). {trust}")
     return EXIT_OK
 
 

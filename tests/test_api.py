@@ -48,7 +48,7 @@ def test_score_csv_returns_every_row(client, tmp_path):
     assert out.loc[0, "emotion"] == "sadness" and out.loc[1, "emotion"] == "anger"
     assert out.loc[2, "emotion"] == "" and out.loc[2, "note"] != ""
     assert out.loc[4, "comment"].startswith("'=")  # neutralised for spreadsheets
-    assert {"needs_review", *[f"p_{label}" for label in LABELS]} <= set(out.columns)
+    assert {"needs_review", "in_distribution", "ood_score", *[f"p_{label}" for label in LABELS]} <= set(out.columns)
     assert "comment" in summary
 
 
@@ -63,8 +63,10 @@ def test_classify_gives_the_engines_probabilities_in_label_order(client):
     engine = EmotionClassifier.from_adapter(str(BUNDLED_ADAPTER))  # the app's engine: int8 in ONNX Runtime
     for text in CLASSIFY_TEXTS[:3]:
         result = client.predict(text, api_name="/classify")
-        assert list(result) == list(LABELS)
-        assert list(result.values()) == pytest.approx(engine.predict_proba([text])[0].tolist(), abs=1e-6)
+        details = engine.predict_details([text])
+        assert list(result) == [*LABELS, "in_distribution"]  # the shipped adapter has a shift detector
+        assert [result[label] for label in LABELS] == pytest.approx(details.probabilities[0].tolist(), abs=1e-6)
+        assert result["in_distribution"] == bool(details.in_distribution[0])
     assert "error" in client.predict("   ", api_name="/classify")
 
 

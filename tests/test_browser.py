@@ -31,6 +31,19 @@ BATCH_ROWS = [
     ("a7", "i love him so much, he is so tender and caring", "form"),
     ("a8", "=SUM(A1:A2)", "form"),
 ]
+# Written for these tests: sentences in the training data's style ("i feel ...", as dair-ai/emotion),
+# and Reddit-style or plain non-emotional lines, which the shift detector should call unfamiliar.
+FAMILIAR = ["i feel so lonely and miserable since she left me", "i am feeling really happy and grateful for my friends today",
+            "i feel so angry at the way he treated my sister", "i feel scared and nervous about starting my new job tomorrow",
+            "i feel so loved and cared for by my husband", "i feel like i have been so stressed out lately and i cannot sleep",
+            "i feel really excited about the trip we are planning", "i feel so happy today",
+            "i feel hopeless and empty inside", "i feel amazed by how kind people can be",
+            "i feel irritated when people talk loudly on the phone"]
+UNFAMILIAR = ["lol that ref was blind, worst call of the season", "Source? Pretty sure that's not how taxes work.",
+              "This is the way.", "The meeting has been moved to room 4B on Thursday.",
+              "Add two cups of flour and stir until smooth.", "r/nba is going to have a field day with this",
+              "Can someone explain the ending of the show to me?", "Upvoted for visibility, OP please update us"]
+SHIFT_WARNING = "this file is unlike the training data"
 LABELLED = ["i feel so lonely and sad today;sadness", "i am so happy and cheerful;joy",
             "i feel so angry and bitter about it;anger", "i am scared and anxious;fear",
             "i feel loving and tender towards her;love", "i was amazed by the gift;surprise",
@@ -53,6 +66,13 @@ def page(request, tmp_path_factory):
         browser.close()
 
 
+def upload(page, element: str, path) -> None:
+    """Put `path` into the gr.File `element`, clearing a file an earlier step left there first."""
+    if page.locator(f"{element} input[type=file]").count() == 0:
+        page.locator(f"{element} button[aria-label=Clear]").first.click()
+    page.locator(f"{element} input[type=file]").set_input_files(str(path))
+
+
 def screenshot(page, name: str) -> None:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
@@ -70,14 +90,47 @@ def test_predict_shows_six_sorted_bars_and_the_top_emotion(page):
     top_to_bottom = [name for _, name in sorted(ticks)]
     assert sorted(top_to_bottom) == sorted(LABELS) and top_to_bottom[0] == "joy"  # most probable on top
     expect(page.locator("#predict-words")).to_contain_text("happy")  # word importance filled in
+    expect(page.locator("#predict-top")).not_to_contain_text("Unlike the training data")
     screenshot(page, "predict")
+
+
+def test_predict_says_plainly_when_a_text_is_unlike_the_training_data(page):
+    page.get_by_role("tab", name="Predict").click()
+    page.locator("#predict-text textarea").fill("The meeting has been moved to room 4B on Thursday.")
+    page.locator("#predict-button").click()
+    expect(page.locator("#predict-top")).to_contain_text("Unlike the training data")
+    page.locator("#predict-text textarea").fill("i feel so happy today")
+    page.locator("#predict-button").click()
+    expect(page.locator("#predict-top")).to_contain_text("joy")
+    expect(page.locator("#predict-top")).not_to_contain_text("Unlike the training data")
+
+
+def label_file(page, path, texts):
+    """Upload a one-column table of `texts` in the Batch tab and label it; the summary."""
+    pd.DataFrame({"comment": texts}).to_csv(path, index=False)
+    page.get_by_role("tab", name="Batch CSV").click()
+    upload(page, "#batch-file", path)
+    expect(page.locator("#batch-notes")).to_contain_text(f"{len(texts)} rows")
+    page.locator("#batch-button").click()
+    summary = page.locator("#batch-summary")
+    expect(summary).to_contain_text(f"of {len(texts)} rows")
+    return summary
+
+
+def test_batch_warns_about_a_file_unlike_the_training_data_and_not_about_one_like_it(page, tmp_path):
+    summary = label_file(page, tmp_path / "reddit.csv", UNFAMILIAR)
+    expect(summary).to_contain_text("Estimated accuracy on this file")
+    expect(summary).to_contain_text(SHIFT_WARNING)
+    summary = label_file(page, tmp_path / "diary.csv", FAMILIAR)
+    expect(summary).to_contain_text("Estimated accuracy on this file")
+    expect(summary).not_to_contain_text(SHIFT_WARNING)
 
 
 def test_batch_csv_scores_every_row_and_offers_the_result(page, tmp_path):
     source = tmp_path / "feedback.csv"
     pd.DataFrame(BATCH_ROWS, columns=["id", "message", "channel"]).to_csv(source, index=False)
     page.get_by_role("tab", name="Batch CSV").click()
-    page.locator("#batch-file input[type=file]").set_input_files(str(source))
+    upload(page, "#batch-file", source)
     expect(page.locator("#batch-notes")).to_contain_text("message")  # the detected text column
     page.locator("#batch-button").click()
     expect(page.locator("#batch-summary")).to_contain_text("Scored")
@@ -87,6 +140,7 @@ def test_batch_csv_scores_every_row_and_offers_the_result(page, tmp_path):
     saved = tmp_path / "result.csv"
     download.value.save_as(saved)
     out = pd.read_csv(saved, dtype=str, keep_default_na=False)
+    assert {"in_distribution", "ood_score"} <= set(out.columns)  # the embedded adapter has a shift detector
     assert out["id"].tolist() == [row[0] for row in BATCH_ROWS]
     assert out["channel"].tolist() == [row[2] for row in BATCH_ROWS]
     assert out.loc[1, "emotion"] == "joy" and out.loc[2, "emotion"] == ""
@@ -104,7 +158,7 @@ def test_evaluation_shows_the_confusion_matrix_and_a_live_run(page, tmp_path):
     screenshot(page, "evaluation")
     labelled = tmp_path / "labelled.txt"
     labelled.write_text("\n".join(LABELLED) + "\n", encoding="utf-8")
-    page.locator("#eval-file input[type=file]").set_input_files(str(labelled))
+    upload(page, "#eval-file", labelled)
     page.locator("#eval-file-button").click()
     expect(page.locator("#eval-summary")).to_contain_text("Live evaluation on labelled.txt (7 rows)")
     expect(page.locator("#eval-rows")).to_contain_text("i feel really happy about it")
@@ -127,7 +181,7 @@ def test_review_corrects_rows_adapts_and_this_session_uses_the_new_model(page, t
     source = tmp_path / "to-review.csv"
     pd.DataFrame({"id": range(1, len(REVIEW_ROWS) + 1), "text": REVIEW_ROWS}).to_csv(source, index=False)
     page.get_by_role("tab", name="Batch CSV").click()
-    page.locator("#batch-file input[type=file]").set_input_files(str(source))
+    upload(page, "#batch-file", source)
     expect(page.locator("#batch-notes")).to_contain_text("12 rows")
     page.locator("#batch-button").click()
     expect(page.locator("#batch-summary")).to_contain_text("Scored **12**")

@@ -56,6 +56,13 @@ def test_ray_classifier_equals_the_single_process_engine(local_ray, trained_bert
     # a second call reuses the engine already in the object store; an odd size, and nothing at all
     np.testing.assert_allclose(classifier.predict_proba(texts[:7]), got[:7], atol=1e-6)
     assert classifier.predict_proba([]).shape == (0, 6)
+    # the features too (int8 activations are quantized per batch, and the workers batch other rows
+    # together), and the OOD scores from the workers' own pass (the tiny adapter has a shift detector)
+    _, features = classifier.logits_and_features(texts)
+    np.testing.assert_allclose(features, single.logits_and_features(texts)[1], atol=2e-3)
+    assert classifier.detector is not None
+    np.testing.assert_allclose(classifier.predict_details(texts).ood_scores, classifier.detector.score(features),
+                               rtol=1e-6)
     classifier.close()
     assert local_ray.is_initialized()  # it did not start Ray, so it must not stop it
 

@@ -1,4 +1,5 @@
-"""Occlusion explanations on tiny BERT and GPT-2 classifiers: scores are probability drops."""
+"""Occlusion explanations: on tiny BERT and GPT-2 classifiers the scores are the log-odds changes
+computed by hand; on the embedded model the emotion words of clear sentences score highest."""
 
 from __future__ import annotations
 
@@ -6,7 +7,9 @@ import numpy as np
 import pytest
 
 from emotion_app.analysis.explain import (
+    NO_EVIDENCE,
     explain,
+    log_odds,
     occlusion,
     split_words,
     top_words,
@@ -58,28 +61,35 @@ def gpt2(tiny_gpt2_dir):
     return tiny_classifier(tiny_gpt2_dir)
 
 
+def odds(classifier, text: str, label: int) -> float:
+    p = classifier.predict_proba([text])[0, label]
+    return float(np.log(p / (1 - p)))
+
+
 @pytest.mark.parametrize("which", ["bert", "gpt2"])
-def test_scores_are_the_probability_drops_computed_by_hand(which, request):
+def test_scores_are_the_log_odds_changes_computed_by_hand(which, request):
     classifier = request.getfixturevalue(which)
     text = "honestly i felt so happy when i read the letter"
     spy = CountingClassifier(classifier)
     result = explain(spy, text)
-    assert len(spy.calls) == 1  # one batched call: the text and every variant
-    assert len(spy.calls[0]) == 1 + len(text.split())
+    words = text.split()
+    assert len(spy.calls) == 1  # one batched call: the text, every variant and every word alone
+    assert spy.calls[0][1 + len(words):] == words
 
     full = classifier.predict_proba([text])[0]
     label = int(full.argmax())
     assert result["label"] == LABELS[label]
     assert [result["probabilities"][name] for name in LABELS] == pytest.approx(full, abs=1e-5)
-    words = text.split()
     by_hand = []
-    for i in range(len(words)):
+    for i, word in enumerate(words):
         shorter = " ".join(words[:i] + words[i + 1:])
-        by_hand.append(full[label] - classifier.predict_proba([shorter])[0, label])
+        left_out = odds(classifier, text, label) - odds(classifier, shorter, label)
+        alone = odds(classifier, word, label) - np.log(1 / 5)  # against the uniform 1/6
+        by_hand.append((left_out + alone) / 2)
     pieces = [piece for piece, _ in result["attributions"]]
     scores = [score for _, score in result["attributions"]]
     assert [p.strip() for p in pieces] == words
-    assert scores == pytest.approx(by_hand, abs=1e-5)
+    assert scores == pytest.approx(by_hand, abs=1e-4)
     assert max(abs(s) for s in scores) > 0.05  # the tiny model does react to words
 
 
@@ -89,11 +99,12 @@ def test_an_explicit_label_is_explained_and_text_spacing_is_kept(bert):
     attributions = occlusion(spy, text, label="fear")
     assert "".join(piece for piece, _ in attributions) == text
     assert [p for p, _ in attributions] == ["  i ", "am\t", "so   ", "scared\n"]
-    probs = bert.predict_proba(spy.calls[0])
-    fear = LABELS.index("fear")
-    assert [s for _, s in attributions] == pytest.approx(probs[0, fear] - probs[1:, fear], abs=1e-6)
+    fear_odds = log_odds(bert.predict_proba(spy.calls[0])[:, LABELS.index("fear")])
+    expected = ((fear_odds[0] - fear_odds[1:5]) + (fear_odds[5:] - NO_EVIDENCE)) / 2
+    assert [s for _, s in attributions] == pytest.approx(expected, abs=1e-6)
     # the variants drop one word and the whitespace before it (after it, for the first word)
-    assert spy.calls[0][1:] == ["  am\tso   scared\n", "  i\tso   scared\n", "  i am   scared\n", "  i am\tso\n"]
+    assert spy.calls[0][1:5] == ["  am\tso   scared\n", "  i\tso   scared\n", "  i am   scared\n", "  i am\tso\n"]
+    assert spy.calls[0][5:] == ["i", "am", "so", "scared"]
     assert occlusion(bert, text, label=4) == pytest.approx(attributions)
 
 
@@ -103,7 +114,7 @@ def test_one_word_is_scored_against_the_uniform_baseline(gpt2):
     assert spy.calls == [["furious"]]  # no empty text goes to the model
     full = gpt2.predict_proba(["furious"])[0]
     assert piece == "furious"
-    assert score == pytest.approx(full.max() - 1 / 6, abs=1e-6)
+    assert score == pytest.approx(np.log(full.max() / (1 - full.max())) - np.log(1 / 5), abs=1e-6)
 
 
 @pytest.mark.parametrize("text, message", [
@@ -133,7 +144,7 @@ def test_a_classifier_returning_the_wrong_shape_is_reported():
         def predict_proba(self, texts):
             return np.ones((1, 6)) / 6
 
-    with pytest.raises(ValueError, match=r"returned shape \(1, 6\): expected \(3, 6\)"):
+    with pytest.raises(ValueError, match=r"returned shape \(1, 6\): expected \(5, 6\)"):
         occlusion(Broken(), "a b")
 
 
@@ -143,3 +154,36 @@ def test_helpers():
     assert [text[s:e] for s, e in spans] == ["a", "bb", "ccc"]
     assert [without_word(text, spans, i) for i in range(3)] == ["bb  ccc", "a  ccc", "a bb"]
     assert top_words([("a ", 0.1), ("bb ", 0.5), ("c", -0.2)], k=2) == [("bb", 0.5), ("a", 0.1)]
+
+
+# Clear sentences written for this test, with their emotion words (the embedded model, as the app runs it).
+CLEAR = [
+    ("i am so happy and excited, today was a wonderful day", {"happy", "excited,", "wonderful"}),
+    ("i feel so lonely and miserable since my dog died", {"lonely", "miserable"}),
+    ("i am so angry that they cancelled my flight without any notice", {"angry"}),
+    ("i feel nervous and scared about the surgery tomorrow", {"nervous", "scared"}),
+    ("i was shocked and amazed when i saw the final results", {"shocked", "amazed"}),
+    ("i feel so happy and grateful for all the support from my friends today", {"happy", "grateful"}),
+    ("i feel hopeless and empty inside", {"hopeless", "empty"}),
+    ("i feel so loving and tender towards my wife", {"loving", "tender"}),
+    ("i feel furious and irritated at my rude boss", {"furious", "irritated", "rude"}),
+    ("i feel anxious and afraid about the exam", {"anxious", "afraid"}),
+    ("i feel amazed and shocked by the sudden news", {"amazed", "shocked"}),
+]
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    from pathlib import Path
+
+    adapter = Path(__file__).resolve().parent.parent / "models" / "minilm-emotion-lora"
+    return EmotionClassifier.from_adapter(str(adapter))
+
+
+@pytest.mark.parametrize("text, emotion_words", CLEAR)
+def test_the_emotion_words_of_clear_sentences_score_highest(shipped, text, emotion_words):
+    scores = dict(top_words(explain(shipped, text)["attributions"], k=len(text.split())))
+    ranked = sorted(scores, key=scores.get, reverse=True)
+    assert ranked[0] in emotion_words, scores
+    assert all(scores[word] > 0 for word in emotion_words), scores
+    assert set(ranked[:len(emotion_words) + 1]) >= emotion_words, scores  # at most one other word among them

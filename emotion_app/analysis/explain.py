@@ -1,15 +1,31 @@
-"""Word importance by occlusion: drop one word at a time and see how the probability moves.
+"""Word importance by occlusion on the log-odds of the explained label, from both ends:
 
-score(word) = p(label | text) - p(label | text without that word)
+    L(x) = log(p / (1 - p)), p = p(label | x)
+    score(word) = ( [L(text) - L(text without the word)] + [L(the word alone) - L(no evidence)] ) / 2
 
-Positive: the word pushed the model towards `label`; negative: away from it. The text and all
-its one-word-shorter variants go to the classifier in a single `predict_proba` call (one list,
-batched inside the classifier). It works on the words of the text, not on tokens, so any base
-(BERT, GPT-2, ...) gets the same treatment.
+with L(no evidence) = log((1/6) / (5/6)), the uniform baseline. Positive: the word pushes the model
+towards `label`; negative: away from it.
+
+Why both changes from the plain "probability drop when the word is left out":
+- probabilities saturate: at p = 0.99 every word's drop is about 0, so the colours showed noise.
+  Log-odds do not saturate;
+- but log-odds are a monotone function of p, so they keep the sign of every drop: when a text
+  says the emotion twice ("so happy and excited, ... a wonderful day"), leaving out one emotion word
+  changes little or even raises p (measured: joy rose without "happy"), and "feel" (nearly every
+  training text says "i feel ...") took the top score in most clear sentences. Averaging in the
+  word's effect on its own (the other end of the Shapley value: the word added to nothing, besides
+  the word added to everything else) credits each of several emotion words. Measured on 19 clear
+  sentences with the embedded int8 engine: an emotion word has the top score in 19 of 19 (4 of 19
+  with the plain drop, on probabilities or on log-odds); docs/trust.md.
+
+The text, its one-word-shorter variants and its words alone go to the classifier in a single
+`predict_proba` call (one list, batched inside the classifier: 2N + 1 short texts). It works on the
+words of the text, not on tokens, so any base (BERT, GPT-2, ...) gets the same treatment.
 """
 
 from __future__ import annotations
 
+import math
 import re
 
 import numpy as np
@@ -17,7 +33,9 @@ import numpy as np
 from emotion_app.labels import LABELS, NUM_LABELS, parse_label
 
 WORD = re.compile(r"\S+")
-MAX_WORDS = 256  # one extra text per word goes through the model
+MAX_WORDS = 256  # two extra texts per word go through the model
+NO_EVIDENCE = math.log((1 / NUM_LABELS) / (1 - 1 / NUM_LABELS))  # log-odds of the uniform 1/6
+P_CLIP = 1e-6  # log-odds of probabilities clipped to [P_CLIP, 1 - P_CLIP]
 
 
 def split_words(text: str) -> list[tuple[int, int]]:
@@ -43,27 +61,33 @@ def explain(classifier, text: str, label: str | int | None = None, max_words: in
     """Occlusion explanation of one text, from one `classifier.predict_proba` call.
 
     Returns {"label": the explained label's name, "probabilities": {name: p} for the full text,
-    "attributions": [(piece, score), ...]}. The pieces are the words, each with the whitespace
-    that follows it (the first also with any leading whitespace), so "".join(pieces) == text;
-    the list can go straight into gr.HighlightedText (scores lie in [-1, 1]).
+    "attributions": [(piece, score), ...]}, scores in log-odds of the label (see the module). The
+    pieces are the words, each with the whitespace that follows it (the first also with any
+    leading whitespace), so "".join(pieces) == text; the list can go straight into
+    gr.HighlightedText once scaled to [-1, 1].
 
-    `label` (a name or an id) defaults to the label predicted for the full text. A one-word
-    text has no shorter text to compare with (an empty text is not a valid input), so its word is
-    scored against the no-evidence baseline of 1/6 for every label. Raises ValueError for a
-    non-string, an empty text or one of more than `max_words` words.
+    `label` (a name or an id) defaults to the label predicted for the full text. A one-word text
+    is its own word alone, and without it there is no text (an empty text is not a valid input):
+    its score is L(text) - L(no evidence). Raises ValueError for a non-string, an empty text or
+    one of more than `max_words` words.
     """
     spans = _check_text(text, max_words)
     target = None if label is None else parse_label(label)
-    variants = [without_word(text, spans, i) for i in range(len(spans))] if len(spans) > 1 else []
-    probs = np.asarray(classifier.predict_proba([text, *variants]), dtype=float)
-    if probs.shape != (1 + len(variants), NUM_LABELS):
-        raise ValueError(f"predict_proba returned shape {probs.shape}: expected ({1 + len(variants)}, "
+    n = len(spans) if len(spans) > 1 else 0
+    variants = [without_word(text, spans, i) for i in range(n)]
+    alone = [text[start:end] for start, end in spans[:n]]
+    probs = np.asarray(classifier.predict_proba([text, *variants, *alone]), dtype=float)
+    if probs.shape != (1 + 2 * n, NUM_LABELS):
+        raise ValueError(f"predict_proba returned shape {probs.shape}: expected ({1 + 2 * n}, "
                          f"{NUM_LABELS}), one row of {NUM_LABELS} probabilities per text.")
     full = probs[0]
     if target is None:
         target = int(full.argmax())
-    occluded = probs[1:, target] if variants else np.array([1.0 / NUM_LABELS])
-    scores = full[target] - occluded
+    odds = log_odds(probs[:, target])
+    if n:
+        scores = ((odds[0] - odds[1:1 + n]) + (odds[1 + n:] - NO_EVIDENCE)) / 2
+    else:
+        scores = np.array([odds[0] - NO_EVIDENCE])
     return {
         "label": LABELS[target],
         "probabilities": {name: float(p) for name, p in zip(LABELS, full)},
@@ -75,6 +99,12 @@ def occlusion(classifier, text: str, label: str | int | None = None,
               max_words: int = MAX_WORDS) -> list[tuple[str, float]]:
     """[(piece, score), ...] for `text`: see `explain` (this is its "attributions")."""
     return explain(classifier, text, label, max_words)["attributions"]
+
+
+def log_odds(p) -> np.ndarray:
+    """log(p / (1 - p)), with p clipped away from 0 and 1."""
+    p = np.clip(np.asarray(p, dtype=float), P_CLIP, 1 - P_CLIP)
+    return np.log(p / (1 - p))
 
 
 def top_words(attributions: list[tuple[str, float]], k: int = 5) -> list[tuple[str, float]]:

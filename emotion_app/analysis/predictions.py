@@ -2,11 +2,15 @@
 
 Output columns, after the input's own (the app's download and the CLI write the same):
 
-    emotion        the most probable label ("" when the row was not scored)
-    confidence     the probability of that label
-    p_<label>      one probability per label, in `labels.LABELS` order
-    needs_review   confidence < threshold (only when a threshold is given)
-    note           why a row was not scored or what was done to it ("" otherwise)
+    emotion          the most probable label ("" when the row was not scored)
+    confidence       the probability of that label
+    p_<label>        one probability per label, in `labels.LABELS` order
+    in_distribution  whether the text is like the training data (only when the adapter has a
+                     shift detector; see analysis/shift.py)
+    ood_score        its out-of-distribution score (higher = more unusual; out of distribution
+                     above the detector's threshold), from the same forward pass (same condition)
+    needs_review     confidence < threshold, or not in_distribution (only when a threshold is given)
+    note             why a row was not scored or what was done to it ("" otherwise)
 
 An output column whose name the input already uses gets the suffix `_pred` (then `_pred_2`, ...):
 input columns are never renamed or overwritten. Rows with an empty or blank text are kept, with an
@@ -28,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from emotion_app.analysis.review import check_threshold
+from emotion_app.analysis.shift import FileEstimate, needs_review
 from emotion_app.data.tables import resolve_column
 from emotion_app.engine.classifier import Predictor
 from emotion_app.labels import LABELS, NUM_LABELS, check_classifier_labels
@@ -35,8 +40,9 @@ from emotion_app.labels import LABELS, NUM_LABELS, check_classifier_labels
 logger = logging.getLogger(__name__)
 
 MODEL_MAX_CHARS = 4000  # far beyond any model's 512 tokens; keeps tokenising a huge cell cheap
-SCORE_BATCH_ROWS = 256  # rows per call to a classifier that is not the engine (progress after each)
+SCORE_BATCH_ROWS = 256  # rows per call to the classifier (progress is reported after each)
 PROB_DECIMALS = 4
+SCORE_DECIMALS = 2
 NOTE_EMPTY = "empty text: not scored"
 NOTE_LONG = "long text: the model read only its first {n:,} characters"
 
@@ -47,9 +53,19 @@ class Classifier(Protocol):
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray: ...
 
 
-def output_names(input_columns: Sequence[object], threshold: float | None = None) -> dict[str, str]:
-    """Plain output name -> the name used in this table (suffixed `_pred` if the input has it)."""
+def detector_of(classifier: object):
+    """The classifier's shift detector when it can score texts with it (predict_details), else None:
+    then the out-of-distribution check is unavailable and the outputs are as before."""
+    detector = getattr(classifier, "detector", None)
+    return detector if detector is not None and hasattr(classifier, "predict_details") else None
+
+
+def output_names(input_columns: Sequence[object], threshold: float | None = None,
+                 ood: bool = False) -> dict[str, str]:
+    """Plain output name -> the name used in this table (suffixed `_pred` if the input has it).
+    `ood`: the adapter has a shift detector (`detector_of`), so in_distribution and ood_score too."""
     plain = ["emotion", "confidence", *[f"p_{label}" for label in LABELS]]
+    plain += ["in_distribution", "ood_score"] if ood else []
     plain += ["needs_review"] if threshold is not None else []
     plain += ["note"]
     taken = {str(column) for column in input_columns}
@@ -67,8 +83,10 @@ def output_names(input_columns: Sequence[object], threshold: float | None = None
 
 def score_frame(classifier: Classifier, frame: pd.DataFrame, text_column: str,
                 threshold: float | None = None, progress: Callable[[int, int], None] | None = None, *,
-                batch_rows: int = SCORE_BATCH_ROWS, max_chars: int = MODEL_MAX_CHARS) -> pd.DataFrame:
-    """`frame` with the output columns added; same rows, same order, same index."""
+                batch_rows: int = SCORE_BATCH_ROWS, max_chars: int = MODEL_MAX_CHARS,
+                estimate: FileEstimate | None = None) -> pd.DataFrame:
+    """`frame` with the output columns added; same rows, same order, same index. `estimate`
+    (with a shift detector) accumulates the rows for the file's accuracy estimate."""
     check_classifier_labels(classifier)
     column = resolve_column(str(text_column), [str(c) for c in frame.columns], "the table")
     if threshold is not None:
@@ -76,8 +94,11 @@ def score_frame(classifier: Classifier, frame: pd.DataFrame, text_column: str,
     if batch_rows < 1:
         raise ValueError(f"batch_rows must be at least 1, found {batch_rows}.")
     texts = [_cell_text(value) for value in frame[_original_label(frame, column)]]
-    probs = _probabilities(classifier, texts, progress, batch_rows, max_chars)
-    return pd.concat([frame, _output_frame(probs, texts, frame, threshold, max_chars)], axis=1)
+    probs, scores = _probabilities(classifier, texts, progress, batch_rows, max_chars)
+    if estimate is not None and scores is not None:
+        estimate.add(probs, scores)
+    outputs = _output_frame(probs, scores, detector_of(classifier), texts, frame, threshold, max_chars)
+    return pd.concat([frame, outputs], axis=1)
 
 
 def _original_label(frame: pd.DataFrame, name: str) -> object:
@@ -92,11 +113,15 @@ def _cell_text(value: object) -> str:
 
 
 def _probabilities(classifier: Classifier, texts: list[str], progress, batch_rows: int,
-                   max_chars: int) -> np.ndarray:
-    """[N, 6]; rows with a blank text stay NaN. The engine (a Predictor) gets every text at once:
-    it sorts them by length, so its batches carry little padding, and reports progress itself.
-    Any other classifier gets `batch_rows` texts per call, with progress after each."""
+                   max_chars: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """(probabilities [N, 6], OOD scores [N] or None without a detector); rows with a blank text
+    stay NaN. The engine (a Predictor) gets every text at once: it sorts them by length, so its
+    batches carry little padding, and reports progress itself; with a detector the scores come
+    from the same forward pass (`predict_details`). Any other classifier gets `batch_rows` texts
+    per call, with progress after each."""
     probs = np.full((len(texts), NUM_LABELS), np.nan)
+    detector = detector_of(classifier)
+    scores = None if detector is None else np.full(len(texts), np.nan)
     todo = np.array([i for i, text in enumerate(texts) if text.strip()], dtype=np.int64)
     blank = len(texts) - len(todo)
     if progress is not None:
@@ -106,17 +131,25 @@ def _probabilities(classifier: Classifier, texts: list[str], progress, batch_row
             if progress is not None:
                 progress(blank + done, len(texts))
 
-        batch = [texts[i][:max_chars] for i in todo]
-        probs[todo] = _checked(classifier.predict_proba(batch, engine_progress), len(todo))
+        details = classifier.predict_details([texts[i][:max_chars] for i in todo], engine_progress)
+        probs[todo] = _checked(details.probabilities, len(todo))
+        if scores is not None:
+            scores[todo] = details.ood_scores
     else:
         for start in range(0, len(todo), batch_rows):
             index = todo[start:start + batch_rows]
-            probs[index] = _checked(classifier.predict_proba([texts[i][:max_chars] for i in index]), len(index))
+            batch = [texts[i][:max_chars] for i in index]
+            if detector is None:
+                probs[index] = _checked(classifier.predict_proba(batch), len(batch))
+            else:
+                details = classifier.predict_details(batch)
+                probs[index] = _checked(details.probabilities, len(batch))
+                scores[index] = details.ood_scores
             if progress is not None:
                 progress(blank + start + len(index), len(texts))
     if progress is not None:
         progress(len(texts), len(texts))
-    return probs
+    return probs, scores
 
 
 def _checked(probs: object, n: int) -> np.ndarray:
@@ -128,9 +161,9 @@ def _checked(probs: object, n: int) -> np.ndarray:
     return array
 
 
-def _output_frame(probs: np.ndarray, texts: list[str], frame: pd.DataFrame, threshold: float | None,
-                  max_chars: int) -> pd.DataFrame:
-    names = output_names(frame.columns, threshold)
+def _output_frame(probs: np.ndarray, scores: np.ndarray | None, detector, texts: list[str], frame: pd.DataFrame,
+                  threshold: float | None, max_chars: int) -> pd.DataFrame:
+    names = output_names(frame.columns, threshold, ood=scores is not None)
     scored = ~np.isnan(probs[:, 0])
     best = np.where(scored, np.nan_to_num(probs).argmax(axis=1), -1)
     confidence = probs.max(axis=1, initial=-np.inf, where=~np.isnan(probs))
@@ -141,9 +174,16 @@ def _output_frame(probs: np.ndarray, texts: list[str], frame: pd.DataFrame, thre
     }
     for j, label in enumerate(LABELS):
         columns[names[f"p_{label}"]] = np.round(probs[:, j], PROB_DECIMALS)
+    inside = None
+    if scores is not None:
+        inside = ~detector.is_out_of_distribution(np.nan_to_num(scores, nan=-np.inf))
+        columns[names["in_distribution"]] = pd.array([bool(v) if ok else None for v, ok in zip(inside, scored)],
+                                                     dtype="boolean")
+        columns[names["ood_score"]] = np.round(scores, SCORE_DECIMALS)
     if threshold is not None:
-        review = [bool(c < threshold) if ok else None for c, ok in zip(confidence, scored)]
-        columns[names["needs_review"]] = pd.array(review, dtype="boolean")
+        review = needs_review(probs, inside, threshold)
+        columns[names["needs_review"]] = pd.array([bool(r) if ok else None for r, ok in zip(review, scored)],
+                                                  dtype="boolean")
     columns[names["note"]] = [_note(text, ok, max_chars) for text, ok in zip(texts, scored)]
     out = pd.DataFrame(columns, index=frame.index)
     out[names["emotion"]] = out[names["emotion"]].astype(object)

@@ -9,18 +9,23 @@ given labels are wrong. A row is flagged when the model is confident in another 
 first; the flag is a hint, not a verdict.
 
 Review threshold: a row needs review when its confidence (largest calibrated probability) is
-below the threshold; `resolve_threshold` turns a target accuracy into a threshold with the test
-coverage curve stored in metrics.json.
+below the threshold, or (with a shift detector) when it lies outside the training distribution;
+`resolve_threshold` turns a target accuracy into a threshold with the test coverage curve stored
+in metrics.json (`coverage_in_distribution`, the honest rule's curve, when the adapter has a
+detector). Labels the user gave beat both: `threshold_from_labels` chooses the threshold on the
+user's own labelled (or corrected) rows, the same rule on their coverage curve.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from emotion_app.analysis.calibration import threshold_for_accuracy
+from emotion_app.analysis.shift import check_target, review_threshold_for_accuracy
 from emotion_app.labels import LABELS, NUM_LABELS, parse_label
 
 MISLABEL_MAX_P_TRUE = 0.05
@@ -104,11 +109,13 @@ def check_threshold(threshold: float) -> float:
 
 
 def resolve_threshold(metrics: dict | None, threshold: float | None = None,
-                      target_accuracy: float | None = None) -> float | None:
+                      target_accuracy: float | None = None, in_distribution_only: bool = False) -> float | None:
     """The review threshold from either a threshold or a target accuracy (not both).
 
     A target accuracy is turned into the lowest threshold that reaches it on the test split,
-    using metrics.json's `coverage` curve (so the adapter must be calibrated). None if neither.
+    using metrics.json's `coverage` curve (so the adapter must be calibrated), or with
+    `in_distribution_only` (OOD rows always reviewed) its `coverage_in_distribution` curve when it
+    has one. None if neither.
     """
     if threshold is not None and target_accuracy is not None:
         raise ValueError(f"got both a review threshold ({threshold}) and a target accuracy ({target_accuracy}): "
@@ -117,12 +124,65 @@ def resolve_threshold(metrics: dict | None, threshold: float | None = None,
         return check_threshold(threshold)
     if target_accuracy is None:
         return None
-    curve = (metrics or {}).get("coverage")
+    curve = (metrics or {}).get("coverage_in_distribution") if in_distribution_only else None
+    curve = curve or (metrics or {}).get("coverage")
     if not curve:
         raise ValueError("a target accuracy needs the test coverage curve, but the adapter's metrics.json has no "
                          "`coverage` entry. Calibrate it (python -m emotion_app.calibrate --adapter DIR) "
                          "or pass a threshold instead.")
     return threshold_for_accuracy(curve, target_accuracy)
+
+
+@dataclass
+class LabelledReview:
+    """What the user's own labelled rows say about the review threshold for `target`."""
+
+    rows: int
+    accuracy: float  # of all these rows
+    target: float
+    threshold: float | None  # None: no threshold reaches the target on these rows
+    kept_share: float  # share of the rows kept automatically at that threshold (0 when None)
+    kept_accuracy: float | None
+    out_of_distribution: int | None  # rows the detector flags (always reviewed); None: no detector
+
+    def describe(self, what: str = "labelled") -> str:
+        """e.g. "On your 120 labelled rows, confidence >= 0.80 kept 40% at 91.0% (target 97%)"."""
+        start = f"On your {self.rows:,} {what} rows (accuracy {self.accuracy:.1%})"
+        ood = (f"; the {self.out_of_distribution:,} unlike the training data always need review"
+               if self.out_of_distribution else "")
+        if self.threshold is None:
+            return (f"{start}, no confidence threshold reaches {self.target:.0%}{ood}: review every row, "
+                    "or lower the target.")
+        return (f"{start}, confidence >= {self.threshold:.2f} kept {self.kept_share:.0%} at "
+                f"{self.kept_accuracy:.1%} (target {self.target:.0%}){ood}.")
+
+
+def threshold_from_labels(probs, labels: Sequence[int], target: float = 0.97,
+                          in_distribution=None) -> LabelledReview:
+    """The review threshold for `target` chosen on the user's own labelled rows (their coverage
+    curve: the lowest confidence threshold whose kept rows reach the target), with what it keeps.
+    With `in_distribution` (the detector's flags), OOD rows are never kept, as in `needs_review`.
+    Labels the user gave beat any estimate: use this whenever corrected rows of the file exist."""
+    probs = np.asarray(probs, dtype=float)
+    if probs.ndim != 2 or probs.shape[1] != NUM_LABELS or len(probs) == 0:
+        raise ValueError(f"probabilities have shape {probs.shape}: expected [N, {NUM_LABELS}] with N >= 1, one row "
+                         "per labelled text.")
+    if len(labels) != len(probs):
+        raise ValueError(f"found {len(labels)} labels for {len(probs)} rows: expected one label per row.")
+    true_ids = np.array([parse_label(v) for v in labels], dtype=int)
+    correct = probs.argmax(axis=1) == true_ids
+    ind = np.ones(len(probs), dtype=bool) if in_distribution is None else np.asarray(in_distribution, dtype=bool)
+    confidence = probs.max(axis=1)
+    check_target(target)
+    try:
+        threshold = review_threshold_for_accuracy(confidence, correct, ind, target)
+    except ValueError:  # no threshold reaches the target on these rows (or none is in distribution)
+        threshold = None
+    kept = ind & (confidence >= threshold) if threshold is not None else np.zeros(len(probs), dtype=bool)
+    return LabelledReview(rows=len(probs), accuracy=float(correct.mean()), target=float(target),
+                          threshold=threshold, kept_share=float(kept.mean()),
+                          kept_accuracy=float(correct[kept].mean()) if kept.any() else None,
+                          out_of_distribution=None if in_distribution is None else int((~ind).sum()))
 
 
 def review_summary(probs, threshold: float) -> dict:

@@ -13,17 +13,23 @@ What makes it fast on a small CPU (measured in docs/performance.md):
 - loading from the ONNX cache needs neither torch nor transformers: the tokenizer is the Rust one
   (`engine/tokenizer.py`), torch is imported only where a torch model is used. The app starts in about
   4 s with 370 MB instead of 5.5 s with 570 MB.
+
+`predict_details` adds, from the same forward pass, each text's out-of-distribution score: the
+features the head reads (engine/features.py; the ONNX graph's second output) scored by the
+adapter's shift detector (engine/ood.py), when the adapter has one.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from emotion_app.artifacts import read_temperature
+from emotion_app.engine.features import feature_token, hidden_size, logits_and_features
 from emotion_app.engine.loading import (
     _load_model,
     _resolve_device,
@@ -31,6 +37,7 @@ from emotion_app.engine.loading import (
     _resolve_runtime,
 )
 from emotion_app.engine.onnx import OnnxModel
+from emotion_app.engine.ood import ShiftDetector
 from emotion_app.engine.threads import _thread_count, set_num_threads
 from emotion_app.labels import LABELS, NUM_LABELS
 
@@ -44,14 +51,32 @@ Progress = Callable[[int, int], None]  # (texts done, texts in all)
 MAX_POSITIONS = 512  # the most tokens per text, whatever the tokenizer or the model allows
 
 
+@dataclass
+class Details:
+    """What `predict_details` returns, row for row: calibrated probabilities [N, 6] and, when the
+    adapter has a shift detector, each text's out-of-distribution score [N] and whether it lies in
+    the training distribution [N] (both None without a detector: the check is unavailable)."""
+
+    probabilities: np.ndarray
+    ood_scores: np.ndarray | None = None
+    in_distribution: np.ndarray | None = None
+
+
 class Predictor:
-    """What every engine shares: `logits(texts)` -> [N, 6] is the engine's own; calibrated
-    probabilities and labels follow from it and `temperature` here, the same for all."""
+    """What every engine shares: `logits(texts)` -> [N, 6] and `logits_and_features(texts)` are the
+    engine's own; calibrated probabilities, labels and OOD scores follow from them, `temperature`
+    and `detector` here, the same for all."""
 
     labels = LABELS
     temperature = 1.0
+    detector: ShiftDetector | None = None  # the adapter's shift detector, when it has one
 
     def logits(self, texts: Sequence[str], progress: Progress | None = None) -> np.ndarray:
+        raise NotImplementedError
+
+    def logits_and_features(self, texts: Sequence[str],
+                            progress: Progress | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(raw logits [N, 6], the features the head reads [N, D]) from one forward pass."""
         raise NotImplementedError
 
     def predict_proba(self, texts: Sequence[str], progress: Progress | None = None) -> np.ndarray:
@@ -59,6 +84,14 @@ class Predictor:
         total)` is called as the texts are done, so a caller can hand over a whole chunk at once
         (the engine sorts it by length: less padding than in small slices) and still show progress."""
         return softmax(self.logits(texts, progress) / self.temperature)
+
+    def predict_details(self, texts: Sequence[str], progress: Progress | None = None) -> Details:
+        """Probabilities and, with a detector, OOD scores from the same forward pass."""
+        if self.detector is None:
+            return Details(self.predict_proba(texts, progress))
+        logits, features = self.logits_and_features(texts, progress)
+        scores = self.detector.score(features)
+        return Details(softmax(logits / self.temperature), scores, ~self.detector.is_out_of_distribution(scores))
 
     def predict(self, texts: Sequence[str]) -> list[str]:
         return [LABELS[i] for i in self.predict_proba(texts).argmax(axis=1)]
@@ -74,7 +107,7 @@ class EmotionClassifier(Predictor):
 
     def __init__(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, *,
                  max_length: int | None = None, batch_size: int = 32, temperature: float = 1.0,
-                 info: dict | None = None):
+                 info: dict | None = None, detector: ShiftDetector | None = None):
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be a whole number of at least 1, found {batch_size!r}.")
         if max_length is not None and (not isinstance(max_length, int) or max_length < 2):
@@ -89,11 +122,16 @@ class EmotionClassifier(Predictor):
         self.temperature = temperature
         self.info = info or {}
         self.pad_id = _pad_id(tokenizer)
+        self.feature_dim = hidden_size(model)
+        self.detector = _check_detector(detector, self.feature_dim)
+        # which token the features are read at; the ONNX graph reads it itself
+        self.feature_token = model.feature_token if isinstance(model, OnnxModel) else feature_token(model)
 
     @classmethod
     def from_adapter(cls, adapter: str, base_model: str | None = None, token: str | None = None,
                      batch_size: int = 32, *, quantize: str | bool = "auto", runtime: str = "auto",
-                     num_threads: int | None = None, device: str | None = None) -> EmotionClassifier:
+                     num_threads: int | None = None, device: str | None = None,
+                     detect_shift: bool = True) -> EmotionClassifier:
         """Load base + adapter (a directory or a Hub repo id), merged, ready for fast inference.
 
         quantize: "auto" (int8 on CPU, unchanged on a GPU), True (int8; CPU only) or False (fp32).
@@ -101,6 +139,8 @@ class EmotionClassifier(Predictor):
         num_threads: intra-op threads; None = the cores this process may use. For a torch model
             this changes a process-wide torch setting (see `set_num_threads`).
         device: "cpu", "cuda", ...; None = the GPU when torch sees one, else the CPU.
+        detect_shift: load the adapter's shift detector when it has one (False: ignore it, as
+            `python -m emotion_app.calibrate` does while it fits a new one).
         """
         from emotion_app.engine.adapters import load_engine_tokenizer, read_adapter
 
@@ -113,23 +153,37 @@ class EmotionClassifier(Predictor):
         info = {"adapter": adapter, "base_model": source.base_model, "directory": str(source.directory),
                 "runtime": "onnxruntime" if isinstance(model, OnnxModel) else "torch",
                 "precision": precision, "device": target, "num_threads": threads}
+        detector = ShiftDetector.load(source.directory) if detect_shift else None
         return cls(model, load_engine_tokenizer(source.tokenizer_source), batch_size=batch_size, info=info,
-                   temperature=read_temperature(source.directory))
+                   temperature=read_temperature(source.directory), detector=detector)
 
     def logits(self, texts: Sequence[str], progress: Progress | None = None) -> np.ndarray:
         """Raw (uncalibrated) logits [N, 6], in input order; `progress(done, total)` after each batch."""
+        return self._run(texts, False, progress)[0]
+
+    def logits_and_features(self, texts: Sequence[str],
+                            progress: Progress | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(raw logits [N, 6], head features [N, D]), in input order, from one forward pass."""
+        return self._run(texts, True, progress)
+
+    def _run(self, texts: Sequence[str], features: bool,
+             progress: Progress | None) -> tuple[np.ndarray, np.ndarray | None]:
         texts = _check_texts(texts)
         out = np.zeros((len(texts), NUM_LABELS), dtype=np.float32)
+        feats = np.zeros((len(texts), self.feature_dim or 0), dtype=np.float32) if features else None
         if not texts:
-            return out
+            return out, feats
         ids = self.tokenizer(texts, truncation=True, max_length=self.max_length)["input_ids"]
         order = np.argsort(np.fromiter(map(len, ids), dtype=np.int64, count=len(ids)), kind="stable")
         for start in range(0, len(texts), self.batch_size):
             index = order[start:start + self.batch_size]
-            out[index] = self._forward(*self._pad([ids[i] for i in index]))
+            logits, batch_features = self._forward(*self._pad([ids[i] for i in index]), features=features)
+            out[index] = logits
+            if features:
+                feats[index] = batch_features
             if progress is not None:
                 progress(min(start + self.batch_size, len(texts)), len(texts))
-        return out
+        return out, feats
 
     def set_num_threads(self, num_threads: int) -> None:
         """Threads for this engine's forward passes (for torch a process-wide setting)."""
@@ -138,16 +192,19 @@ class EmotionClassifier(Predictor):
         else:
             set_num_threads(num_threads)
 
-    def _forward(self, input_ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    def _forward(self, input_ids: np.ndarray, mask: np.ndarray, features: bool = False) -> tuple:
+        """(logits, features or None) of one padded batch."""
         if isinstance(self.model, OnnxModel):  # ONNX Runtime takes numpy directly
-            return self.model(input_ids, mask)
+            return self.model.run(input_ids, mask, features)
         import torch
 
         device = self.model.device
+        ids, attention = torch.from_numpy(input_ids).to(device), torch.from_numpy(mask).to(device)
         with torch.inference_mode():
-            result = self.model(input_ids=torch.from_numpy(input_ids).to(device),
-                                attention_mask=torch.from_numpy(mask).to(device))
-        return result.logits.float().cpu().numpy()
+            if not features:
+                return self.model(input_ids=ids, attention_mask=attention).logits.float().cpu().numpy(), None
+            logits, feats = logits_and_features(self.model, ids, attention, self.feature_token)
+        return logits.float().cpu().numpy(), feats.float().cpu().numpy()
 
     def _pad(self, sequences: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
         """(input_ids, attention_mask) for one batch, padded to its longest sequence on the
@@ -177,6 +234,14 @@ def _position_limit(model: PreTrainedModel) -> int:
     config = getattr(model, "config", None)
     limit = getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None)
     return min(limit or MAX_POSITIONS, MAX_POSITIONS)
+
+
+def _check_detector(detector: ShiftDetector | None, feature_dim: int | None) -> ShiftDetector | None:
+    if detector is not None and feature_dim is not None and detector.dim != feature_dim:
+        raise ValueError(f"the shift detector was fitted on {detector.dim}-dimensional features, but this model's are "
+                         f"{feature_dim}-dimensional: it belongs to another base model. Fit it again for this adapter "
+                         "(python -m emotion_app.calibrate --adapter DIR --data_dir DATA).")
+    return detector
 
 
 def _pad_id(tokenizer: PreTrainedTokenizerBase) -> int:

@@ -37,6 +37,7 @@ import numpy as np
 
 from emotion_app.artifacts import ADAPTER_CONFIG, ADAPTER_WEIGHTS, file_sha256
 from emotion_app.engine.adapters import resolve_base
+from emotion_app.engine.features import feature_token
 
 try:
     import fcntl
@@ -49,8 +50,9 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 INSTALL_HINT = "pip install onnxruntime onnx (see requirements.txt)"
-FORMAT_VERSION = "1"  # bump when the export, the quantization or int8._keep_fp32 changes
+FORMAT_VERSION = "2"  # bump when the export, the quantization or int8._keep_fp32 changes (2: features output)
 INPUTS = ("input_ids", "attention_mask")
+OUTPUTS = ("logits", "features")  # features: what the head reads (engine/features.py), for the OOD score
 
 
 def available() -> bool:
@@ -66,14 +68,19 @@ def cache_dir() -> Path:
 
 
 class OnnxModel:
-    """An ONNX Runtime session on CPU: `model(input_ids, attention_mask)` -> logits [N, C] (numpy).
+    """An ONNX Runtime session on CPU: `model(input_ids, attention_mask)` -> logits [N, C] (numpy);
+    `model.run(input_ids, attention_mask, features=True)` -> (logits, features [N, D]) from the
+    same run (the graph's second output).
 
     `config` holds the exported model's config values (for its position limit); `int8_layers`
-    names the layers that run in int8 (empty: fp32). Pickles (for Ray) as the ONNX file's bytes.
+    names the layers that run in int8 (empty: fp32); `feature_token` which token the features
+    output holds. Pickles (for Ray) as the ONNX file's bytes.
     """
 
-    def __init__(self, path: Path, config, int8_layers: Collection[str], num_threads: int):
+    def __init__(self, path: Path, config, int8_layers: Collection[str], num_threads: int,
+                 feature_token: str | None = None):
         self.path = Path(path)
+        self.feature_token = feature_token  # which token the features output reads (engine/features.py)
         self.config = config
         self.int8_layers = tuple(int8_layers)
         self.num_threads = num_threads
@@ -81,9 +88,15 @@ class OnnxModel:
         self._session = None
 
     def __call__(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
+        return self.run(input_ids, attention_mask)[0]
+
+    def run(self, input_ids: np.ndarray, attention_mask: np.ndarray, features: bool = False) -> tuple:
+        """(logits, features or None) from one session run."""
         if self._session is None:
             self._session = self._open()
-        return self._session.run(["logits"], {"input_ids": input_ids, "attention_mask": attention_mask})[0]
+        wanted = list(OUTPUTS) if features else [OUTPUTS[0]]
+        results = self._session.run(wanted, {"input_ids": input_ids, "attention_mask": attention_mask})
+        return results[0], (results[1] if features else None)
 
     def set_num_threads(self, num_threads: int) -> None:
         """ONNX Runtime fixes its thread count per session: a new count opens a new session."""
@@ -156,7 +169,7 @@ def load_cached(key: str, num_threads: int, directory: Path | None = None) -> On
         logger.warning("ignoring the unreadable ONNX cache entry %s (%s); building it again", meta, err)
         return None
     logger.info("ONNX Runtime: using the cached %s", path)
-    return OnnxModel(path, config, int8_layers, num_threads)
+    return OnnxModel(path, config, int8_layers, num_threads, info.get("feature_token"))
 
 
 @contextlib.contextmanager
@@ -245,8 +258,8 @@ def _build(model: PreTrainedModel, int8_layers: list[str], root: Path, key: str)
             quantize(exported, quantized, int8_layers)
             exported = quantized
         meta = Path(work) / "meta.json"
-        meta.write_text(json.dumps({"config": json.loads(model.config.to_json_string()),
-                                    "int8_layers": int8_layers}), encoding="utf-8")
+        meta.write_text(json.dumps({"config": json.loads(model.config.to_json_string()), "int8_layers": int8_layers,
+                                    "feature_token": feature_token(model)}), encoding="utf-8")
         os.replace(meta, root / f"{key}.json")
         os.replace(exported, root / f"{key}.onnx")
     logger.info("ONNX Runtime: exported %s (%d int8 layers) to %s", type(model).__name__, len(int8_layers),
@@ -254,7 +267,8 @@ def _build(model: PreTrainedModel, int8_layers: list[str], root: Path, key: str)
 
 
 def export(model: PreTrainedModel, path: Path) -> None:
-    """torch.onnx.export of (input_ids, attention_mask) -> logits with dynamic batch and length.
+    """torch.onnx.export of (input_ids, attention_mask) -> (logits, features) with dynamic batch
+    and length; features are what the head reads (engine/features.py), for the OOD score.
 
     The sample batch has padding on purpose: the tracer records Python-level branches as
     constants, and a batch without padding could record "no mask needed".
@@ -265,7 +279,7 @@ def export(model: PreTrainedModel, path: Path) -> None:
     ids = torch.tensor([[min(i + 5, vocab - 1) for i in range(8)]] * 2)
     mask = torch.ones_like(ids)
     mask[1, 5:] = 0
-    dynamic = {name: {0: "batch", 1: "tokens"} for name in INPUTS}
+    dynamic = {**{name: {0: "batch", 1: "tokens"} for name in INPUTS}, **{name: {0: "batch"} for name in OUTPUTS}}
     use_cache = getattr(model.config, "use_cache", None)
     model.config.use_cache = False  # GPT-2 would also return its key/value cache
     try:
@@ -273,26 +287,30 @@ def export(model: PreTrainedModel, path: Path) -> None:
             # The TorchScript exporter warns that it is legacy and that tensor-to-bool conversions
             # are traced as constants (see above); neither is actionable for a user.
             warnings.simplefilter("ignore")
-            torch.onnx.export(_logits_only(model.eval()), (ids, mask), str(path), input_names=list(INPUTS),
-                              output_names=["logits"], dynamic_axes=dynamic, opset_version=17, dynamo=False)
+            torch.onnx.export(_logits_and_features(model.eval()), (ids, mask), str(path), input_names=list(INPUTS),
+                              output_names=list(OUTPUTS), dynamic_axes=dynamic, opset_version=17, dynamo=False)
     finally:
         model.config.use_cache = use_cache
 
 
-def _logits_only(model: PreTrainedModel):
-    """model(input_ids, attention_mask) -> logits, by keyword (GPT-2's second positional argument
-    is past_key_values). Its nodes are named "/wrapped/<module path>/<op>"."""
+def _logits_and_features(model: PreTrainedModel):
+    """model(input_ids, attention_mask) -> (logits, features), by keyword (GPT-2's second positional
+    argument is past_key_values). Its nodes are named "/wrapped/<module path>/<op>"."""
     import torch
 
-    class Logits(torch.nn.Module):
+    from emotion_app.engine.features import logits_and_features
+
+    token = feature_token(model)
+
+    class LogitsAndFeatures(torch.nn.Module):
         def __init__(self):
             super().__init__()
             self.wrapped = model
 
-        def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-            return self.wrapped(input_ids=input_ids, attention_mask=attention_mask).logits
+        def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple:
+            return logits_and_features(self.wrapped, input_ids, attention_mask, token)
 
-    return Logits()
+    return LogitsAndFeatures()
 
 
 def quantize(source: Path, target: Path, int8_layers: list[str]) -> None:

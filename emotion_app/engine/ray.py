@@ -67,6 +67,8 @@ class RayClassifier(Predictor):
         engine = EmotionClassifier.from_adapter(adapter, base_model=base_model, token=token,
                                                 batch_size=batch_size, quantize=quantize, runtime=runtime)
         self.temperature = engine.temperature
+        self.detector = engine.detector
+        self.feature_dim = engine.feature_dim
         self.info = {**engine.info, "engine": "ray", "num_workers": num_workers}
         self._started_ray = False
         if not ray.is_initialized():
@@ -79,24 +81,34 @@ class RayClassifier(Predictor):
     def logits(self, texts: Sequence[str], progress=None) -> np.ndarray:
         """Raw logits [N, 6], in input order (`progress` is told once, at the end: Ray's workers
         report nothing in between)."""
+        return self._run(texts, False, progress)[0]
+
+    def logits_and_features(self, texts: Sequence[str], progress=None) -> tuple[np.ndarray, np.ndarray]:
+        """(raw logits [N, 6], head features [N, D]), in input order, from one forward pass."""
+        return self._run(texts, True, progress)
+
+    def _run(self, texts: Sequence[str], features: bool, progress) -> tuple[np.ndarray, np.ndarray | None]:
         import ray.data
 
         texts = _check_texts(texts)
         out = np.zeros((len(texts), NUM_LABELS), dtype=np.float32)
+        feats = np.zeros((len(texts), self.feature_dim or 0), dtype=np.float32) if features else None
         if not texts:
-            return out
+            return out, feats
         blocks = min(self.num_workers, len(texts))
         dataset = ray.data.from_items([{"row": i, "text": t} for i, t in enumerate(texts)],
                                       override_num_blocks=blocks)
         scored = dataset.map_batches(
             score_batch, batch_size=None, batch_format="numpy", num_cpus=self.cpus_per_worker,
-            concurrency=self.num_workers, fn_kwargs={"engine_ref": self._engine_ref,
+            concurrency=self.num_workers, fn_kwargs={"engine_ref": self._engine_ref, "features": features,
                                                      "num_threads": self.cpus_per_worker})
         for batch in scored.iter_batches(batch_size=None, batch_format="numpy"):
             out[batch["row"]] = batch["logits"]
+            if features:
+                feats[batch["row"]] = batch["features"]
         if progress is not None:
             progress(len(texts), len(texts))
-        return out
+        return out, feats
 
     def close(self) -> None:
         """Stop the local Ray instance if this classifier started it."""
@@ -111,13 +123,17 @@ class RayClassifier(Predictor):
         self.close()
 
 
-def score_batch(batch: dict[str, np.ndarray], engine_ref, num_threads: int) -> dict[str, np.ndarray]:
-    """One Ray Data block: {"row", "text"} -> {"row", "logits"} with the shared engine."""
+def score_batch(batch: dict[str, np.ndarray], engine_ref, num_threads: int,
+                features: bool = False) -> dict[str, np.ndarray]:
+    """One Ray Data block: {"row", "text"} -> {"row", "logits"} (+ "features") with the shared engine."""
     import ray
 
     engine = ray.get(engine_ref)
     # A worker owns `num_threads` cores; the default (every core of the node) would make the
     # workers on one node fight over the same cores.
     engine.set_num_threads(num_threads)
-    logits = engine.logits([str(text) for text in batch["text"]])
-    return {"row": np.asarray(batch["row"]), "logits": logits}
+    texts = [str(text) for text in batch["text"]]
+    if not features:
+        return {"row": np.asarray(batch["row"]), "logits": engine.logits(texts)}
+    logits, feats = engine.logits_and_features(texts)
+    return {"row": np.asarray(batch["row"]), "logits": logits, "features": feats}

@@ -1,7 +1,8 @@
 """train(...) -> an adapter directory with metrics.json and a model card.
 
 Layout of output_dir after a run:
-    adapter_config.json, adapter_model.safetensors, tokenizer files, metrics.json, README.md
+    adapter_config.json, adapter_model.safetensors, tokenizer files, metrics.json, calibration.json,
+    shift_detector.safetensors + shift_detector.json (the out-of-distribution detector), README.md
     checkpoints/checkpoint-N/   (one per epoch; `resume` continues from the last)
 """
 
@@ -20,6 +21,7 @@ from transformers import DataCollatorWithPadding, Trainer, set_seed
 
 from emotion_app.analysis.calibration import calibration_metrics
 from emotion_app.analysis.metrics import classification_metrics, format_report
+from emotion_app.analysis.shift import DEFAULT_FIT_ROWS, fit_from_passes, sample_rows
 from emotion_app.artifacts import (
     ADAPTER_CONFIG,
     METRICS_FILE,
@@ -64,24 +66,47 @@ def train(model_args: ModelArguments, data_args: DataArguments, lora_args: LoraA
     classifier = EmotionClassifier(trainer.model, tokenizer, max_length=model_args.max_length,
                                    batch_size=max(run_args.per_device_eval_batch_size, 32))
     metrics = {"name": output_dir.name, "labels": list(LABELS), "base_model": model_args.base_model}
-    logits = {}
+    passes = {}
     for split in ("validation", "test"):
-        # Raw logits, computed once: the metrics (at T = 1) and the temperature fit share them.
-        logits[split] = classifier.logits(list(data[split]["text"]))
-        metrics[split] = classification_metrics(data[split]["label"], softmax(logits[split]))
+        # Raw logits and features, computed once: the metrics (at T = 1), the temperature fit and
+        # the shift detector share them.
+        passes[split] = (*classifier.logits_and_features(list(data[split]["text"])), data[split]["label"])
+        metrics[split] = classification_metrics(data[split]["label"], softmax(passes[split][0]))
         logger.info("\n%s", format_report(metrics[split], f"{split}:"))
     # Temperature fitted on validation; ECE/NLL before/after and the coverage curve on test.
-    metrics.update(calibration_metrics(logits["validation"], data["validation"]["label"],
-                                       logits["test"], data["test"]["label"]))
+    metrics.update(calibration_metrics(passes["validation"][0], data["validation"]["label"],
+                                       passes["test"][0], data["test"]["label"]))
+    detector = _fit_shift_detector(classifier, data["train"], passes, metrics, run_args.seed)
     metrics["training"] = _training_summary(model_args, data_args, lora_args, run_args, trainer, seconds, data)
     if not trainer.is_world_process_zero():  # under torchrun/accelerate only rank 0 writes and uploads
         return output_dir
-    save_adapter(trainer.model, tokenizer, metrics, output_dir, model_args.base_model)
+    save_adapter(trainer.model, tokenizer, metrics, output_dir, model_args.base_model, detector)
     if run_args.push_to_hub:
         from emotion_app.train.hub import push_adapter
 
         push_adapter(output_dir, run_args.hub_model_id or "", bool(run_args.hub_private_repo), run_args.hub_token)
     return output_dir
+
+
+def _fit_shift_detector(classifier: EmotionClassifier, train, passes: dict, metrics: dict, seed: int):
+    """The out-of-distribution detector on the trained model's own features (a seeded sample of
+    the training rows), calibrated on validation; its entries go into `metrics`. None, with the
+    reason in metrics.json, when it cannot be fitted (e.g. a tiny validation split all right)."""
+    index = sample_rows(len(train), DEFAULT_FIT_ROWS, seed)
+    sample = train.select(index)
+    classifier.temperature = metrics["calibration"]["temperature"]
+    try:
+        detector, entries = fit_from_passes(
+            {"train": (*classifier.logits_and_features(list(sample["text"])), sample["label"]), **passes},
+            classifier.temperature,
+            {"feature": f"last hidden state at the {classifier.feature_token} token (what the classification "
+                        "head reads)", "seed": seed, "engine": "torch (the training model)"})
+    except ValueError as err:
+        logger.warning("No shift detector for this adapter: %s", err)
+        metrics["shift_detector"] = {"available": False, "reason": str(err)}
+        return None
+    metrics.update(entries)
+    return detector
 
 
 def _trainer(model, tokenizer, data, max_length: int, run_args: RunArguments, output_dir: Path) -> Trainer:
@@ -170,7 +195,7 @@ def _training_summary(model_args, data_args, lora_args, run_args, trainer, secon
     }
 
 
-def save_adapter(model, tokenizer, metrics: dict, output_dir: Path, base_model: str) -> None:
+def save_adapter(model, tokenizer, metrics: dict, output_dir: Path, base_model: str, detector=None) -> None:
     """Write the adapter so that a crash never leaves a mixed or half-written one.
 
     Everything is written to a staging directory first, then moved into place with the
@@ -187,6 +212,8 @@ def save_adapter(model, tokenizer, metrics: dict, output_dir: Path, base_model: 
     write_json(staging / METRICS_FILE, metrics)
     if "calibration" in metrics:  # calibration.json: read by EmotionClassifier.from_adapter
         write_calibration(staging, metrics["calibration"]["temperature"])
+    if detector is not None:  # shift_detector.*: read by EmotionClassifier.from_adapter too
+        detector.save(staging)
     write_model_card(staging, metrics)
     for stray in staging.glob("*.bin"):  # safetensors only
         stray.unlink()

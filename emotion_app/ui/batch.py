@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import gradio as gr
@@ -59,7 +60,12 @@ class BatchHandlers:
         return (*outputs, {"frame": scored, "names": names, "column": column})
 
     def _score(self, path, text_column, header, threshold, progress, request) -> tuple:
-        from emotion_app.analysis.predictions import output_names, score_frame
+        from emotion_app.analysis.predictions import (
+            detector_of,
+            output_names,
+            score_frame,
+        )
+        from emotion_app.analysis.shift import FileEstimate
         from emotion_app.data.writers import to_safe_csv
 
         if not path:
@@ -72,26 +78,34 @@ class BatchHandlers:
         def report(done: int, total: int) -> None:
             progress((done, total), desc="Scoring", unit="rows")
 
+        classifier = self.models.classifier(request)
+        detector = detector_of(classifier)
+        estimate = FileEstimate(detector) if detector is not None else None
         try:
-            scored = score_frame(self.models.classifier(request), table.frame, column, threshold=threshold,
-                                 progress=report)
+            scored = score_frame(classifier, table.frame, column, threshold=threshold, progress=report,
+                                 estimate=estimate)
         except ValueError as err:
             raise gr.Error(str(err)) from None
         seconds = time.perf_counter() - started
         if len(scored) != len(table.frame):  # the scorer promises this; a broken promise must not pass
             raise gr.Error(f"Scoring returned {len(scored)} rows for {len(table.frame)} input rows; "
                            "nothing was written. Please report this.")
-        names = output_names(table.frame.columns, threshold)
+        names = output_names(table.frame.columns, threshold, ood=detector is not None)
         result_path = self._result_path(path)
         to_safe_csv(scored, result_path, excel_bom=True)
         counts = figures.label_counts(scored[names["emotion"]].tolist())
-        summary = self._score_summary(scored, names, table, column, threshold, seconds)
+        trust = _trust_lines(estimate.result() if estimate is not None else None, threshold)
+        summary = self._score_summary(scored, names, table, column, threshold, seconds, trust)
         preview = self._score_preview(scored, names, column, threshold)
         return summary, preview, figures.label_count_figure(counts), str(result_path), scored, names, column
 
     def review_hint(self, threshold: float | None) -> str:
-        """What a review threshold does on the stored test split (from metrics.json's coverage)."""
-        curve = (self.metrics or {}).get("coverage")
+        """What a review threshold does on the stored test split (from metrics.json's coverage; with
+        a shift detector the honest rule's curve, where rows unlike the training data always need review)."""
+        from emotion_app.analysis.predictions import detector_of
+
+        honest = detector_of(self.models.default) is not None and (self.metrics or {}).get("coverage_in_distribution")
+        curve = honest or (self.metrics or {}).get("coverage")
         if not threshold:
             return "Threshold 0: no `needs_review` column."
         if not curve:
@@ -101,8 +115,10 @@ class BatchHandlers:
         if not kept:
             return f"At {threshold:.2f} every test row would need review."
         _, coverage, accuracy = kept[0]
+        unlike = " (low confidence, or unlike the training data)" if honest else ""
         return (f"At {threshold:.2f}, on the test split {coverage:.0%} of the rows keep their label "
-                f"automatically, with {accuracy:.1%} accuracy; {1 - coverage:.0%} need review.")
+                f"automatically, with {accuracy:.1%} accuracy; {1 - coverage:.0%} need review{unlike}. "
+                "A file unlike the training data gets a warning: these figures do not hold for it.")
 
     def _result_path(self, upload: str) -> Path:
         """A fresh directory per request, so two users never share (or overwrite) a result."""
@@ -112,18 +128,19 @@ class BatchHandlers:
 
     @staticmethod
     def _score_summary(scored: pd.DataFrame, names: dict, table, column: str,
-                       threshold: float | None, seconds: float) -> str:
+                       threshold: float | None, seconds: float, trust: Sequence[str] = ()) -> str:
         n = len(scored)
         unscored = int((scored[names["emotion"]] == "").sum())
         lines = [f"Scored **{n - unscored:,}** of {n:,} rows in {seconds:.1f} s (text column **{column}**). "
                  "The file below keeps every row and column in order and adds emotion, confidence and "
-                 "one probability per emotion."]
+                 "one probability per emotion.", *trust]
         if unscored:
             lines.append(f"{unscored:,} row(s) have an empty text: kept, with an empty emotion and a note.")
         if threshold is not None:
             review = int(scored[names["needs_review"]].fillna(False).astype(bool).sum())
+            unlike = " or are unlike the training data" if "in_distribution" in names else ""
             lines.append(f"**{review:,}** row(s) ({review / max(n, 1):.1%}) have confidence below "
-                         f"{threshold:.2f} and need review (`needs_review` column).")
+                         f"{threshold:.2f}{unlike} and need review (`needs_review` column).")
         lines.append("The preview below shows the first rows; the download has every row and column. "
                      "Cells that a spreadsheet would run as a formula start with ' there.")
         return bullets([*lines, *table.notes])
@@ -131,6 +148,7 @@ class BatchHandlers:
     def _score_preview(self, scored: pd.DataFrame, names: dict, column: str,
                        threshold: float | None) -> pd.DataFrame:
         wanted = [column, names["emotion"], names["confidence"]]
+        wanted += [names["in_distribution"]] if "in_distribution" in names else []
         wanted += [names["needs_review"]] if threshold is not None else []
         wanted += [names["note"]]
         preview = scored.loc[:, wanted].head(self.limits.preview_rows).copy()
@@ -138,13 +156,22 @@ class BatchHandlers:
         return preview
 
 
+def _trust_lines(estimate: dict | None, threshold: float | None) -> list[str]:
+    """The file's estimate for the summary, the shift warning in bold (see analysis.shift)."""
+    from emotion_app.analysis.shift import SHIFT_WARNING, describe_estimate
+
+    lines = describe_estimate(estimate, reviewing=threshold is not None)
+    return [line.replace(SHIFT_WARNING, f"**{SHIFT_WARNING}**") for line in lines]
+
+
 def build(handlers: BatchHandlers, scored: gr.State) -> None:
     """The Batch CSV tab's components and events (inside a gr.Tab)."""
     limits = handlers.limits
     gr.Markdown(
         "Upload a table (CSV, TSV, `text;label` .txt, JSON Lines or Excel .xlsx) with one text per row. "
-        "You get it back with every row and column in order, plus `emotion`, `confidence` and one "
-        f"`p_<emotion>` column per emotion. Limits here: {limits.max_bytes / 1024 / 1024:.0f} MB and "
+        "You get it back with every row and column in order, plus `emotion`, `confidence`, one "
+        "`p_<emotion>` column per emotion and, when the model can tell, `in_distribution` and `ood_score` "
+        "(is the text like the training data?), with an estimate of the file's accuracy. Limits here: {limits.max_bytes / 1024 / 1024:.0f} MB and "
         f"{limits.max_rows:,} rows per file (the command line `python -m emotion_app.score` has none).")
     with gr.Row():
         with gr.Column():

@@ -16,6 +16,7 @@ from emotion_app.ui.common import (
     BATCH_CONCURRENCY,
     UPLOAD_TYPES,
     Limits,
+    bullets,
     metrics_summary,
 )
 from emotion_app.ui.sessions import SessionModels
@@ -100,10 +101,12 @@ class EvaluationHandlers:
         if len(texts) > self.limits.max_rows:
             raise gr.Error(f"{source} has {len(texts):,} rows, over the limit of {self.limits.max_rows:,} "
                            "here. Evaluate a sample, or use python -m emotion_app.evaluate.")
-        probs = self._probabilities(texts, progress, request)
+        classifier = self.models.classifier(request)
+        probs, scores = self._probabilities(texts, progress, classifier)
         metrics = classification_metrics(labels, probs)
         rows = prediction_frame(texts, labels, probs)
         summary = metrics_summary(metrics, f"Live evaluation on {source} ({len(texts):,} rows)")
+        summary += "\n\n" + bullets(self._trust_lines(probs, labels, scores, metrics["accuracy"], classifier))
         state = {"matrix": metrics["confusion_matrix"], "rows": rows}
         return (summary, figures.per_class_table(metrics), state, reliability_figure(probs, labels),
                 coverage_figure(coverage_curve(probs, labels)))
@@ -114,23 +117,57 @@ class EvaluationHandlers:
         return (self.show_confusion(state, view), self._count_text(picked, true, predicted),
                 self._shown_rows(picked))
 
-    def _probabilities(self, texts: list[str], progress, request=None) -> np.ndarray:
-        """[N, 6] from the caller's model: the engine takes every text at once and reports
-        progress per batch; another classifier gets PROGRESS_ROWS texts at a time."""
+    def _trust_lines(self, probs: np.ndarray, labels: list, scores: np.ndarray | None, accuracy: float,
+                     classifier) -> list[str]:
+        """Labels the user gave beat estimates: the review threshold chosen on these rows, and the
+        unlabelled estimate next to the measured accuracy (when the adapter has a shift detector)."""
+        from emotion_app.analysis.predictions import detector_of
+        from emotion_app.analysis.review import threshold_from_labels
+        from emotion_app.analysis.shift import CHECK_UNAVAILABLE, estimate_file_accuracy
+        from emotion_app.constants import DEFAULT_TARGET_ACCURACY
+
+        if not len(probs):
+            return []
+        detector = detector_of(classifier)
+        inside = None if scores is None else ~detector.is_out_of_distribution(scores)
+        review = threshold_from_labels(probs, labels, DEFAULT_TARGET_ACCURACY, inside)
+        lines = [f"Review threshold from your labels: {review.describe('labelled')} Use it for files like this one "
+                 "rather than the test split's."]
+        if scores is None:
+            return [*lines, CHECK_UNAVAILABLE]
+        estimate = estimate_file_accuracy(detector, probs, scores)
+        lines.append(f"Without the labels the estimate would have been {estimate['estimated_accuracy']:.1%} "
+                     f"({estimate['estimated_accuracy_low']:.1%}-{estimate['estimated_accuracy_high']:.1%}); "
+                     f"measured with them: {accuracy:.1%}. {estimate['out_of_distribution_share']:.1%} of the rows "
+                     "are unlike the training data" + (" (a shift warning)." if estimate["shift_warning"] else "."))
+        return lines
+
+    def _probabilities(self, texts: list[str], progress, classifier) -> tuple[np.ndarray, np.ndarray | None]:
+        """(probabilities [N, 6], OOD scores [N] or None without a shift detector), one pass. The
+        engine takes every text at once (sorted by length, progress per batch); another classifier
+        gets PROGRESS_ROWS texts at a time."""
+        from emotion_app.analysis.predictions import detector_of
         from emotion_app.engine.classifier import Predictor
 
-        classifier = self.models.classifier(request)
+        with_scores = detector_of(classifier) is not None
         progress((0, len(texts)), desc="Evaluating", unit="rows")
-        if not texts:
-            return np.zeros((0, len(LABELS)))
-        if isinstance(classifier, Predictor):
-            return np.asarray(classifier.predict_proba(
-                texts, lambda done, total: progress((done, total), desc="Evaluating", unit="rows")), dtype=float)
-        parts = []
+        if isinstance(classifier, Predictor) and texts:
+            details = classifier.predict_details(
+                texts, lambda done, total: progress((done, total), desc="Evaluating", unit="rows"))
+            scores = np.asarray(details.ood_scores, dtype=float) if with_scores else None
+            return np.asarray(details.probabilities, dtype=float), scores
+        parts, scores = [], []
         for start in range(0, len(texts), PROGRESS_ROWS):
-            parts.append(np.asarray(classifier.predict_proba(texts[start:start + PROGRESS_ROWS]), dtype=float))
+            batch = texts[start:start + PROGRESS_ROWS]
+            if with_scores:
+                details = classifier.predict_details(batch)
+                parts.append(np.asarray(details.probabilities, dtype=float))
+                scores.append(np.asarray(details.ood_scores, dtype=float))
+            else:
+                parts.append(np.asarray(classifier.predict_proba(batch), dtype=float))
             progress((min(start + PROGRESS_ROWS, len(texts)), len(texts)), desc="Evaluating", unit="rows")
-        return np.concatenate(parts)
+        probs = np.concatenate(parts) if parts else np.zeros((0, len(LABELS)))
+        return probs, (np.concatenate(scores) if scores else np.zeros(0)) if with_scores else None
 
     def show_confusion(self, state: dict | None, view: str):
         matrix = (state or {}).get("matrix")

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
+
 import gradio as gr
 import numpy as np
 
@@ -9,6 +12,11 @@ from emotion_app.labels import LABELS
 from emotion_app.ui import figures
 from emotion_app.ui.common import CLASSIFY_BATCH, PREDICT_CONCURRENCY, Limits
 from emotion_app.ui.sessions import SessionModels
+
+UNFAMILIAR = ("**Unlike the training data.** This text does not look like the English sentences the model "
+              "learned from (dair-ai/emotion), so its confidence is likely too high: read the text yourself.")
+CHECK_UNAVAILABLE = "*The check for text unlike the training data is unavailable for this adapter (no shift detector).*"
+REMEMBERED_TEXTS = 256  # predict's in/out-of-distribution answers kept for show_prediction (no second model run)
 
 EXAMPLES = [
     "i feel so happy and grateful for all the support from my friends today",
@@ -26,43 +34,88 @@ class PredictHandlers:
     def __init__(self, models: SessionModels, limits: Limits):
         self.models = models
         self.limits = limits
+        # (model, text) -> in distribution, from predict for show_prediction
+        self._familiar: OrderedDict[tuple[int, str], bool] = OrderedDict()
+        self._lock = threading.Lock()
 
     def predict(self, text: str | None, request: gr.Request = None) -> dict[str, float]:
         """{label: probability}, most probable first (the `predict` API), from the model the
         caller's session uses."""
         text = self._check_text(text)
-        probs = np.asarray(self.models.classifier(request).predict_proba([text]), dtype=float)
+        probs = self._probabilities(text, self.models.classifier(request))
         if probs.shape != (1, len(LABELS)):
             raise gr.Error(f"The model returned probabilities of shape {probs.shape}, expected (1, "
                            f"{len(LABELS)}). The adapter does not fit this app.")
         return dict(figures.sorted_probabilities(dict(zip(LABELS, probs[0].tolist()))))
 
     def classify(self, texts: list[str]) -> list[list[dict]]:
-        """The lean `classify` API: one text in, {label: probability} out in label order, nothing
-        else computed. Gradio hands concurrent calls over together (batch=True); each text still
-        gets its own forward pass, because int8 activations are scaled per batch, and a text's
-        answer must not depend on whoever else asked at the same moment. A bad text gets
-        {"error": ...} instead of failing the other callers' answers. It answers with the app's
-        own model: a batch mixes callers, and an adapted model belongs to its session's page."""
-        answers = []
+        """The lean `classify` API: one text in, {label: probability} out in label order (plus
+        `in_distribution` when the adapter has a shift detector), nothing else computed. Gradio
+        hands concurrent calls over together (batch=True); each text still gets its own forward
+        pass, because int8 activations are scaled per batch, and a text's answer must not depend
+        on whoever else asked at the same moment. A bad text gets {"error": ...} instead of failing
+        the other callers' answers. It answers with the app's own model: a batch mixes callers, and
+        an adapted model belongs to its session's page."""
+        from emotion_app.analysis.predictions import detector_of
+
+        classifier, answers = self.models.default, []
         for text in texts:
             problem = self._text_problem(text)
             if problem:
                 answers.append({"error": problem})
-                continue
-            probs = np.asarray(self.models.default.predict_proba([text]), dtype=float)[0]
-            answers.append(dict(zip(LABELS, probs.tolist())))
+            elif detector_of(classifier) is None:
+                answers.append(dict(zip(LABELS, classifier.predict_proba([text])[0].tolist())))
+            else:
+                details = classifier.predict_details([text])
+                answers.append({**dict(zip(LABELS, details.probabilities[0].tolist())),
+                                "in_distribution": bool(details.in_distribution[0])})
         return [answers]
 
-    def show_prediction(self, probabilities: dict | None) -> tuple:
-        """(bar chart, top emotion in words) from predict's output."""
+    def show_prediction(self, probabilities: dict | None, text: str | None = None,
+                        request: gr.Request = None) -> tuple:
+        """(bar chart, top emotion in words, and whether the text is unlike the training data)
+        from predict's output."""
         if not probabilities:
             return None, ""
         top, confidence = figures.sorted_probabilities(probabilities)[0]
         summary = f"### {top} · {confidence:.1%}\nTop emotion and its probability."
         if confidence < 0.5:
             summary += " Below 50 %: the model is unsure, read the text yourself."
-        return figures.probability_figure(probabilities), summary
+        familiarity = self.familiarity_note(text, self.models.classifier(request))
+        return figures.probability_figure(probabilities), f"{summary}\n\n{familiarity}" if familiarity else summary
+
+    def familiarity_note(self, text: str | None, classifier=None) -> str:
+        """UNFAMILIAR when the text is out of distribution, "" when it is not (or no text), and
+        CHECK_UNAVAILABLE for an adapter without a shift detector."""
+        from emotion_app.analysis.predictions import detector_of
+
+        classifier = classifier or self.models.default
+        if detector_of(classifier) is None:
+            return CHECK_UNAVAILABLE
+        if not text or not str(text).strip():
+            return ""
+        with self._lock:
+            familiar = self._familiar.get((id(classifier), text))
+        if familiar is None:  # forgotten since predict (many users at once): ask again
+            self._probabilities(text, classifier)
+            with self._lock:
+                familiar = self._familiar.get((id(classifier), text), True)
+        return "" if familiar else UNFAMILIAR
+
+    def _probabilities(self, text: str, classifier) -> np.ndarray:
+        """[1, 6]; with a shift detector from predict_details (one forward pass), remembering
+        whether the text is in distribution for show_prediction."""
+        from emotion_app.analysis.predictions import detector_of
+
+        if detector_of(classifier) is None:
+            return np.asarray(classifier.predict_proba([text]), dtype=float)
+        details = classifier.predict_details([text])
+        with self._lock:
+            self._familiar[(id(classifier), text)] = bool(details.in_distribution[0])
+            self._familiar.move_to_end((id(classifier), text))
+            while len(self._familiar) > REMEMBERED_TEXTS:
+                self._familiar.popitem(last=False)
+        return np.asarray(details.probabilities, dtype=float)
 
     def explain(self, text: str | None, request: gr.Request = None) -> tuple[list, str]:
         """(word importances for gr.HighlightedText, a note) for the predicted emotion."""
@@ -77,9 +130,9 @@ class PredictHandlers:
         attributions = result["attributions"]
         strongest = max((abs(score) for _, score in attributions), default=0.0)
         top = max(attributions, key=lambda pair: pair[1])
-        note = (f"Red words pushed the model towards **{result['label']}**, purple ones away from it: "
-                "how much its probability drops when the word is left out (strongest word fully "
-                f"coloured; here **{top[0].strip()}**, {top[1]:+.1%}).")
+        note = (f"Red words pushed the model towards **{result['label']}**, purple ones away from it: how much "
+                "each word moves the log-odds of that emotion, averaged over leaving it out of the text and "
+                f"reading it alone (strongest word fully coloured; here **{top[0].strip()}**, {top[1]:+.2f}).")
         # gr.HighlightedText colours by the score in [-1, 1]; scale so the strongest word shows clearly
         scale = 1.0 / strongest if strongest > 0 else 1.0
         return [(piece, round(score * scale, 4)) for piece, score in attributions], note
@@ -121,7 +174,7 @@ def build(handlers: PredictHandlers) -> None:
     event = gr.on([button.click, text.submit], handlers.predict, inputs=text, outputs=probabilities,
                   api_name="predict", concurrency_id="predict", concurrency_limit=PREDICT_CONCURRENCY,
                   api_description="Probabilities of the six emotions for one text, most probable first.")
-    event.success(handlers.show_prediction, inputs=probabilities, outputs=[chart, top],
+    event.success(handlers.show_prediction, inputs=[probabilities, text], outputs=[chart, top],
                   api_visibility="private", show_progress="hidden")
     # The explanation is shown only in this tab, so only the page asks for it (API callers of
     # /predict or /classify never pay for it); "undocumented" lets the load test ask as the page does.
@@ -129,5 +182,5 @@ def build(handlers: PredictHandlers) -> None:
                   api_visibility="undocumented", concurrency_id="predict", show_progress="minimal")
     gr.api(handlers.classify, api_name="classify", batch=True, max_batch_size=CLASSIFY_BATCH,
            concurrency_id="classify", concurrency_limit=1,
-           api_description="The six calibrated probabilities of one text, {label: p} in label order; "
-           "concurrent calls are answered together.")
+           api_description="The six calibrated probabilities of one text, {label: p} in label order (and "
+           "in_distribution); concurrent calls are answered together.")

@@ -1,0 +1,409 @@
+"""Honest confidence on unfamiliar text: fitting the out-of-distribution (OOD) detector, the per-row
+P(correct), the per-file accuracy estimate and the review rule that keeps its promise.
+
+Why: temperature-scaled confidence is calibrated on dair-ai/emotion, but on other text (Reddit
+comments from GoEmotions) the embedded model stays confident (mean 0.74) while right 42% of the
+time. What the classifier "sees" still tells that the text is unfamiliar (docs/trust.md has the
+measurements and the candidates compared):
+
+* Row score (engine/ood.py, `ShiftDetector.score`): relative Mahalanobis distance of the features
+  the head reads (engine/features.py), fitted here on training rows (`fit_detector`). Both
+  covariances get the same shrinkage toward a scaled identity: unequal shrinkage makes the
+  difference of the two distances noisy (measured: AUROC 0.44 with Ledoit-Wolf's separate weights).
+* Threshold and P(correct) (`calibrate_detector`, on the validation split, never the file judged):
+  the threshold keeps 95% of validation in distribution; P(correct) is a two-input logistic model
+  on logit(calibrated confidence) and the validation-scaled OOD score (clipped at 0).
+* File estimate (`FileEstimate`, `estimate_file_accuracy`): ATC (Garg et al. 2022) on P(correct):
+  the share of rows above the threshold that, on validation, leaves exactly the validation
+  accuracy above it. Interval: a Wilson 95% interval on that share (the limit of a bootstrap over
+  rows), widened by |ATC - mean P(correct)|, which is 0 on validation by construction and grows
+  as a file moves away from it. Shift warning: more OOD rows than an in-distribution file of this
+  size would show (expected share + 3 binomial s.d.), or the interval's top over 5 points below
+  the validation accuracy. Everything it needs is four running sums, so a stream of any size
+  costs no memory.
+* Review (`review_threshold_for_accuracy`, `needs_review`): a confidence threshold chosen on the
+  in-distribution rows only, and OOD rows always need review. No per-row rule reaches 97% on
+  Reddit text (docs/trust.md): a file with a shift warning says that the promise does not hold.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from emotion_app.analysis.calibration import coverage_curve
+from emotion_app.artifacts import METRICS_FILE, SHIFT_FILES, read_metrics, write_json
+from emotion_app.engine.classifier import softmax
+from emotion_app.engine.ood import (
+    DEFAULT_EXPECTED_OOD_SHARE,
+    DEFAULT_SHRINKAGE,
+    ShiftDetector,
+    check_features,
+)
+from emotion_app.labels import NUM_LABELS
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_FIT_ROWS = 6000  # training rows the detector is fitted on (a seeded sample)
+DEFAULT_IN_DISTRIBUTION_SHARE = 0.95  # the threshold keeps this share of validation in distribution
+WARNING_SDS = 3.0  # OOD share above expected + this many binomial s.d. -> shift warning
+WARNING_ACCURACY_DROP = 0.05  # interval top this far below the validation accuracy -> shift warning
+Z_95 = 1.959964
+COVERAGE_POINTS = 100
+SHIFT_WARNING = "Warning: this file is unlike the training data"
+CHECK_UNAVAILABLE = ("The check for text unlike the training data is unavailable: this adapter has no shift "
+                     "detector (fit one with python -m emotion_app.calibrate).")
+
+
+# --- fitting ---------------------------------------------------------------------------------------
+
+def fit_detector(features, labels, num_classes: int = NUM_LABELS,
+                 shrinkage: float = DEFAULT_SHRINKAGE) -> ShiftDetector:
+    """Class means, shared within-class covariance and a background Gaussian from training rows.
+    Both covariances get `shrinkage` x (mean eigenvalue) on the diagonal."""
+    x = check_features(features, None)
+    y = _check_labels(labels, len(x), num_classes)
+    counts = np.bincount(y, minlength=num_classes)
+    if counts.min() < 2:
+        raise ValueError(f"every class needs at least 2 training rows to estimate its mean, found counts "
+                         f"{counts.tolist()}. Fit on more rows (a few thousand) covering all {num_classes} classes.")
+    if isinstance(shrinkage, bool) or not isinstance(shrinkage, (int, float)) or not 0 < shrinkage < 1:
+        raise ValueError(f"shrinkage must be a number in (0, 1), found {shrinkage!r}. {DEFAULT_SHRINKAGE} is a good start.")
+    if len(x) < x.shape[1]:
+        logger.warning("fitting a %d-dimensional detector on only %d rows: the covariance rests mostly on "
+                       "shrinkage; use a few thousand rows", x.shape[1], len(x))
+    means = np.stack([x[y == c].mean(axis=0) for c in range(num_classes)])
+    within, centered = x - means[y], x - x.mean(axis=0)
+    return ShiftDetector(means=means, precision=_shrunk_precision(within.T @ within / len(x), shrinkage),
+                         background_mean=x.mean(axis=0),
+                         background_precision=_shrunk_precision(centered.T @ centered / len(x), shrinkage),
+                         shrinkage=float(shrinkage))
+
+
+def calibrate_detector(detector: ShiftDetector, features, probs, labels,
+                       in_distribution_share: float = DEFAULT_IN_DISTRIBUTION_SHARE) -> ShiftDetector:
+    """A copy with the threshold, the P(correct) model and the ATC threshold fitted on held-out
+    in-distribution rows (the validation split; never the file to be judged). `probs` are the
+    calibrated probabilities the engine returns for those rows."""
+    if isinstance(in_distribution_share, bool) or not isinstance(in_distribution_share, (int, float)) \
+            or not 0.5 <= in_distribution_share < 1:
+        raise ValueError(f"in_distribution_share must be a number in [0.5, 1), found {in_distribution_share!r}. "
+                         "Use e.g. 0.95 to flag 5% of in-distribution rows.")
+    scores = detector.score(features)
+    p = _check_probs(probs, len(scores), detector.num_classes)
+    correct = (p.argmax(axis=1) == _check_labels(labels, len(scores), detector.num_classes)).astype(np.float64)
+    if len(scores) < 2 or correct.min() == correct.max():
+        raise ValueError(f"the {len(scores)} calibration rows are all predicted right or all wrong: expected both, "
+                         "to fit P(correct). Calibrate on the whole validation split.")
+    center, q = np.quantile(scores, [0.5, in_distribution_share])
+    scale = float(q - center) if q > center else 1.0
+    coef = _fit_logistic(_design(p, scores, center, scale), correct)
+    fitted = dataclasses.replace(detector, threshold=float(q), score_center=float(center), score_scale=scale,
+                                 intercept=float(coef[0]), coef_confidence=float(coef[1]), coef_ood=float(coef[2]),
+                                 expected_ood_share=1 - float(in_distribution_share),
+                                 reference_accuracy=float(correct.mean()))
+    # ATC: the share of calibration rows above the threshold equals their accuracy
+    fitted.atc_threshold = float(np.quantile(_linear(fitted, p, scores), 1 - correct.mean()))
+    logger.info("shift detector calibrated on %d rows: accuracy %.4f, OOD threshold %.4g, P(correct) coefficients "
+                "confidence %.3f, OOD %.3f", len(scores), correct.mean(), q, fitted.coef_confidence, fitted.coef_ood)
+    return fitted
+
+
+def sample_rows(n: int, rows: int = DEFAULT_FIT_ROWS, seed: int = 0) -> np.ndarray:
+    """Sorted indices of a seeded sample of `rows` of `n` rows (all of them when n <= rows)."""
+    if n <= rows:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(seed).choice(n, rows, replace=False))
+
+
+# --- per-row P(correct) and the per-file estimate -----------------------------------------------------
+
+def p_correct(detector: ShiftDetector, probs, scores) -> np.ndarray:
+    """P(prediction correct | calibrated confidence, OOD score) [N], from the validation fit."""
+    _require_calibrated(detector, "p_correct")
+    scores = _check_vector(scores, "scores")
+    return _sigmoid(_linear(detector, _check_probs(probs, len(scores), detector.num_classes), scores))
+
+
+class FileEstimate:
+    """Running sums for one file's accuracy estimate: `add(probs, scores)` per chunk (rows with
+    NaN, e.g. empty texts, are counted as rows but not scored), `result()` at the end."""
+
+    def __init__(self, detector: ShiftDetector):
+        _require_calibrated(detector, "FileEstimate")
+        self.detector = detector
+        self.rows = self.scored = self.above = self.out_of_distribution = 0
+        self.p_correct_sum = 0.0
+
+    def add(self, probs, scores) -> None:
+        scores = _check_vector(scores, "scores", allow_nan=True)
+        p = _check_probs(probs, len(scores), self.detector.num_classes, allow_nan=True)
+        usable = np.isfinite(scores) & np.isfinite(p).all(axis=1)
+        self.rows += len(scores)
+        if not usable.any():
+            return
+        linear = _linear(self.detector, p[usable], scores[usable])
+        self.scored += int(usable.sum())
+        self.above += int((linear > self.detector.atc_threshold).sum())
+        self.p_correct_sum += float(_sigmoid(linear).sum())
+        self.out_of_distribution += int((scores[usable] > self.detector.threshold).sum())
+
+    def result(self) -> dict:
+        """rows, scored, estimated_accuracy (+ _low, _high), out_of_distribution_share, shift_warning,
+        threshold (the OOD score threshold), reference_accuracy; None figures when nothing was scored."""
+        d = self.detector
+        if self.scored == 0:
+            return {"rows": self.rows, "scored": 0, "estimated_accuracy": None, "estimated_accuracy_low": None,
+                    "estimated_accuracy_high": None, "out_of_distribution_share": None, "shift_warning": False,
+                    "threshold": float(d.threshold), "reference_accuracy": float(d.reference_accuracy)}
+        n = self.scored
+        estimate = self.above / n
+        gap = abs(estimate - self.p_correct_sum / n)
+        low, high = wilson_interval(self.above, n)
+        low, high = max(0.0, low - gap), min(1.0, high + gap)
+        ood_share = self.out_of_distribution / n
+        expected = d.expected_ood_share
+        ood_limit = expected + WARNING_SDS * math.sqrt(expected * (1 - expected) / n)
+        warning = bool(ood_share > ood_limit or high < d.reference_accuracy - WARNING_ACCURACY_DROP)
+        return {"rows": self.rows, "scored": n, "estimated_accuracy": estimate, "estimated_accuracy_low": low,
+                "estimated_accuracy_high": high, "out_of_distribution_share": ood_share, "shift_warning": warning,
+                "threshold": float(d.threshold), "reference_accuracy": float(d.reference_accuracy)}
+
+
+def estimate_file_accuracy(detector: ShiftDetector, probs, scores) -> dict:
+    """`FileEstimate.result()` for one file's probabilities [N, 6] and OOD scores [N] at once."""
+    estimate = FileEstimate(detector)
+    estimate.add(probs, scores)
+    return estimate.result()
+
+
+def wilson_interval(successes: int, n: int, z: float = Z_95) -> tuple[float, float]:
+    """Wilson score interval of a proportion (95% with the default z)."""
+    if n <= 0 or not 0 <= successes <= n:
+        raise ValueError(f"expected 0 <= successes <= n and n >= 1, found successes {successes}, n {n}.")
+    p = successes / n
+    denominator = 1 + z * z / n
+    center = (p + z * z / (2 * n)) / denominator
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denominator
+    return max(0.0, center - half), min(1.0, center + half)
+
+
+def describe_estimate(result: dict | None, reviewing: bool = False) -> list[str]:
+    """Plain sentences for a file's estimate (the Batch tab's summary, the score CLI's last line):
+    the estimate and the share unlike the training data, the shift warning when it fires, or that
+    the check is unavailable (`result` None: the adapter has no shift detector). `reviewing`: a
+    review threshold is set, whose promise a shifted file breaks."""
+    if result is None:
+        return [CHECK_UNAVAILABLE]
+    if not result["scored"]:
+        return []
+    lines = [f"Estimated accuracy on this file: {result['estimated_accuracy']:.1%} "
+             f"({result['estimated_accuracy_low']:.1%}-{result['estimated_accuracy_high']:.1%}); "
+             f"{result['out_of_distribution_share']:.1%} of its rows are unlike the training data "
+             f"(in-distribution files: about {DEFAULT_EXPECTED_OOD_SHARE:.0%})."]
+    if result["shift_warning"]:
+        promise = (" and the review threshold's promise do not hold" if reviewing else " do not hold")
+        lines.append(f"{SHIFT_WARNING}: the figures measured on held-out data like the training data (about "
+                     f"{result['reference_accuracy']:.0%} accuracy){promise} for this file. Check its labels by hand, "
+                     "or label a sample and evaluate it.")
+    return lines
+
+
+# --- the review rule ---------------------------------------------------------------------------------
+
+def review_threshold_for_accuracy(confidence, correct, in_distribution, target: float) -> float:
+    """Lowest confidence threshold whose kept rows (in distribution AND confidence >= it) reach
+    `target` accuracy on labelled rows. OOD rows always need review, so the promise never rests on
+    rows unlike those it was measured on. ValueError when no threshold reaches the target."""
+    conf = _check_vector(confidence, "confidence")
+    ok, ind = np.asarray(correct, dtype=bool), np.asarray(in_distribution, dtype=bool)
+    if ok.shape != conf.shape or ind.shape != conf.shape:
+        raise ValueError(f"confidence, correct and in_distribution must have one value per row, found shapes "
+                         f"{conf.shape}, {ok.shape}, {ind.shape}.")
+    check_target(target)
+    c, k = conf[ind], ok[ind]
+    if c.size == 0:
+        raise ValueError("no row is in distribution: expected some, to choose a confidence threshold on. "
+                         "Every row of this file needs review.")
+    order = np.argsort(-c, kind="stable")
+    running = np.cumsum(k[order]) / np.arange(1, len(order) + 1)
+    last_of_tie = np.r_[c[order][1:] != c[order][:-1], True]  # a threshold keeps every row tied at it
+    good = np.flatnonzero(last_of_tie & (running >= target))
+    if good.size == 0:
+        raise ValueError(f"no confidence threshold reaches accuracy {target:.2%} on the in-distribution rows "
+                         f"(best {running.max():.2%}). Lower the target or review every row.")
+    return float(c[order][good[-1]])
+
+
+def needs_review(probs, in_distribution, threshold: float) -> np.ndarray:
+    """Boolean [N]: confidence below `threshold`, or out of distribution (`in_distribution` None:
+    no detector, confidence only)."""
+    p = _check_probs(probs, None, NUM_LABELS, allow_nan=True)
+    review = np.nan_to_num(p.max(axis=1), nan=1.0) < threshold  # unscored rows (NaN) are not reviewed
+    return review if in_distribution is None else review | ~np.asarray(in_distribution, dtype=bool)
+
+
+def in_distribution_coverage(probs, labels, in_distribution, points: int = COVERAGE_POINTS) -> list[list[float]]:
+    """About `points` rows [threshold, coverage, accuracy] of the honest rule on a labelled split:
+    kept = in distribution and confidence >= threshold; coverage is the kept share of ALL rows.
+    Stored in metrics.json as `coverage_in_distribution` (the --target_accuracy curve)."""
+    p = _check_probs(probs, None, NUM_LABELS)
+    ind = np.asarray(in_distribution, dtype=bool)
+    if ind.shape != (len(p),) or not ind.any():
+        raise ValueError(f"in_distribution must mark {len(p)} rows, some of them true; found shape {ind.shape}.")
+    confidence = np.sort(p[ind].max(axis=1))
+    picks = confidence[np.unique(np.linspace(0, len(confidence) - 1, points).round().astype(int))]
+    thresholds = np.floor(picks * 1e6) / 1e6  # rounded down: each keeps the row it was picked from
+    share = ind.mean()
+    curve = coverage_curve(p[ind], np.asarray(labels)[ind], thresholds)
+    return [[round(t, 6), round(c * share, 6), round(a, 6)] for t, c, a in curve]
+
+
+# --- what training and calibrate store -------------------------------------------------------------
+
+def fit_for_classifier(classifier, train: tuple[Sequence[str], Sequence[int]],
+                       validation: tuple[Sequence[str], Sequence[int]],
+                       test: tuple[Sequence[str], Sequence[int]] | None = None, *,
+                       rows: int = DEFAULT_FIT_ROWS, seed: int = 0) -> tuple[ShiftDetector, dict]:
+    """(calibrated detector, entries for metrics.json) from the classifier's own features, one
+    pass per split: fitted on a seeded sample of `rows` training rows, calibrated on validation,
+    checked on test. `classifier.temperature` must be the calibrated one."""
+    index = sample_rows(len(train[0]), rows, seed)
+    splits = {"train": ([train[0][i] for i in index], np.asarray(train[1])[index]), "validation": validation}
+    if test is not None:
+        splits["test"] = test
+    passes = {name: (*classifier.logits_and_features(list(texts)), labels) for name, (texts, labels) in splits.items()}
+    info = getattr(classifier, "info", {}) or {}
+    metadata = {"feature": f"last hidden state at the {getattr(classifier, 'feature_token', '?')} token "
+                           "(what the classification head reads)", "seed": seed,
+                "engine": " ".join(str(info[k]) for k in ("runtime", "precision") if k in info)}
+    return fit_from_passes(passes, classifier.temperature, metadata)
+
+
+def fit_from_passes(passes: dict, temperature: float, metadata: dict | None = None) -> tuple[ShiftDetector, dict]:
+    """The detector from forward passes already made: {"train": (logits, features, labels),
+    "validation": ..., optionally "test": ...}, raw logits (divided by `temperature` here).
+    Returns (calibrated detector, {"shift_detector": summary, "coverage_in_distribution": test curve})."""
+    probs = {name: softmax(np.asarray(logits) / temperature) for name, (logits, _, _) in passes.items()}
+    _, train_features, train_labels = passes["train"]
+    _, val_features, val_labels = passes["validation"]
+    detector = calibrate_detector(fit_detector(train_features, train_labels), val_features, probs["validation"],
+                                  val_labels)
+    detector.metadata = {**(metadata or {}), "fit_split": "train", "fit_rows": len(train_labels),
+                         "calibrated_on": "validation"}
+    summary = {"files": list(SHIFT_FILES), **detector.metadata, "method": "relative Mahalanobis",
+               "shrinkage": detector.shrinkage, "threshold": detector.threshold,
+               "validation_accuracy": detector.reference_accuracy,
+               "validation_flagged": float(detector.is_out_of_distribution(detector.score(val_features)).mean())}
+    entries = {"shift_detector": summary}
+    if "test" in passes:
+        _, test_features, test_labels = passes["test"]
+        scores = detector.score(test_features)
+        ind = ~detector.is_out_of_distribution(scores)
+        summary["test_flagged"] = float(1 - ind.mean())
+        summary["test_estimate"] = estimate_file_accuracy(detector, probs["test"], scores)
+        entries["coverage_in_distribution"] = in_distribution_coverage(probs["test"], test_labels, ind)
+    return detector, entries
+
+
+def store_detector(adapter_dir: str | Path, detector: ShiftDetector, entries: dict) -> list[Path]:
+    """Add `entries` to the adapter's metrics.json, then write the detector's files (what changes
+    the engine's behaviour comes last). Other metrics.json entries are kept."""
+    adapter_dir = Path(adapter_dir)
+    metrics = read_metrics(adapter_dir) or {}
+    metrics.update(entries)
+    write_json(adapter_dir / METRICS_FILE, metrics)
+    return detector.save(adapter_dir)
+
+
+# --- helpers -----------------------------------------------------------------------------------------
+
+def _linear(detector: ShiftDetector, probs: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    design = _design(probs, scores, detector.score_center, detector.score_scale)
+    return detector.intercept + design @ np.array([detector.coef_confidence, detector.coef_ood])
+
+
+def _design(probs, scores, center: float, scale: float) -> np.ndarray:
+    confidence = np.clip(np.asarray(probs, dtype=np.float64).max(axis=1), 1e-6, 1 - 1e-6)
+    ood = np.maximum((np.asarray(scores, dtype=np.float64) - center) / scale, 0.0)
+    return np.column_stack([np.log(confidence / (1 - confidence)), ood])
+
+
+def _fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1e-3, iterations: int = 50) -> np.ndarray:
+    """[intercept, coefficients] by Newton's method with a small L2 penalty (not on the intercept)."""
+    design = np.column_stack([np.ones(len(x)), x])
+    w = np.zeros(design.shape[1])
+    penalty = np.diag([0.0] + [l2 * len(x)] * x.shape[1])
+    for _ in range(iterations):
+        p = _sigmoid(design @ w)
+        hessian = (design * (p * (1 - p))[:, None]).T @ design + penalty + 1e-9 * np.eye(len(w))
+        step = np.linalg.solve(hessian, design.T @ (p - y) + penalty @ w)
+        w -= step
+        if np.abs(step).max() < 1e-10:
+            break
+    return w
+
+
+def _shrunk_precision(cov: np.ndarray, shrinkage: float) -> np.ndarray:
+    ridge = shrinkage * np.trace(cov) / cov.shape[0]
+    if not ridge > 0:
+        raise ValueError("the training features have zero variance: expected varied feature vectors. "
+                         "Check that they are the model's hidden states, not a constant.")
+    return np.linalg.inv(cov + ridge * np.eye(cov.shape[0]))
+
+
+def _sigmoid(z) -> np.ndarray:
+    return 1 / (1 + np.exp(-np.clip(z, -500, 500)))
+
+
+def _require_calibrated(detector: ShiftDetector, what: str) -> None:
+    if not detector.calibrated:
+        raise ValueError(f"{what} needs a calibrated shift detector, found one without thresholds. Call "
+                         "calibrate_detector(detector, validation_features, validation_probs, validation_labels).")
+
+
+def check_target(target: float) -> None:
+    if isinstance(target, bool) or not isinstance(target, (int, float)) or not 0 < target <= 1:
+        raise ValueError(f"target accuracy must be a number in (0, 1], found {target!r}. Give e.g. 0.97.")
+
+
+def _check_vector(values, name: str, allow_nan: bool = False) -> np.ndarray:
+    v = np.asarray(values, dtype=np.float64)
+    if v.ndim != 1:
+        raise ValueError(f"{name} have shape {v.shape}: expected a 1-D array, one value per row.")
+    if not allow_nan and not np.isfinite(v).all():
+        raise ValueError(f"{name} hold {int((~np.isfinite(v)).sum())} non-finite values: expected finite numbers.")
+    return v
+
+
+def _check_labels(labels, n: int, num_classes: int) -> np.ndarray:
+    y = np.asarray(labels)
+    if y.shape != (n,):
+        raise ValueError(f"labels have shape {y.shape}: expected ({n},), one class id per row.")
+    if y.dtype.kind not in "iu" and not (y.dtype.kind == "f" and np.all(np.mod(y, 1) == 0)):
+        raise ValueError(f"labels have dtype {y.dtype}: expected integer class ids. Map names to ids first "
+                         "(emotion_app.labels.parse_label).")
+    y = y.astype(np.int64)
+    if n and (y.min() < 0 or y.max() >= num_classes):
+        raise ValueError(f"labels range over {int(y.min())}..{int(y.max())}: expected ids 0..{num_classes - 1}.")
+    return y
+
+
+def _check_probs(probs, n: int | None, k: int, allow_nan: bool = False) -> np.ndarray:
+    p = np.asarray(probs, dtype=np.float64)
+    if p.ndim != 2 or p.shape[1] != k or (n is not None and p.shape[0] != n):
+        raise ValueError(f"probabilities have shape {p.shape}: expected ({n if n is not None else 'N'}, {k}), "
+                         "one row of calibrated class probabilities per text.")
+    finite = np.isfinite(p).all(axis=1)
+    if not allow_nan and not finite.all():
+        raise ValueError(f"probabilities hold non-finite values in {int((~finite).sum())} rows: expected finite numbers.")
+    rows = p[finite]
+    if rows.size and (np.abs(rows.sum(axis=1) - 1).max() > 1e-3 or rows.min() < 0):
+        raise ValueError(f"probability rows sum to {rows.sum(axis=1).min():.4f}..{rows.sum(axis=1).max():.4f}: "
+                         "expected non-negative rows summing to 1. Pass softmax(logits / T), not logits.")
+    return p
