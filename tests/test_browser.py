@@ -184,7 +184,7 @@ def test_review_corrects_rows_adapts_and_this_session_uses_the_new_model(page, t
     upload(page, "#batch-file", source)
     expect(page.locator("#batch-notes")).to_contain_text("12 rows")
     page.locator("#batch-button").click()
-    expect(page.locator("#batch-summary")).to_contain_text("Scored **12**")
+    expect(page.locator("#batch-summary")).to_contain_text("Scored 12 of 12 rows")
     page.get_by_role("tab", name="Review & adapt").click()
     page.locator("#review-start").click()
     expect(page.locator("#review-card")).to_contain_text("in review order")

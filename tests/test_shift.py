@@ -378,7 +378,7 @@ class KeywordPredictor:
         from emotion_app.engine.classifier import Predictor
 
         class Keyword(Predictor):
-            def logits_and_features(self, texts):
+            def logits_and_features(self, texts, progress=None):
                 import zlib
 
                 logits, features = np.zeros((len(texts), K)), np.zeros((len(texts), D))
@@ -390,7 +390,7 @@ class KeywordPredictor:
                     features[i] = (centers.mean(0) if label is None else centers[label]) + rng.normal(size=D)
                 return logits, features
 
-            def logits(self, texts):
+            def logits(self, texts, progress=None):
                 return self.logits_and_features(texts)[0]
 
         predictor = Keyword()
