@@ -65,6 +65,8 @@ def _body(metrics: dict) -> str:
                   "|---|---|---|---|---|"]
         for label, row in metrics["test"]["per_class"].items():
             lines.append(f"| {label} | {row['precision']:.4f} | {row['recall']:.4f} | {row['f1']:.4f} | {row['support']} |")
+    if "adaptation" in metrics:
+        lines += _adaptation_lines(metrics["adaptation"])
     lines += [
         "",
         "## Use",
@@ -84,6 +86,29 @@ def _body(metrics: dict) -> str:
     if "training" in metrics:
         lines += ["", "## Training", "", "```json", json.dumps(metrics["training"], indent=2), "```"]
     return "\n".join(lines) + "\n"
+
+
+def _adaptation_lines(adaptation: dict) -> list[str]:
+    """Lineage and measured gain of an adapter made by emotion_app.adapt (see adaptation.py)."""
+    parent, guard = adaptation["parent"], adaptation["forgetting_guard"]
+    if guard["method"] == "replay":
+        guarded = f"{guard['replay_rows']} replayed rows of {guard['replay_source']}"
+    else:
+        guarded = f"distillation toward the parent's predictions (no replay: {guard['reason']})"
+    lines = ["", "## Adaptation", "",
+             f"Adapted from `{parent['adapter']}` (its adapter_model.safetensors has sha256 `{parent['sha256']}`) "
+             f"by continuing its training on {adaptation['corrections']['n']} corrected rows, seed "
+             f"{adaptation['seed']}; forgetting guard: {guarded}.", "",
+             "| measured on | n | parent accuracy | adapted accuracy | parent macro-F1 | adapted macro-F1 |",
+             "|---|---|---|---|---|---|"]
+    for key, name in (("heldout", "held-out corrections"), ("dair_test", "dair-ai/emotion test")):
+        figures = adaptation.get(key) or {}
+        if "parent" in figures:
+            before, after = figures["parent"], figures["adapted"]
+            where = f"{name} ({figures['method']})" if key == "heldout" else name
+            lines.append(f"| {where} | {after['n']} | {before['accuracy']:.2%} | {after['accuracy']:.2%} | "
+                         f"{before['macro_f1']:.4f} | {after['macro_f1']:.4f} |")
+    return lines + [""] + [f"- {note}" for note in adaptation.get("notes", [])]
 
 
 def write_model_card(directory: Path, metrics: dict, license_id: str = "apache-2.0") -> Path:
