@@ -26,7 +26,14 @@ import logging
 import sys
 from pathlib import Path
 
-from .adaptation import HOLDOUTS, AdaptOptions, adapt, read_corrections
+from .adaptation import (
+    DISTILL_EPOCHS,
+    HOLDOUTS,
+    REPLAY_EPOCHS,
+    AdaptOptions,
+    adapt,
+    read_corrections,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default: the Hub).")
     parser.add_argument("--replay_rows", type=int, default=None, help="Rows to replay (default: 4 per "
                         "correction; 0: none, distil toward the parent instead).")
-    parser.add_argument("--epochs", type=int, default=defaults.epochs, help="Passes over corrections + replay.")
+    parser.add_argument("--epochs", type=int, default=None, help="Passes over corrections + replay (default: "
+                        f"{REPLAY_EPOCHS}; {DISTILL_EPOCHS} when distilling, as its epochs are shorter).")
     parser.add_argument("--learning_rate", type=float, default=defaults.learning_rate, help="Peak learning rate.")
     parser.add_argument("--batch_size", type=int, default=defaults.batch_size, help="Rows per optimizer step.")
     parser.add_argument("--max_length", type=int, default=defaults.max_length, help="Tokens per text.")

@@ -96,9 +96,9 @@ def _adaptation_lines(adaptation: dict) -> list[str]:
     else:
         guarded = f"distillation toward the parent's predictions (no replay: {guard['reason']})"
     lines = ["", "## Adaptation", "",
-             f"Adapted from `{parent['adapter']}` (its adapter_model.safetensors has sha256 `{parent['sha256']}`) "
-             f"by continuing its training on {adaptation['corrections']['n']} corrected rows, seed "
-             f"{adaptation['seed']}; forgetting guard: {guarded}.", "",
+             (f"Adapted from `{parent['adapter']}` (its adapter_model.safetensors has sha256 `{parent['sha256']}`) "
+              f"by continuing its training on {adaptation['corrections']['n']} corrected rows, seed "
+              f"{adaptation['seed']}; forgetting guard: {guarded}."), "",
              "| measured on | n | parent accuracy | adapted accuracy | parent macro-F1 | adapted macro-F1 |",
              "|---|---|---|---|---|---|"]
     for key, name in (("heldout", "held-out corrections"), ("dair_test", "dair-ai/emotion test")):

@@ -17,11 +17,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import REPO, SPLIT_ROWS, subprocess_env
+
 from emotion_app import adapt as adapt_cli
 from emotion_app import adaptation
-from emotion_app.adaptation import AdaptOptions, adapt, check_corrections, holdout_folds, read_corrections
+from emotion_app.adaptation import (
+    AdaptOptions,
+    adapt,
+    check_corrections,
+    holdout_folds,
+    read_corrections,
+)
 from emotion_app.inference import EmotionClassifier, softmax
 from emotion_app.labels import LABELS
 
@@ -208,15 +214,18 @@ def _offline(monkeypatch):
 def _drift(parent: Path, adapted_dir: Path) -> float:
     """Mean KL(parent || adapted) over the original data's texts."""
     texts = [text for text, _ in SPLIT_ROWS["train"] + SPLIT_ROWS["test"]]
-    load = lambda a: EmotionClassifier.from_adapter(str(a), quantize=False, runtime="torch", num_threads=1)  # noqa: E731
-    p, q = softmax(load(parent).logits(texts)), softmax(load(adapted_dir).logits(texts))
+    def probs(adapter: Path) -> np.ndarray:
+        engine = EmotionClassifier.from_adapter(str(adapter), quantize=False, runtime="torch", num_threads=1)
+        return softmax(engine.logits(texts))
+
+    p, q = probs(parent), probs(adapted_dir)
     return float((p * (np.log(p) - np.log(q))).sum(axis=1).mean())
 
 
 def test_offline_without_replay_data_it_distils_toward_the_parent_and_says_so(
         trained_bert_adapter, tmp_path, monkeypatch):
     _offline(monkeypatch)
-    out, summary = run_adapt(trained_bert_adapter, tmp_path / "distilled", holdout="none")
+    out, summary = run_adapt(trained_bert_adapter, tmp_path / "distilled", holdout="none", distill_weight=1.0)
     guard = summary["forgetting_guard"]
     assert guard["method"] == "distillation" and "Hub" in guard["reason"]
     assert any("distillation toward the parent" in note for note in summary["notes"])
@@ -236,6 +245,16 @@ def test_replay_rows_0_distils_even_with_replay_data(trained_bert_adapter, data_
     assert summary["forgetting_guard"]["method"] == "distillation"
     assert summary["forgetting_guard"]["reason"] == "replay_rows is 0"
     assert summary["dair_test"]["parent"]["n"] == len(SPLIT_ROWS["test"])  # still measured
+
+
+def test_epochs_default_by_guard_longer_when_distilling(trained_bert_adapter, data_dir, tmp_path):
+    def epochs(**options) -> int:
+        out, _ = run_adapt(trained_bert_adapter, tmp_path / str(len(list(tmp_path.iterdir()))), holdout="none",
+                           replay_data=str(data_dir), learning_rate=1e-9, **{**options, "epochs": None})
+        return json.loads((out / "metrics.json").read_text(encoding="utf-8"))["training"]["epochs"]
+
+    assert epochs() == adaptation.REPLAY_EPOCHS
+    assert epochs(replay_rows=0) == adaptation.DISTILL_EPOCHS > adaptation.REPLAY_EPOCHS
 
 
 # ---- refusals -----------------------------------------------------------------------------------
@@ -342,7 +361,7 @@ def _cli(args: list[str], tmp_path: Path) -> subprocess.CompletedProcess:
     env = subprocess_env()
     env["HF_HOME"] = str(tmp_path / "hf-home")  # nothing cached: offline means no dair-ai/emotion
     return subprocess.run([sys.executable, "-m", "emotion_app.adapt", *args], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=600)
+                          capture_output=True, text=True, timeout=600, check=False)
 
 
 def _tiny_flags() -> list[str]:
@@ -393,5 +412,34 @@ def test_importing_the_core_loads_no_torch_transformers_or_peft():
     code = ("import sys, emotion_app.adaptation, emotion_app.adapt; "
             "print(*(name in sys.modules for name in ('torch', 'transformers', 'peft', 'datasets')))")
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=subprocess_env(), capture_output=True,
-                          text=True, timeout=120)
+                          text=True, timeout=120, check=False)
     assert done.stdout.split() == ["False"] * 4, done.stderr[-2000:]
+
+
+def test_bench_adapt_runs_end_to_end_on_a_tiny_adapter(trained_bert_adapter, data_dir, tmp_path):
+    """A smoke run of benchmarks/bench_adapt.py (no figure is asserted: the benchmark is for MiniLM)."""
+    pool = _write_corrections(tmp_path / "pool.csv")
+    dev_texts, dev_labels = shifted(UNSEEN_FORMS)
+    dev = tmp_path / "dev.csv"
+    dev.write_text("text,label\n" + "".join(f"{t},{LABELS[y]}\n" for t, y in zip(dev_texts, dev_labels)), encoding="utf-8")
+    doc = tmp_path / "adaptation.md"
+    doc.write_text("# Adaptation\n\nbefore\n\n<!-- bench:start -->\nold table\n<!-- bench:end -->\n\nafter\n",
+                   encoding="utf-8")
+    output = tmp_path / "bench.json"
+    done = subprocess.run(
+        [sys.executable, "benchmarks/bench_adapt.py", "--adapter", str(trained_bert_adapter), "--pool", str(pool),
+         "--dev", str(dev), "--dair_dir", str(data_dir), "--sizes", "12,24", "--holdout", "split",
+         "--epochs", "2", "--output", str(output), "--doc", str(doc)],
+        cwd=REPO, env=subprocess_env(), capture_output=True, text=True, timeout=600, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    summary = json.loads(output.read_text(encoding="utf-8"))
+    assert [run["k"] for run in summary["runs"]] == [12, 24]
+    assert [run["replay_rows"] for run in summary["runs"]] == [48, 96]  # 4 per correction (capped in adapt)
+    for run in summary["runs"]:
+        assert run["dev"]["parent"]["n"] == run["dev"]["adapted"]["n"] == len(dev_texts)
+        assert run["heldout"]["method"] == "held-out 20 %" and run["epochs"] == 2
+        assert run["timing"]["to_saved_adapter_s"] > 0
+    assert summary["targets"] == {}  # no 100-correction run
+    text = doc.read_text(encoding="utf-8")
+    assert "old table" not in text and text.startswith("# Adaptation\n\nbefore\n") and text.endswith("\nafter\n")
+    assert "| 12 | 48 |" in text and "| 24 | 96 |" in text
