@@ -6,7 +6,8 @@
 For each K, the first K rows of one seeded shuffle of GoEmotions train (so the sets are nested:
 the 25 are among the 50, ...) stand in for a user's corrections. The embedded adapter is adapted
 to them with emotion_app.adaptation.adapt (the defaults unless flags say otherwise; replay from
-the local dair-ai/emotion files), then parent and adapted model are scored on GoEmotions dev
+the local dair-ai/emotion files, --replay_ratio x K rows in every training, the held-out folds'
+included, where the command line's default replays 4 per correction of each training), then parent and adapted model are scored on GoEmotions dev
 (625 rows, never trained on) and dair-ai/emotion test (2000 rows, from adapt's own summary).
 Time is adapt's, start to saved adapter, split into the adaptation itself and the held-out
 measurement (cross-validation below 200 corrections); the machine's load average is recorded
@@ -142,7 +143,8 @@ def write_doc(path: Path, command: str, summary: dict) -> None:
     head, rest = text.split(DOC_START, 1)
     _, tail = rest.split(DOC_END, 1)
     m = summary["machine"]
-    body = (f"Measured with `{command}` on {m['cpu']} ({m['cores']} cores), load average "
+    threads = f"OMP_NUM_THREADS={m['omp_num_threads']}" if m["omp_num_threads"] else "all cores for torch"
+    body = (f"Measured with `{command}` on {m['cpu']} ({m['cores']} cores, {threads}), load average "
             f"{summary['load_average'][0][0]:.1f} at the start and {summary['load_average'][1][0]:.1f} at the end "
             f"(2.0 = both cores busy), {summary['date']}:\n\n{table(summary['runs'])}\n\n"
             f"Targets at 100 corrections: {_targets_text(summary['targets'])}.\n")

@@ -270,6 +270,8 @@ class _Session:
 
     def __init__(self, adapter, source, options, reference, corrections, model, tokenizer, progress):
         self.adapter, self.source = adapter, source
+        # Hashed as it was loaded: the lineage names the weights this run started from.
+        self.parent_sha256 = file_sha256(source.directory / ADAPTER_FILES[1])
         self.reference, self.corrections = reference, corrections
         self.model, self.tokenizer, self.progress = model, tokenizer, progress
         self.parent_state = {name: p.detach().clone() for name, p in model.named_parameters() if p.requires_grad}
@@ -408,7 +410,7 @@ class _Session:
         summary = {
             "output_dir": str(out),
             "parent": {"adapter": self.adapter, "directory": str(self.source.directory),
-                       "sha256": file_sha256(self.source.directory / ADAPTER_FILES[1]),
+                       "sha256": self.parent_sha256,
                        "base_model": self.source.base_model},
             "corrections": {"n": len(self.corrections.texts),
                             "per_label": dict(zip(LABELS, np.bincount(self.corrections.labels, minlength=NUM_LABELS).tolist()))},

@@ -108,7 +108,8 @@ def _adaptation_lines(adaptation: dict) -> list[str]:
             where = f"{name} ({figures['method']})" if key == "heldout" else name
             lines.append(f"| {where} | {after['n']} | {before['accuracy']:.2%} | {after['accuracy']:.2%} | "
                          f"{before['macro_f1']:.4f} | {after['macro_f1']:.4f} |")
-    return lines + [""] + [f"- {note}" for note in adaptation.get("notes", [])]
+    notes = [f"- {note}" for note in adaptation.get("notes", [])]
+    return lines + ([""] + notes if notes else [])
 
 
 def write_model_card(directory: Path, metrics: dict, license_id: str = "apache-2.0") -> Path:
