@@ -60,6 +60,7 @@ def export_card(metrics: dict, *, adapter: str, architecture: str, merged: bool,
             "; the adapter itself is in `adapter/`." if with_adapter else "."),
         "",
         *_results(metrics),
+        *(_adaptation_lines(metrics["adaptation"]) + [""] if "adaptation" in metrics else []),
         "## Use",
         "",
     ]
@@ -137,6 +138,7 @@ def _body(metrics: dict, repo_id: str | None) -> str:
         _summary(metrics),
         "",
         *_results(metrics),
+        *(_adaptation_lines(metrics["adaptation"]) + [""] if "adaptation" in metrics else []),
         "## Use",
         "",
         (f"This adapter is in the `adapter/` folder of [{repo}](https://huggingface.co/{repo}), whose root holds "
@@ -154,6 +156,30 @@ def _body(metrics: dict, repo_id: str | None) -> str:
     if "training" in metrics:
         lines += ["", "## Training", "", "```json", json.dumps(metrics["training"], indent=2), "```"]
     return "\n".join(lines) + "\n"
+
+
+def _adaptation_lines(adaptation: dict) -> list[str]:
+    """Lineage and measured gain of an adapter made by emotion_app.adapt (see adaptation.py)."""
+    parent, guard = adaptation["parent"], adaptation["forgetting_guard"]
+    if guard["method"] == "replay":
+        guarded = f"{guard['replay_rows']} replayed rows of {guard['replay_source']}"
+    else:
+        guarded = f"distillation toward the parent's predictions (no replay: {guard['reason']})"
+    lines = ["", "## Adaptation", "",
+             (f"Adapted from `{parent['adapter']}` (its adapter_model.safetensors has sha256 `{parent['sha256']}`) "
+              f"by continuing its training on {adaptation['corrections']['n']} corrected rows, seed "
+              f"{adaptation['seed']}; forgetting guard: {guarded}."), "",
+             "| measured on | n | parent accuracy | adapted accuracy | parent macro-F1 | adapted macro-F1 |",
+             "|---|---|---|---|---|---|"]
+    for key, name in (("heldout", "held-out corrections"), ("dair_test", "dair-ai/emotion test")):
+        figures = adaptation.get(key) or {}
+        if "parent" in figures:
+            before, after = figures["parent"], figures["adapted"]
+            where = f"{name} ({figures['method']})" if key == "heldout" else name
+            lines.append(f"| {where} | {after['n']} | {before['accuracy']:.2%} | {after['accuracy']:.2%} | "
+                         f"{before['macro_f1']:.4f} | {after['macro_f1']:.4f} |")
+    notes = [f"- {note}" for note in adaptation.get("notes", [])]
+    return lines + ([""] + notes if notes else [])
 
 
 def _pipeline_use(repo: str, temperature: float | None, with_adapter: bool) -> list[str]:
