@@ -7,7 +7,8 @@ For each K, the first K rows of one seeded shuffle of GoEmotions train (so the s
 the 25 are among the 50, ...) stand in for a user's corrections. The embedded adapter is adapted
 to them with emotion_app.train.adaptation.adapt (the defaults unless flags say otherwise; replay from
 the local dair-ai/emotion files, --replay_ratio x K rows in every training, the held-out folds'
-included, where the command line's default replays 4 per correction of each training), then parent and adapted model are scored on GoEmotions dev
+included, where the command line's default replays 4 per correction of each training), then
+parent and adapted model are scored on GoEmotions dev
 (625 rows, never trained on) and dair-ai/emotion test (2000 rows, from adapt's own summary).
 Time is adapt's, start to saved adapter, split into the adaptation itself and the held-out
 measurement (cross-validation below 200 corrections); the machine's load average is recorded
@@ -54,8 +55,10 @@ TARGETS = {"dev_gain_points": (25.0, 30.0), "dair_drop_points": (1.0, 0.5), "sec
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--adapter", default=str(REPO / "models" / "minilm-emotion-lora"), help="Parent adapter.")
-    parser.add_argument("--pool", default=str(SHARED / "goemotions-6" / "train.csv"), help="Where corrections are drawn from.")
-    parser.add_argument("--dev", default=str(SHARED / "goemotions-6" / "dev.csv"), help="Held-out rows of the new domain.")
+    parser.add_argument("--pool", default=str(SHARED / "goemotions-6" / "train.csv"),
+                        help="Where corrections are drawn from.")
+    parser.add_argument("--dev", default=str(SHARED / "goemotions-6" / "dev.csv"),
+                        help="Held-out rows of the new domain.")
     parser.add_argument("--dair_dir", default=str(SHARED / "emotion"), help="dair-ai/emotion files (replay, test); "
                         "'' for the Hub.")
     parser.add_argument("--sizes", default="25,50,100,200", help="Numbers of corrections, comma-separated.")
@@ -63,7 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--holdout", default=AdaptOptions.holdout, help="adapt's held-out measurement.")
     parser.add_argument("--epochs", type=int, default=None, help="Default: adapt's (by forgetting guard).")
     parser.add_argument("--learning_rate", type=float, default=AdaptOptions.learning_rate)
-    parser.add_argument("--replay_ratio", type=float, default=REPLAY_PER_CORRECTION, help="Replayed rows per correction.")
+    parser.add_argument("--replay_ratio", type=float, default=REPLAY_PER_CORRECTION,
+                        help="Replayed rows per correction.")
     parser.add_argument("--distill_weight", type=float, default=AdaptOptions.distill_weight)
     parser.add_argument("--output", default=str(REPO / "docs" / "bench_adapt.json"), help="JSON results.")
     parser.add_argument("--doc", default=str(REPO / "docs" / "adaptation.md"), help="Markdown file whose "
@@ -95,7 +99,8 @@ def run_size(k: int, pool, dev, parent_dev: dict, args, work: Path) -> dict:
            "dev": {"parent": parent_dev, "adapted": _short(after)},
            "heldout": summary["heldout"], "dair_test": summary["dair_test"], "timing": summary["timing"],
            "forgetting_guard": summary["forgetting_guard"], "load_average": [load_before, os.getloadavg()]}
-    logger.info("K=%d: dev %.1f -> %.1f, %s", k, 100 * parent_dev["accuracy"], 100 * after["accuracy"], summary["timing"])
+    logger.info("K=%d: dev %.1f -> %.1f, %s", k, 100 * parent_dev["accuracy"], 100 * after["accuracy"],
+                summary["timing"])
     return row
 
 
@@ -113,9 +118,11 @@ def table(rows: list[dict]) -> str:
                      if "parent" in held else "–")
         dair_text = (f"{dair['parent']['accuracy']:.2%} → {dair['adapted']['accuracy']:.2%} "
                      f"({100 * dair['accuracy_change']:+.2f})" if dair else "–")
-        lines.append(f"| {r['k']} | {r['replay_rows']} | {dev['parent']['accuracy']:.1%} → {dev['adapted']['accuracy']:.1%} "
+        lines.append(f"| {r['k']} | {r['replay_rows']} | "
+                     f"{dev['parent']['accuracy']:.1%} → {dev['adapted']['accuracy']:.1%} "
                      f"(+{100 * (dev['adapted']['accuracy'] - dev['parent']['accuracy']):.1f}; "
-                     f"{dev['parent']['macro_f1']:.3f} → {dev['adapted']['macro_f1']:.3f}) | {held_text} | {dair_text} | "
+                     f"{dev['parent']['macro_f1']:.3f} → {dev['adapted']['macro_f1']:.3f}) | "
+                     f"{held_text} | {dair_text} | "
                      f"{timing['adaptation_s']:.0f} | {timing['heldout_s']:.0f} | "
                      f"{r['load_average'][0][0]:.1f} / {r['load_average'][1][0]:.1f} |")
     return "\n".join(lines)
@@ -169,7 +176,8 @@ def main(argv: list[str] | None = None) -> dict:
         rows = [run_size(int(k), pool, dev, parent_dev, args, Path(work)) for k in args.sizes.split(",")]
     options = dataclasses.asdict(AdaptOptions(epochs=args.epochs, learning_rate=args.learning_rate,
                                               holdout=args.holdout, distill_weight=args.distill_weight))
-    summary = {"command": " ".join(["python", "benchmarks/bench_adapt.py", *(argv if argv is not None else sys.argv[1:])]),
+    given = argv if argv is not None else sys.argv[1:]
+    summary = {"command": " ".join(["python", "benchmarks/bench_adapt.py", *given]),
                "date": time.strftime("%Y-%m-%d"), "machine": machine(), "load_average": [load_start, os.getloadavg()],
                "options": {**options, "replay_ratio": args.replay_ratio, "draw_seed": args.seed},
                "runs": rows}

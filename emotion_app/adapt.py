@@ -104,8 +104,8 @@ def format_summary(out: Path, summary: dict) -> str:
                          f"({figures['accuracy_change'] * 100:+.1f} points), macro-F1 "
                          f"{figures['parent']['macro_f1']:.3f} -> {figures['adapted']['macro_f1']:.3f}")
     guard = summary["forgetting_guard"]
-    lines.append(f"forgetting guard: {guard['method']}"
-                 + (f" ({guard['replay_rows']} rows of {guard['replay_source']})" if guard["method"] == "replay" else ""))
+    replayed = f" ({guard['replay_rows']} rows of {guard['replay_source']})" if guard["method"] == "replay" else ""
+    lines.append(f"forgetting guard: {guard['method']}{replayed}")
     timing = summary["timing"]
     lines.append(f"time: {timing['to_saved_adapter_s']:.0f} s in all, {timing['adaptation_s']:.0f} s without the "
                  f"held-out measurement ({timing['heldout_s']:.0f} s)")

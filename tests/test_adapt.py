@@ -119,7 +119,8 @@ def test_metrics_hold_the_lineage(adapted, trained_bert_adapter, data_dir, tiny_
     summary, metrics = adapted["summary"], adapted["metrics"]
     parent = summary["parent"]
     assert parent["adapter"] == str(trained_bert_adapter)
-    assert parent["sha256"] == hashlib.sha256((trained_bert_adapter / "adapter_model.safetensors").read_bytes()).hexdigest()
+    weights_file = trained_bert_adapter / "adapter_model.safetensors"
+    assert parent["sha256"] == hashlib.sha256(weights_file.read_bytes()).hexdigest()
     assert parent["base_model"] == str(tiny_bert_dir)
     n = len(shifted(TRAIN_FORMS)[0])
     assert summary["corrections"] == {"n": n, "per_label": {label: n // 6 for label in LABELS}}
@@ -422,7 +423,8 @@ def test_bench_adapt_runs_end_to_end_on_a_tiny_adapter(trained_bert_adapter, dat
     pool = _write_corrections(tmp_path / "pool.csv")
     dev_texts, dev_labels = shifted(UNSEEN_FORMS)
     dev = tmp_path / "dev.csv"
-    dev.write_text("text,label\n" + "".join(f"{t},{LABELS[y]}\n" for t, y in zip(dev_texts, dev_labels)), encoding="utf-8")
+    rows = "".join(f"{text},{LABELS[label]}\n" for text, label in zip(dev_texts, dev_labels))
+    dev.write_text("text,label\n" + rows, encoding="utf-8")
     doc = tmp_path / "adaptation.md"
     doc.write_text("# Adaptation\n\nbefore\n\n<!-- bench:start -->\nold table\n<!-- bench:end -->\n\nafter\n",
                    encoding="utf-8")

@@ -33,6 +33,7 @@ import dataclasses
 import logging
 import math
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -105,7 +106,8 @@ class Reference:
 
 # --- input checks --------------------------------------------------------------------------------
 
-def check_corrections(texts: Sequence[str], labels: Sequence[object], where: Sequence[str] | None = None) -> Corrections:
+def check_corrections(texts: Sequence[str], labels: Sequence[object],
+                      where: Sequence[str] | None = None) -> Corrections:
     """The corrections as a Corrections, or a ValueError naming the first bad row.
     Labels may be ids 0-5 or names (any case), as `labels.parse_label` reads them."""
     if isinstance(texts, str):
@@ -293,7 +295,11 @@ class _Session:
         tokenizer = load_tokenizer(source.tokenizer_source, options.max_length)
         base = load_base_model(source.base_model, tokenizer.pad_token_id)
         try:  # the parent's own LoRA weights and head, to train further
-            model = PeftModel.from_pretrained(base, str(source.directory), is_trainable=True)
+            with warnings.catch_warnings():
+                # peft asks transformers the deprecated is_gradient_checkpointing: its FutureWarning
+                # is about peft's code, and would reach every user of the command.
+                warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing", category=FutureWarning)
+                model = PeftModel.from_pretrained(base, str(source.directory), is_trainable=True)
         except (RuntimeError, ValueError, KeyError) as err:
             raise ValueError(f"adapter {adapter} does not fit base model {source.base_model}: {err}. "
                              "Use the base model the adapter was trained on.") from None
@@ -407,13 +413,14 @@ class _Session:
         return metrics
 
     def _summary(self, out, metrics, parent_test, test, recipe) -> dict:
+        counts = np.bincount(self.corrections.labels, minlength=NUM_LABELS).tolist()
         summary = {
             "output_dir": str(out),
             "parent": {"adapter": self.adapter, "directory": str(self.source.directory),
                        "sha256": self.parent_sha256,
                        "base_model": self.source.base_model},
             "corrections": {"n": len(self.corrections.texts),
-                            "per_label": dict(zip(LABELS, np.bincount(self.corrections.labels, minlength=NUM_LABELS).tolist()))},
+                            "per_label": dict(zip(LABELS, counts))},
             "forgetting_guard": self._guard(recipe),
             "seed": self.options.seed,
             "heldout": _gain(metrics.get("heldout"), metrics.get("heldout", {}).get("method", "none")),
