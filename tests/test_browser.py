@@ -191,7 +191,7 @@ def test_review_corrects_rows_adapts_and_this_session_uses_the_new_model(page, t
     for i in range(10):  # the least confident first; correct ten of them (the minimum)
         page.locator("#review-label").get_by_label(LABELS[i % len(LABELS)], exact=True).check()
         page.locator("#review-next").click()
-        expect(page.locator("#review-count")).to_contain_text(f"{i + 1}** row(s) corrected")
+        expect(page.locator("#review-count")).to_contain_text(f"{i + 1} row(s) corrected")
     page.locator("#adapt-run").click()
     expect(page.locator("#adapt-summary")).to_contain_text("held-out corrections", timeout=600_000)
     expect(page.locator("#adapt-summary")).to_contain_text("→")
@@ -202,4 +202,5 @@ def test_review_corrects_rows_adapts_and_this_session_uses_the_new_model(page, t
     page.get_by_role("tab", name="Predict").click()
     page.locator("#predict-text textarea").fill("i feel so happy about the trip")
     page.locator("#predict-button").click()
-    expect(page.locator("#predict-top")).to_contain_text("·")  # the adapted model answers this session
+    # the adapted model answers this session (its first call loads it: an ONNX export of its own)
+    expect(page.locator("#predict-top")).to_contain_text("·", timeout=WAIT_MS)
