@@ -84,7 +84,7 @@ class Summary:
 
 def score_file(input_path: str | Path, output_path: str | Path, *, classifier: Classifier | None = None,
                adapter: str = DEFAULT_ADAPTER, text_column: str | None = None, header: bool | None = None,
-               batch_size: int = 64, chunk_rows: int = 2000, threshold: float | None = None,
+               batch_size: int = 64, chunk_rows: int = 10_000, threshold: float | None = None,
                raw: bool = False, engine: str = "local", workers: int = 2, precision: str = "auto",
                runtime: str = "auto", progress: bool | None = None, report: str | Path | None = None) -> Summary:
     """Stream INPUT through the classifier into OUTPUT. `classifier` (any object with
@@ -290,7 +290,7 @@ def build_parser() -> argparse.ArgumentParser:
                help="Whether the first row is a header (default: detected).")
     add_adapter_option(parser)
     add_option(parser, "--batch_size", "--batch-size", type=int, default=64, help="Texts per forward pass.")
-    add_option(parser, "--chunk_rows", "--chunk-rows", type=int, default=2000,
+    add_option(parser, "--chunk_rows", "--chunk-rows", type=int, default=10_000,
                help="Rows read, scored and written at a time.")
     parser.add_argument("--threshold", type=float, default=None,
                         help="Add needs_review = confidence < THRESHOLD (between 0 and 1).")
