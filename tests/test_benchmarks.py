@@ -1,4 +1,4 @@
-"""The inference benchmark runs end to end on a tiny model (a smoke test: no timing is asserted;
+"""The inference and scoring benchmarks run end to end on a tiny model (smoke tests: no timing is asserted;
 speed targets are checked by running the benchmark itself, see docs/performance.md)."""
 
 from __future__ import annotations
@@ -27,3 +27,16 @@ def test_bench_inference_runs_and_reports_every_engine(trained_bert_adapter, tmp
     assert summary["ratio"] == summary["engines"]["onnxruntime-int8"]["ratio"]
     assert set(summary["targets"]) == {"ratio", "p50_ms"}
     assert "| onnxruntime-int8 (default), batch" in result.stdout
+
+
+def test_bench_scoring_runs_the_cli_sweep_against_the_naive_pipeline(trained_bert_adapter, data_dir, tmp_path):
+    output = tmp_path / "scoring.json"
+    result = subprocess.run(
+        [sys.executable, "benchmarks/bench_scoring.py", "--adapter", str(trained_bert_adapter), "--data_dir",
+         str(data_dir), "--rows", "40", "--naive-rows", "5", "--chunk-rows", "16,40", "--no-app", "--output",
+         str(output)], cwd=REPO, env=subprocess_env(), capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads(output.read_text())
+    assert [r["chunk_rows"] for r in summary["cli"]] == [16, 40]
+    assert summary["cli_best"]["rows_per_s"] == max(r["rows_per_s"] for r in summary["cli"])
+    assert "| CLI end to end, --chunk_rows 40 |" in result.stdout
