@@ -26,6 +26,10 @@ import logging
 import sys
 from pathlib import Path
 
+from emotion_app.constants import DEFAULT_ADAPTER
+from emotion_app.constants import (
+    resolve_adapter as default_adapter,  # the embedded one from any directory
+)
 from emotion_app.train.adaptation import (
     DISTILL_EPOCHS,
     HOLDOUTS,
@@ -37,7 +41,6 @@ from emotion_app.train.adaptation import (
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_ADAPTER = "models/minilm-emotion-lora"
 EXIT_OK, EXIT_INPUT, EXIT_OUTPUT, EXIT_INTERRUPTED = 0, 2, 4, 130
 
 
@@ -65,14 +68,6 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--folds", type=int, default=defaults.folds, help="Folds of the cross-validation.")
     parser.add_argument("--seed", type=int, default=defaults.seed, help="Seed: the same seed gives the same adapter.")
     return parser
-
-
-def default_adapter(adapter: str) -> str:
-    """The embedded adapter is found from any working directory, not only the project's."""
-    bundled = Path(__file__).resolve().parent.parent / DEFAULT_ADAPTER
-    if adapter == DEFAULT_ADAPTER and not Path(adapter).is_dir() and bundled.is_dir():
-        return str(bundled)
-    return adapter
 
 
 def options_from(args: argparse.Namespace) -> AdaptOptions:

@@ -43,6 +43,7 @@ import numpy as np
 from emotion_app.analysis.calibration import calibration_metrics
 from emotion_app.analysis.metrics import classification_metrics
 from emotion_app.artifacts import ADAPTER_FILES, file_sha256
+from emotion_app.constants import DEFAULT_DATASET, DEFAULT_DATASET_CONFIG
 from emotion_app.engine.classifier import softmax
 from emotion_app.labels import LABELS, NUM_LABELS, parse_label
 
@@ -58,8 +59,7 @@ REPLAY_PER_CORRECTION = 4
 REPLAY_EPOCHS = 6
 DISTILL_EPOCHS = 10
 DISTILL_TEMPERATURE = 2.0  # softens the parent's probabilities so the runners-up count as well
-HUB_TIMEOUT_S = 5.0
-REPLAY_DATASET = ("dair-ai/emotion", "split")
+REPLAY_DATASET = (DEFAULT_DATASET, DEFAULT_DATASET_CONFIG)
 REFERENCE_SPLITS = ("train", "validation", "test")
 CALIBRATION_ROWS = 500  # dair-ai validation rows for the temperature when no corrections are held out
 
@@ -199,13 +199,9 @@ def _local_reference(directory: Path) -> Reference:
 
 
 def _hub_reference() -> Reference:
-    from huggingface_hub import HfApi, constants
-
     from emotion_app.data.labelled import load_hub_splits
 
-    if not constants.HF_HUB_OFFLINE:
-        # A quick look first: load_dataset retries an unreachable Hub for about half a minute.
-        HfApi().dataset_info(REPLAY_DATASET[0], timeout=HUB_TIMEOUT_S)
+    # load_hub_splits asks network.require_hub first: an unreachable Hub fails in seconds
     data = load_hub_splits(*REPLAY_DATASET, REFERENCE_SPLITS)
     splits = {s: (list(data[s]["text"]), np.asarray(data[s]["label"], dtype=np.int64)) for s in data}
     return Reference(f"{REPLAY_DATASET[0]} (Hub)", splits)
