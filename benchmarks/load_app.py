@@ -22,6 +22,7 @@ sampled twice a second). Exit status: 0 when there were no errors and no mismatc
 from __future__ import annotations
 
 import argparse
+import asyncio
 import ipaddress
 import json
 import logging
@@ -76,6 +77,7 @@ class Report:
     clients: int
     seconds: float
     endpoint: str = "predict"
+    client: str = "http"
     requests: int = 0
     errors: int = 0
     mismatches: int = 0
@@ -86,6 +88,8 @@ class Report:
     rss_before_mb: float | None = None
     rss_after_mb: float | None = None
     rss_peak_mb: float | None = None
+    server_cpu_s: float | None = None  # the app's CPU seconds during the load
+    client_cpu_s: float | None = None  # this script's
     error_examples: list[str] = field(default_factory=list)
 
     @property
@@ -162,6 +166,17 @@ def rss_mb(pid: int | None) -> float | None:
         return None
 
 
+def cpu_seconds(pid: int | None) -> float | None:
+    """CPU time (user + system) used so far by the app process and its children."""
+    if pid is None:
+        return None
+    try:
+        process = psutil.Process(pid)
+        return sum(sum(p.cpu_times()[:2]) for p in [process, *process.children(recursive=True)])
+    except psutil.Error:
+        return None
+
+
 def _request_errors() -> tuple[type[BaseException], ...]:
     """What a failed request raises: the app's error, HTTP/connection trouble, a time-out, a cancel."""
     from concurrent.futures import CancelledError
@@ -208,6 +223,36 @@ def same_answer(got: object, expected: object) -> bool:
     return got == expected
 
 
+async def http_ask(session, url: str, text: str, endpoint: str = "predict") -> object:
+    """What `ask` gets, through gradio's plain HTTP API (what `curl` users call): POST
+    gradio_api/call/NAME, then read the event stream for its result. One light coroutine per
+    client instead of a gradio_client with its threads, so the load generator leaves the server
+    most of the two cores."""
+    answers = []
+    for api_name in ENDPOINTS[endpoint]:
+        name = api_name.lstrip("/")
+        response = await session.post(f"{url}gradio_api/call/{name}", json={"data": [text]})
+        response.raise_for_status()
+        event_id = response.json()["event_id"]
+        answers.append(await _read_result(session, f"{url}gradio_api/call/{name}/{event_id}"))
+    return answers[0] if len(answers) == 1 else answers
+
+
+async def _read_result(session, stream_url: str) -> object:
+    event = None
+    async with session.stream("GET", stream_url) as stream:
+        stream.raise_for_status()
+        async for line in stream.aiter_lines():
+            if line.startswith("event:"):
+                event = line.removeprefix("event:").strip()
+            elif line.startswith("data:") and event in ("complete", "error"):
+                payload = json.loads(line.removeprefix("data:").strip() or "null")
+                if event == "error":
+                    raise RuntimeError(f"the app answered with an error: {payload}")
+                return payload[0] if len(payload) == 1 else tuple(payload)
+    raise RuntimeError(f"the event stream {stream_url} ended without a result")
+
+
 def sequential_answers(url: str, texts: list[str], endpoint: str = "predict") -> list[object]:
     client = connect(url)
     try:
@@ -252,6 +297,39 @@ def _client_loop(url: str, number: int, texts: list[str], expected: list[object]
         client.close()
 
 
+async def _http_clients(url: str, clients: int, texts: list[str], expected: list[object], deadline: float,
+                        tally: _Tally, endpoint: str) -> None:
+    import httpx
+
+    limits = httpx.Limits(max_connections=2 * clients + 4, max_keepalive_connections=2 * clients + 4)
+    async with httpx.AsyncClient(timeout=PREDICT_TIMEOUT_S, limits=limits) as session:
+        await asyncio.gather(*(_http_loop(session, url, n, texts, expected, deadline, tally, endpoint)
+                               for n in range(clients)))
+
+
+async def _http_loop(session, url: str, number: int, texts: list[str], expected: list[object], deadline: float,
+                     tally: _Tally, endpoint: str) -> None:
+    i = number
+    while time.monotonic() < deadline:
+        index = i % len(texts)
+        started = time.perf_counter()
+        try:
+            answer = await asyncio.wait_for(http_ask(session, url, texts[index], endpoint), PREDICT_TIMEOUT_S)
+        except (*REQUEST_ERRORS, asyncio.TimeoutError) as err:
+            tally.errors.append(f"{type(err).__name__}: {err}"[:300])
+        else:
+            tally.latencies.append(time.perf_counter() - started)
+            tally.mismatches += not same_answer(answer, expected[index])
+        i += 1
+
+
+async def http_sequential_answers(url: str, texts: list[str], endpoint: str) -> list[object]:
+    import httpx
+
+    async with httpx.AsyncClient(timeout=PREDICT_TIMEOUT_S) as session:
+        return [await http_ask(session, url, text, endpoint) for text in texts]
+
+
 def _sample_rss(pid: int | None, stop: threading.Event, peak: list[float]) -> None:
     while not stop.wait(0.5):
         value = rss_mb(pid)
@@ -260,27 +338,41 @@ def _sample_rss(pid: int | None, stop: threading.Event, peak: list[float]) -> No
 
 
 def run_load(url: str, clients: int, seconds: float, pid: int | None = None,
-             texts: list[str] | None = None, endpoint: str = "predict") -> Report:
+             texts: list[str] | None = None, endpoint: str = "predict", client: str = "http") -> Report:
+    """`clients` concurrent callers of `endpoint` for `seconds`. client "http": coroutines on
+    gradio's HTTP API in this one thread; "gradio": one gradio_client (and its threads) each."""
     texts = texts or TEXTS
-    report = Report(url=url, clients=clients, seconds=seconds, endpoint=endpoint)
-    expected = sequential_answers(url, texts, endpoint)  # also warms the app up
+    report = Report(url=url, clients=clients, seconds=seconds, endpoint=endpoint, client=client)
+    if client == "http":  # also warms the app up
+        expected = asyncio.run(http_sequential_answers(url, texts, endpoint))
+    else:
+        expected = sequential_answers(url, texts, endpoint)
     report.rss_before_mb = rss_mb(pid)
     tally, stop, peak = _Tally(), threading.Event(), [report.rss_before_mb or 0.0]
     sampler = threading.Thread(target=_sample_rss, args=(pid, stop, peak), daemon=True)
     sampler.start()
+    server_cpu, own_cpu = cpu_seconds(pid), time.process_time()
     started = time.perf_counter()
     deadline = time.monotonic() + seconds
-    threads = [threading.Thread(target=_client_loop, args=(url, n, texts, expected, deadline, tally, endpoint),
-                                daemon=True) for n in range(clients)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:  # a request in flight at the deadline gets its time-out, then we go on
-        thread.join(timeout=max(0.0, deadline - time.monotonic()) + PREDICT_TIMEOUT_S + 5)
+    stuck = []
+    if client == "http":
+        asyncio.run(_http_clients(url, clients, texts, expected, deadline, tally, endpoint))
+    else:
+        threads = [threading.Thread(target=_client_loop, args=(url, n, texts, expected, deadline, tally, endpoint),
+                                    daemon=True) for n in range(clients)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:  # a request in flight at the deadline gets its time-out, then we go on
+            thread.join(timeout=max(0.0, deadline - time.monotonic()) + PREDICT_TIMEOUT_S + 5)
+        stuck = [t for t in threads if t.is_alive()]
     elapsed = time.perf_counter() - started
     stop.set()
     report.rss_after_mb = rss_mb(pid)
     report.rss_peak_mb = peak[0] if pid is not None else None
-    _fill(report, tally, elapsed, [t for t in threads if t.is_alive()])
+    if server_cpu is not None and (after := cpu_seconds(pid)) is not None:
+        report.server_cpu_s = round(after - server_cpu, 1)
+    report.client_cpu_s = round(time.process_time() - own_cpu, 1)
+    _fill(report, tally, elapsed, stuck)
     return report
 
 
@@ -310,12 +402,17 @@ def format_report(report: Report) -> str:
 
     growth = (f"{report.rss_after_mb - report.rss_before_mb:+.0f} MB"
               if report.rss_before_mb is not None and report.rss_after_mb is not None else "n/a")
+    answers = report.requests - report.errors
+    cpu_per_answer = (f"{1000 * report.server_cpu_s / answers:.1f} ms"
+                      if report.server_cpu_s is not None and answers else "n/a")
     lines = [
-        "| endpoint | clients x seconds | requests | errors | mismatches | req/s | p50 | p95 | max | RSS before | RSS after | RSS peak | growth |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
-        f"| {report.endpoint} | {report.clients} x {report.seconds:g} | {report.requests} | {report.errors} | {report.mismatches} "
+        "| endpoint | client | clients x seconds | requests | errors | mismatches | req/s | p50 | p95 | max "
+        "| app CPU per answer | RSS before | RSS after | RSS peak | growth |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        f"| {report.endpoint} | {report.client} | {report.clients} x {report.seconds:g} | {report.requests} "
+        f"| {report.errors} | {report.mismatches} "
         f"| {report.requests_per_s:.1f} | {report.p50_ms:.0f} ms | {report.p95_ms:.0f} ms | {report.max_ms:.0f} ms "
-        f"| {mb(report.rss_before_mb)} | {mb(report.rss_after_mb)} | {mb(report.rss_peak_mb)} | {growth} |",
+        f"| {cpu_per_answer} | {mb(report.rss_before_mb)} | {mb(report.rss_after_mb)} | {mb(report.rss_peak_mb)} | {growth} |",
     ]
     if report.error_examples:
         lines.append("errors, e.g.: " + "; ".join(report.error_examples))
@@ -334,6 +431,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--log", default=None, help="Where the started app's output goes (default: a temp file).")
     parser.add_argument("--endpoints", default="classify,predict,ui",
                         help="Comma-separated, run one after the other: classify, predict, ui (default all).")
+    parser.add_argument("--client", choices=("http", "gradio"), default="http",
+                        help="http (default): coroutines on gradio's HTTP API, light enough to leave the server "
+                             "the CPU on a shared machine; gradio: one gradio_client per client, with its threads.")
     parser.add_argument("--json", default=None, help="Also write the reports as JSON here.")
     return parser
 
@@ -356,7 +456,8 @@ def main(argv: list[str] | None = None) -> int:
             process, url = start_app(args.adapter, log, args.startup_timeout)
             pid = process.pid
             logger.info("app.py (pid %d) answers on %s; its output: %s", pid, url, log)
-        reports = [run_load(url, args.clients, args.seconds, pid, endpoint=name) for name in endpoints]
+        reports = [run_load(url, args.clients, args.seconds, pid, endpoint=name, client=args.client)
+                   for name in endpoints]
     except (ValueError, RuntimeError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Mapping
 
 LABELS: tuple[str, ...] = ("sadness", "joy", "love", "anger", "fear", "surprise")
@@ -17,9 +18,9 @@ def parse_label(value: object) -> int:
     """
     if isinstance(value, bool):
         raise ValueError(_label_error(value))
-    if isinstance(value, int):
+    if isinstance(value, numbers.Integral):  # numpy's integers too
         if 0 <= value < NUM_LABELS:
-            return value
+            return int(value)
         raise ValueError(_label_error(value))
     if isinstance(value, float) and value.is_integer():
         return parse_label(int(value))

@@ -36,9 +36,10 @@ from emotion_app.analysis.predictions import (
     Classifier,
     detector_of,
     output_names,
+    review_every_row,
     score_frame,
 )
-from emotion_app.analysis.shift import FileEstimate, describe_estimate
+from emotion_app.analysis.shift import FileEstimate, describe_estimate, review_whole_file
 from emotion_app.artifacts import SHIFT_FILES, read_metrics, write_json
 from emotion_app.commands import add_adapter_option, add_engine_options, add_option
 from emotion_app.constants import (
@@ -76,6 +77,7 @@ class Summary:
     estimate: dict | None = None  # FileEstimate.result(); None: the adapter has no shift detector
     threshold: float | None = None
     needs_review: int = 0
+    review_all: bool = False  # a shift warning on the first chunk sent every row to review
 
     @property
     def rows_per_second(self) -> float:
@@ -110,8 +112,8 @@ def score_file(input_path: str | Path, output_path: str | Path, *, classifier: C
     detector = detector_of(classifier)
     estimate = FileEstimate(detector) if detector is not None else None  # a few running sums, whatever the size
     try:
-        unscored, review = _stream(stream, output_path, classifier, threshold, raw, chunk_rows, batch_rows, progress,
-                                   estimate)
+        unscored, review, review_all = _stream(stream, output_path, classifier, threshold, raw, chunk_rows,
+                                               batch_rows, progress, estimate)
     finally:
         if owned and hasattr(classifier, "close"):
             classifier.close()  # e.g. stops the local Ray instance a RayClassifier started
@@ -119,7 +121,7 @@ def score_file(input_path: str | Path, output_path: str | Path, *, classifier: C
     summary = Summary(input=str(input_path), output=str(output_path), rows=stream.n_rows, unscored=unscored,
                       seconds=time.perf_counter() - started, text_column=stream.text_column,
                       columns=columns, notes=list(stream.notes), threshold=threshold, needs_review=review,
-                      estimate=estimate.result() if estimate is not None else None)
+                      review_all=review_all, estimate=estimate.result() if estimate is not None else None)
     if report is not None:
         _write_report(Path(report), summary)
     return summary
@@ -128,7 +130,8 @@ def score_file(input_path: str | Path, output_path: str | Path, *, classifier: C
 def report_record(summary: Summary) -> dict:
     """What --report writes: the file's estimate (rows, scored, estimated_accuracy with its _low and
     _high, out_of_distribution_share, shift_warning, threshold: the OOD score threshold), the
-    review threshold and how many rows need review, and the plain-language verdict."""
+    review threshold, how many rows need review and whether all of them do (a shift warning with a
+    threshold), and the plain-language verdict."""
     estimate = summary.estimate or {}
     keys = ("estimated_accuracy", "estimated_accuracy_low", "estimated_accuracy_high", "out_of_distribution_share",
             "shift_warning", "threshold", "reference_accuracy")
@@ -137,7 +140,8 @@ def report_record(summary: Summary) -> dict:
             "shift_check": "available" if summary.estimate is not None else "unavailable",
             "review_threshold": summary.threshold,
             "needs_review": summary.needs_review if summary.threshold is not None else None,
-            "summary": " ".join(describe_estimate(summary.estimate, summary.threshold is not None))}
+            "review_all_rows": summary.review_all,
+            "summary": " ".join(describe_estimate(summary.estimate, summary.threshold is not None, summary.review_all))}
 
 
 def _write_report(path: Path, summary: Summary) -> None:
@@ -201,9 +205,13 @@ def load_classifier(adapter: str, engine: str = "local", workers: int = 2, batch
 
 def _stream(stream: TableStream, output_path: Path, classifier: Classifier, threshold: float | None,
             raw: bool, chunk_rows: int, batch_rows: int, progress: bool | None,
-            estimate: FileEstimate | None = None) -> tuple[int, int]:
-    """Score and write chunk by chunk; returns how many rows were left unscored and need review."""
+            estimate: FileEstimate | None = None) -> tuple[int, int, bool]:
+    """Score and write chunk by chunk; returns how many rows were left unscored and need review,
+    and whether every row was sent to review. That is decided once, on the first chunk (the whole
+    file up to --chunk_rows rows), since rows are written as they are scored: with a threshold, a
+    shift warning there sends every row to review (analysis.shift.review_whole_file)."""
     unscored = review = 0
+    review_all = None
     names = output_names(stream.columns, threshold, ood=estimate is not None)
     note = names["note"]
     bar = tqdm(total=stream.n_rows, unit="rows", desc="scoring", file=sys.stderr, dynamic_ncols=True,
@@ -226,6 +234,10 @@ def _stream(stream: TableStream, output_path: Path, classifier: Classifier, thre
                 scored = score_frame(classifier, chunk, stream.text_column, threshold, advance,
                                      batch_rows=batch_rows, estimate=estimate)
                 unscored += int((scored[note] == NOTE_EMPTY).sum())
+                if review_all is None:
+                    review_all = review_whole_file(estimate.result() if estimate else None, threshold)
+                if review_all:
+                    review_every_row(scored, names)
                 if threshold is not None:
                     review += int(scored[names["needs_review"]].fillna(False).astype(bool).sum())
                 _write(writer, scored, output_path)
@@ -239,7 +251,11 @@ def _stream(stream: TableStream, output_path: Path, classifier: Classifier, thre
     except BaseException:  # Ctrl-C included: no half-written output is left behind
         writer.abort()
         raise
-    return unscored, review
+    if estimate is not None and threshold is not None and not review_all and estimate.result()["shift_warning"]:
+        logger.warning("the first %d rows looked like the training data, the whole file does not: only rows "
+                       "below the threshold or unlike the training data need review. Score it with a larger "
+                       "--chunk_rows to decide on more rows.", chunk_rows)
+    return unscored, review, bool(review_all)
 
 
 def _write(writer: TableWriter, frame, output_path: Path) -> None:
@@ -330,7 +346,7 @@ def main(argv: list[str] | None = None, classifier: Classifier | None = None) ->
         print(f"interrupted: {args.output} was not written.", file=sys.stderr)
         return EXIT_INTERRUPTED
     left = f" ({summary.unscored:,} left unscored: empty text)" if summary.unscored else ""
-    trust = " ".join(describe_estimate(summary.estimate, summary.threshold is not None))
+    trust = " ".join(describe_estimate(summary.estimate, summary.threshold is not None, summary.review_all))
     print(f"Scored {summary.rows:,} rows{left} of {summary.input} (text column '{summary.text_column}') "
           f"into {summary.output} in {summary.seconds:.1f} s ({summary.rows_per_second:,.0f} rows/s). {trust}")
     return EXIT_OK

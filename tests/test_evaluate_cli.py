@@ -45,7 +45,7 @@ def test_evaluate_command_prints_and_writes_the_metrics(trained_adapter, data_di
     assert f"metrics written to {output}" in done.stdout
 
 
-def test_evaluate_one_file_with_a_row_limit(trained_adapter, split_rows, tmp_path):
+def test_evaluate_one_file_with_a_row_limit(trained_adapter, split_rows, tmp_path, capsys):
     path = tmp_path / "mine.csv"
     rows = split_rows["validation"]
     pd.DataFrame({"text": [t for t, _ in rows], "label": [LABELS[label] for _, label in rows]}).to_csv(path, index=False)
@@ -56,6 +56,16 @@ def test_evaluate_one_file_with_a_row_limit(trained_adapter, split_rows, tmp_pat
     assert list(metrics) == ["labels", "base_model", "adapter", "engine", "validation"]
     assert metrics["engine"] == {"runtime": "onnxruntime", "precision": "float32"}  # --int8 not given
     assert metrics["validation"]["n"] == 10
+    # the labels give the review threshold; without them, the estimate would have said this
+    review, out = metrics["validation"]["review_from_labels"], capsys.readouterr().out
+    assert review["rows"] == 10 and review["target"] == 0.97
+    assert review["accuracy"] == pytest.approx(metrics["validation"]["accuracy"])
+    assert review["summary"] in out and out.count("On your 10 labelled rows") == 1
+    if review["threshold"] is not None:
+        assert 0 < review["kept_share"] <= 1 and review["kept_accuracy"] >= 0.97
+    estimate = metrics["validation"].get("estimate_without_labels")
+    if estimate is not None:  # the tiny adapter's detector, when it could be fitted
+        assert estimate["rows"] == 10 and "Without the labels: Estimated accuracy" in out
 
 
 def test_evaluate_errors_are_one_clear_line(tmp_path, capsys):

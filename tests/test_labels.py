@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 
 from emotion_app.labels import (
@@ -21,13 +22,14 @@ def test_labels_are_the_data_sets_six_in_order():
 
 @pytest.mark.parametrize("value, expected", [
     ("sadness", 0), ("JOY", 1), (" Love ", 2), ("Anger", 3), ("fEaR", 4), ("surprise\n", 5),
-    (0, 0), (5, 5), ("3", 3), (" 4 ", 4), (2.0, 2),
+    (0, 0), (5, 5), ("3", 3), (" 4 ", 4), (2.0, 2), (np.int64(5), 5), (np.float64(1.0), 1),
 ])
 def test_parse_label_accepts_names_in_any_case_and_ids(value, expected):
     assert parse_label(value) == expected
 
 
-@pytest.mark.parametrize("value", ["happiness", "", "6", "-1", 6, -1, 1.5, None, True, "joy!", [1]])
+@pytest.mark.parametrize("value", ["happiness", "", "6", "-1", 6, -1, 1.5, None, True, "joy!", [1],
+                                   np.int64(6), np.bool_(True)])
 def test_parse_label_rejects_anything_else_saying_what_is_expected(value):
     with pytest.raises(ValueError) as err:
         parse_label(value)

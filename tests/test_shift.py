@@ -472,9 +472,55 @@ def test_score_cli_warns_about_an_unfamiliar_file_and_sends_its_rows_to_review(t
     assert "Warning: this file is unlike the training data" in capsys.readouterr().out.strip().splitlines()[-1]
 
 
+def test_a_shifted_file_sends_even_its_familiar_confident_rows_to_review(tmp_path, keyword_detector, capsys):
+    texts = [*familiar_texts(30), *[f"quarterly revenue table, section {i}" for i in range(30)]]
+    code, report, rows, _ = run_score(tmp_path, texts, KeywordPredictor(keyword_detector), "mixed",
+                                      "--threshold", "0.5")
+    familiar = [row for row in rows[:30] if row["in_distribution"] == "True" and float(row["confidence"]) >= 0.5]
+    assert code == 0 and report["shift_warning"] is True and len(familiar) >= 20
+    assert {row["needs_review"] for row in rows} == {"True"}  # the familiar, confident rows too
+    assert report["review_all_rows"] is True and report["needs_review"] == 60
+    assert "Every row needs review" in report["summary"] and "label a sample" in report["summary"]
+    assert "Every row needs review" in capsys.readouterr().out.strip().splitlines()[-1]
+
+
+def test_the_whole_file_decision_is_made_on_the_first_chunk(tmp_path, keyword_detector, caplog):
+    """Rows are written as they are scored: a file whose first chunk looks familiar keeps the
+    per-row rule, and the run says that the file as a whole did not."""
+    texts = [*familiar_texts(40), *[f"quarterly revenue table, section {i}" for i in range(60)]]
+    code, report, rows, _ = run_score(tmp_path, texts, KeywordPredictor(keyword_detector), "late-shift",
+                                      "--threshold", "0.5", "--chunk_rows", "40")
+    assert code == 0 and report["shift_warning"] is True and report["review_all_rows"] is False
+    assert {row["needs_review"] for row in rows[40:]} == {"True"}  # unfamiliar: reviewed row by row
+    assert {row["needs_review"] for row in rows[:40]} != {"True"}
+    assert "Every row needs review" not in report["summary"]
+    assert "the first 40 rows looked like the training data" in caplog.text
+    # without a threshold nothing is sent to review, and the flag says so
+    code, report, rows, _ = run_score(tmp_path, texts, KeywordPredictor(keyword_detector), "no-threshold")
+    assert report["review_all_rows"] is False and "needs_review" not in rows[0]
+
+
 def test_without_a_detector_the_outputs_are_as_before_and_say_the_check_is_unavailable(tmp_path, capsys):
     code, report, rows, _ = run_score(tmp_path, familiar_texts(10), KeywordPredictor(None), "plain")
     assert code == 0 and "in_distribution" not in rows[0] and "ood_score" not in rows[0]
     assert report["shift_check"] == "unavailable" and report["estimated_accuracy"] is None
     assert (report["rows"], report["scored"], report["shift_warning"]) == (10, 10, None)
     assert "check for text unlike the training data is unavailable" in capsys.readouterr().out
+
+
+def test_the_batch_tab_sends_a_shifted_file_to_review_and_says_why(tmp_path, keyword_detector):
+    import pandas as pd
+
+    from emotion_app.ui.layout import Handlers
+
+    handlers = Handlers.create(KeywordPredictor(keyword_detector), metrics={}, output_dir=tmp_path / "out")
+    mixed, familiar = tmp_path / "mixed.csv", tmp_path / "familiar.csv"
+    write_texts(mixed, [*familiar_texts(30), *[f"quarterly revenue table, section {i}" for i in range(30)]])
+    write_texts(familiar, familiar_texts(60))
+    summary, _, _, result = handlers.batch_tab.score_csv(str(mixed), "text", "auto", 0.5)
+    assert set(pd.read_csv(result)["needs_review"]) == {True}
+    assert "Every row needs review" in summary and "(all of them)" in summary
+    summary, _, _, result = handlers.batch_tab.score_csv(str(familiar), "text", "auto", 0.5)
+    flags = pd.read_csv(result)["needs_review"]
+    assert not flags.all() and f"**{int(flags.sum())}** row(s)" in summary
+    assert "Every row needs review" not in summary

@@ -100,6 +100,13 @@ def test_model_card_has_hub_front_matter_and_the_results(run):
     assert f"| test | 24 | {metrics['test']['accuracy']:.2%} |" in body
     for label in LABELS:
         assert f"| {label} |" in body
+    # what the figures do not promise, and the detector fitted with the run (or why there is none)
+    shift = body[body.index("## Text unlike the training data"):body.index("## Use")]
+    detector = metrics["shift_detector"]
+    if detector.get("available", True):
+        assert "shift detector" in shift and f"{detector['test_flagged']:.1%} of test" in shift
+    else:
+        assert "--detector_only" in shift
 
 
 def test_model_cards_loading_snippet_runs_and_gives_our_predictions(run):

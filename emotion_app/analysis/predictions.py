@@ -191,6 +191,13 @@ def _output_frame(probs: np.ndarray, scores: np.ndarray | None, detector, texts:
     return out
 
 
+def review_every_row(scored: pd.DataFrame, names: dict) -> None:
+    """needs_review = true on every scored row of `scored` (in place; see shift.review_whole_file).
+    Rows without a text stay empty."""
+    column = names["needs_review"]
+    scored.loc[scored[column].notna(), column] = True
+
+
 def _note(text: str, scored: bool, max_chars: int) -> str:
     if not scored:
         return NOTE_EMPTY

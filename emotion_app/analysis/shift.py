@@ -56,6 +56,7 @@ WARNING_ACCURACY_DROP = 0.05  # interval top this far below the validation accur
 Z_95 = 1.959964
 COVERAGE_POINTS = 100
 SHIFT_WARNING = "Warning: this file is unlike the training data"
+REVIEW_ALL = "Every row needs review"
 CHECK_UNAVAILABLE = ("The check for text unlike the training data is unavailable: this adapter has no shift "
                      "detector (fit one with python -m emotion_app.calibrate).")
 
@@ -193,11 +194,12 @@ def wilson_interval(successes: int, n: int, z: float = Z_95) -> tuple[float, flo
     return max(0.0, center - half), min(1.0, center + half)
 
 
-def describe_estimate(result: dict | None, reviewing: bool = False) -> list[str]:
+def describe_estimate(result: dict | None, reviewing: bool = False, all_reviewed: bool = False) -> list[str]:
     """Plain sentences for a file's estimate (the Batch tab's summary, the score CLI's last line):
     the estimate and the share unlike the training data, the shift warning when it fires, or that
     the check is unavailable (`result` None: the adapter has no shift detector). `reviewing`: a
-    review threshold is set, whose promise a shifted file breaks."""
+    review threshold is set, whose promise a shifted file breaks; `all_reviewed`: every row was sent
+    to review for it (review_whole_file)."""
     if result is None:
         return [CHECK_UNAVAILABLE]
     if not result["scored"]:
@@ -211,6 +213,10 @@ def describe_estimate(result: dict | None, reviewing: bool = False) -> list[str]
         lines.append(f"{SHIFT_WARNING}: the figures measured on held-out data like the training data (about "
                      f"{result['reference_accuracy']:.0%} accuracy){promise} for this file. Check its labels by hand, "
                      "or label a sample and evaluate it.")
+        if all_reviewed:
+            lines.append(f"{REVIEW_ALL}: no confidence threshold keeps its promise on such a file. A threshold "
+                         "from your own labels does: label a sample of its rows and evaluate them (the "
+                         "Evaluation tab, or python -m emotion_app.evaluate), then use the threshold they give.")
     return lines
 
 
@@ -246,6 +252,15 @@ def needs_review(probs, in_distribution, threshold: float) -> np.ndarray:
     p = _check_probs(probs, None, NUM_LABELS, allow_nan=True)
     review = np.nan_to_num(p.max(axis=1), nan=1.0) < threshold  # unscored rows (NaN) are not reviewed
     return review if in_distribution is None else review | ~np.asarray(in_distribution, dtype=bool)
+
+
+def review_whole_file(result: dict | None, threshold: float | None) -> bool:
+    """True when every scored row of the file needs review: a review threshold is set and the
+    file has a shift warning. The threshold's promise was measured on text like the training data;
+    on a shifted file even its most familiar, most confident rows fall far short of it (GoEmotions
+    dev: 69.6 % at a 97 % target), so no row is kept automatically. Labels the user gives for some
+    rows (threshold_from_labels) are what can set a threshold for such a file."""
+    return threshold is not None and result is not None and bool(result["shift_warning"])
 
 
 def in_distribution_coverage(probs, labels, in_distribution, points: int = COVERAGE_POINTS) -> list[list[float]]:

@@ -63,9 +63,10 @@ class BatchHandlers:
         from emotion_app.analysis.predictions import (
             detector_of,
             output_names,
+            review_every_row,
             score_frame,
         )
-        from emotion_app.analysis.shift import FileEstimate
+        from emotion_app.analysis.shift import FileEstimate, review_whole_file
         from emotion_app.data.writers import to_safe_csv
 
         if not path:
@@ -91,11 +92,15 @@ class BatchHandlers:
             raise gr.Error(f"Scoring returned {len(scored)} rows for {len(table.frame)} input rows; "
                            "nothing was written. Please report this.")
         names = output_names(table.frame.columns, threshold, ood=detector is not None)
+        result = estimate.result() if estimate is not None else None
+        review_all = review_whole_file(result, threshold)
+        if review_all:
+            review_every_row(scored, names)
         result_path = self._result_path(path)
         to_safe_csv(scored, result_path, excel_bom=True)
         counts = figures.label_counts(scored[names["emotion"]].tolist())
-        trust = _trust_lines(estimate.result() if estimate is not None else None, threshold)
-        summary = self._score_summary(scored, names, table, column, threshold, seconds, trust)
+        trust = _trust_lines(result, threshold, review_all)
+        summary = self._score_summary(scored, names, table, column, threshold, seconds, trust, review_all)
         preview = self._score_preview(scored, names, column, threshold)
         return summary, preview, figures.label_count_figure(counts), str(result_path), scored, names, column
 
@@ -118,7 +123,8 @@ class BatchHandlers:
         unlike = " (low confidence, or unlike the training data)" if honest else ""
         return (f"At {threshold:.2f}, on the test split {coverage:.0%} of the rows keep their label "
                 f"automatically, with {accuracy:.1%} accuracy; {1 - coverage:.0%} need review{unlike}. "
-                "A file unlike the training data gets a warning: these figures do not hold for it.")
+                "A file unlike the training data gets a warning, since these figures do not hold for it"
+                + (", and every one of its rows needs review." if honest else "."))
 
     def _result_path(self, upload: str) -> Path:
         """A fresh directory per request, so two users never share (or overwrite) a result."""
@@ -128,7 +134,8 @@ class BatchHandlers:
 
     @staticmethod
     def _score_summary(scored: pd.DataFrame, names: dict, table, column: str,
-                       threshold: float | None, seconds: float, trust: Sequence[str] = ()) -> str:
+                       threshold: float | None, seconds: float, trust: Sequence[str] = (),
+                       review_all: bool = False) -> str:
         n = len(scored)
         unscored = int((scored[names["emotion"]] == "").sum())
         lines = [f"Scored **{n - unscored:,}** of {n:,} rows in {seconds:.1f} s (text column **{column}**). "
@@ -139,8 +146,12 @@ class BatchHandlers:
         if threshold is not None:
             review = int(scored[names["needs_review"]].fillna(False).astype(bool).sum())
             unlike = " or are unlike the training data" if "in_distribution" in names else ""
-            lines.append(f"**{review:,}** row(s) ({review / max(n, 1):.1%}) have confidence below "
-                         f"{threshold:.2f}{unlike} and need review (`needs_review` column).")
+            if review_all:
+                lines.append(f"**{review:,}** row(s) (all of them) need review (`needs_review` column): the "
+                             "file is unlike the training data.")
+            else:
+                lines.append(f"**{review:,}** row(s) ({review / max(n, 1):.1%}) have confidence below "
+                             f"{threshold:.2f}{unlike} and need review (`needs_review` column).")
         lines.append("The preview below shows the first rows; the download has every row and column. "
                      "Cells that a spreadsheet would run as a formula start with ' there.")
         return bullets([*lines, *table.notes])
@@ -156,12 +167,13 @@ class BatchHandlers:
         return preview
 
 
-def _trust_lines(estimate: dict | None, threshold: float | None) -> list[str]:
+def _trust_lines(estimate: dict | None, threshold: float | None, review_all: bool = False) -> list[str]:
     """The file's estimate for the summary, the shift warning in bold (see analysis.shift)."""
-    from emotion_app.analysis.shift import SHIFT_WARNING, describe_estimate
+    from emotion_app.analysis.shift import REVIEW_ALL, SHIFT_WARNING, describe_estimate
 
-    lines = describe_estimate(estimate, reviewing=threshold is not None)
-    return [line.replace(SHIFT_WARNING, f"**{SHIFT_WARNING}**") for line in lines]
+    lines = describe_estimate(estimate, reviewing=threshold is not None, all_reviewed=review_all)
+    return [line.replace(SHIFT_WARNING, f"**{SHIFT_WARNING}**").replace(REVIEW_ALL, f"**{REVIEW_ALL}**")
+            for line in lines]
 
 
 def build(handlers: BatchHandlers, scored: gr.State) -> None:
@@ -171,7 +183,8 @@ def build(handlers: BatchHandlers, scored: gr.State) -> None:
         "Upload a table (CSV, TSV, `text;label` .txt, JSON Lines or Excel .xlsx) with one text per row. "
         "You get it back with every row and column in order, plus `emotion`, `confidence`, one "
         "`p_<emotion>` column per emotion and, when the model can tell, `in_distribution` and `ood_score` "
-        "(is the text like the training data?), with an estimate of the file's accuracy. Limits here: {limits.max_bytes / 1024 / 1024:.0f} MB and "
+        "(is the text like the training data?), with an estimate of the file's accuracy. "
+        f"Limits here: {limits.max_bytes / 1024 / 1024:.0f} MB and "
         f"{limits.max_rows:,} rows per file (the command line `python -m emotion_app.score` has none).")
     with gr.Row():
         with gr.Column():
