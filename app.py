@@ -93,6 +93,7 @@ def build(args: argparse.Namespace):
         classifier = EmotionClassifier.from_adapter(adapter, **options)
     except (ValueError, ImportError) as err:
         raise SystemExit(f"error: {err}") from None
+    classifier.set_thread_spinning(False)  # a server: short runs between web requests
     logger.info("Loaded adapter %s on %s in %.1f s", args.adapter, classifier.info.get("base_model"),
                 time.perf_counter() - started)
     limits = Limits(max_bytes=int(args.max_mb * 1024 * 1024), max_rows=args.max_rows)
@@ -141,6 +142,15 @@ def available_memory_gib() -> float:
     return float("inf")
 
 
+def lighten_gradio_analytics() -> None:
+    """Gradio's queue rebuilds a pandas summary of its last 10,000 events after every event (the
+    API page's timings): under API load that is several per cent of the CPU and grows with the
+    record. Every 500 events over the last 1,000 says the same. Set before the queue exists; the
+    environment still wins."""
+    os.environ.setdefault("GRADIO_ANALYTICS_CACHE_FREQUENCY", "500")
+    os.environ.setdefault("GRADIO_ANALYTICS_MAX_EVENTS", "1000")
+
+
 def serve(demo, limits) -> None:
     """Launch on GRADIO_SERVER_NAME:GRADIO_SERVER_PORT (default 127.0.0.1:7860); blocks."""
     from emotion_app.ui.layout import launch
@@ -164,6 +174,7 @@ def main(argv: list[str]) -> None:
         prepare(args)
         return
     start_background_prepare(args, argv)  # first, so that it runs while this process imports gradio
+    lighten_gradio_analytics()
     demo, limits = build(args)
     serve(demo, limits)
 

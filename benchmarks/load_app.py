@@ -223,34 +223,44 @@ def same_answer(got: object, expected: object) -> bool:
     return got == expected
 
 
-async def http_ask(session, url: str, text: str, endpoint: str = "predict") -> object:
-    """What `ask` gets, through gradio's plain HTTP API (what `curl` users call): POST
-    gradio_api/call/NAME, then read the event stream for its result. One light coroutine per
-    client instead of a gradio_client with its threads, so the load generator leaves the server
-    most of the two cores."""
+async def http_ask(session, url: str, text: str, endpoint: str, caller: dict) -> object:
+    """What `ask` gets, over gradio's HTTP queue protocol, as the page and gradio_client speak it:
+    POST gradio_api/queue/join with the client's session, then read the session's event stream
+    until this event completes. `caller`: {"session_hash", "fn_index": {api_name: id}}. One light
+    coroutine per client instead of a gradio_client with its threads, so the load generator
+    leaves the server most of the two cores."""
     answers = []
     for api_name in ENDPOINTS[endpoint]:
-        name = api_name.lstrip("/")
-        response = await session.post(f"{url}gradio_api/call/{name}", json={"data": [text]})
+        body = {"data": [text], "event_data": None, "fn_index": caller["fn_index"][api_name.lstrip("/")],
+                "trigger_id": None, "session_hash": caller["session_hash"]}
+        response = await session.post(f"{url}gradio_api/queue/join", json=body)
         response.raise_for_status()
-        event_id = response.json()["event_id"]
-        answers.append(await _read_result(session, f"{url}gradio_api/call/{name}/{event_id}"))
+        answers.append(await _read_result(session, url, caller["session_hash"], response.json()["event_id"]))
     return answers[0] if len(answers) == 1 else answers
 
 
-async def _read_result(session, stream_url: str) -> object:
-    event = None
-    async with session.stream("GET", stream_url) as stream:
+async def _read_result(session, url: str, session_hash: str, event_id: str) -> object:
+    async with session.stream("GET", f"{url}gradio_api/queue/data", params={"session_hash": session_hash}) as stream:
         stream.raise_for_status()
         async for line in stream.aiter_lines():
-            if line.startswith("event:"):
-                event = line.removeprefix("event:").strip()
-            elif line.startswith("data:") and event in ("complete", "error"):
-                payload = json.loads(line.removeprefix("data:").strip() or "null")
-                if event == "error":
-                    raise RuntimeError(f"the app answered with an error: {payload}")
-                return payload[0] if len(payload) == 1 else tuple(payload)
-    raise RuntimeError(f"the event stream {stream_url} ended without a result")
+            if not line.startswith("data:"):
+                continue
+            message = json.loads(line.removeprefix("data:"))
+            if message.get("event_id") != event_id or message.get("msg") != "process_completed":
+                continue
+            if not message.get("success"):
+                raise RuntimeError(f"the app answered with an error: {message.get('output')}"[:300])
+            data = message["output"]["data"]
+            return data[0] if len(data) == 1 else tuple(data)
+    raise RuntimeError(f"the event stream ended before event {event_id} completed")
+
+
+def http_caller(url: str, number: int) -> dict:
+    """A client's identity for http_ask: its own session, and the app's event ids by api_name."""
+    with urllib.request.urlopen(f"{url}config", timeout=30) as response:
+        config = json.load(response)
+    return {"session_hash": f"load{os.getpid()}x{number}",
+            "fn_index": {d["api_name"]: d["id"] for d in config["dependencies"] if d.get("api_name")}}
 
 
 def sequential_answers(url: str, texts: list[str], endpoint: str = "predict") -> list[object]:
@@ -302,19 +312,22 @@ async def _http_clients(url: str, clients: int, texts: list[str], expected: list
     import httpx
 
     limits = httpx.Limits(max_connections=2 * clients + 4, max_keepalive_connections=2 * clients + 4)
+    caller = http_caller(url, 0)
     async with httpx.AsyncClient(timeout=PREDICT_TIMEOUT_S, limits=limits) as session:
-        await asyncio.gather(*(_http_loop(session, url, n, texts, expected, deadline, tally, endpoint)
+        await asyncio.gather(*(_http_loop(session, url, n, texts, expected, deadline, tally, endpoint,
+                                          {**caller, "session_hash": f"{caller['session_hash']}c{n}"})
                                for n in range(clients)))
 
 
 async def _http_loop(session, url: str, number: int, texts: list[str], expected: list[object], deadline: float,
-                     tally: _Tally, endpoint: str) -> None:
+                     tally: _Tally, endpoint: str, caller: dict) -> None:
     i = number
     while time.monotonic() < deadline:
         index = i % len(texts)
         started = time.perf_counter()
         try:
-            answer = await asyncio.wait_for(http_ask(session, url, texts[index], endpoint), PREDICT_TIMEOUT_S)
+            answer = await asyncio.wait_for(http_ask(session, url, texts[index], endpoint, caller),
+                                            PREDICT_TIMEOUT_S)
         except (*REQUEST_ERRORS, asyncio.TimeoutError) as err:
             tally.errors.append(f"{type(err).__name__}: {err}"[:300])
         else:
@@ -326,8 +339,9 @@ async def _http_loop(session, url: str, number: int, texts: list[str], expected:
 async def http_sequential_answers(url: str, texts: list[str], endpoint: str) -> list[object]:
     import httpx
 
+    caller = http_caller(url, -1)
     async with httpx.AsyncClient(timeout=PREDICT_TIMEOUT_S) as session:
-        return [await http_ask(session, url, text, endpoint) for text in texts]
+        return [await http_ask(session, url, text, endpoint, caller) for text in texts]
 
 
 def _sample_rss(pid: int | None, stop: threading.Event, peak: list[float]) -> None:

@@ -106,6 +106,28 @@ def test_the_engine_pickles_with_its_model_bytes(trained_bert_adapter, cache):
     np.testing.assert_array_equal(pickle.loads(pickle.dumps(copy)).logits(texts), want)
 
 
+def test_a_server_turns_thread_spinning_off_with_the_same_answers(trained_bert_adapter, cache):
+    engine = EmotionClassifier.from_adapter(str(trained_bert_adapter))
+    texts = all_texts()
+    want = engine.logits(texts)
+    key = "session.intra_op.allow_spinning"
+
+    def spinning() -> bool:  # ONNX Runtime's default (no entry) spins
+        try:
+            return engine.model._session.get_session_options().get_session_config_entry(key) != "0"
+        except RuntimeError:  # "does not have configuration with key"
+            return True
+
+    assert spinning()
+    engine.set_thread_spinning(False)  # what app.py does
+    np.testing.assert_array_equal(engine.logits(texts), want)
+    assert not spinning()
+    session = engine.model._session
+    engine.set_thread_spinning(False)  # no change: the session stays
+    engine.logits(texts[:1])
+    assert engine.model._session is session
+
+
 def test_auto_falls_back_to_torch_when_the_export_fails(trained_bert_adapter, cache, monkeypatch, caplog):
     monkeypatch.setattr(onnx_runtime, "export", no_export)
     with caplog.at_level(logging.WARNING, logger="emotion_app.engine.loading"):

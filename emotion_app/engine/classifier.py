@@ -192,6 +192,12 @@ class EmotionClassifier(Predictor):
         else:
             set_num_threads(num_threads)
 
+    def set_thread_spinning(self, enabled: bool) -> None:
+        """ONNX Runtime: whether idle threads spin for the next run (OnnxModel.set_spinning); off
+        in a server. torch has no such setting: nothing changes."""
+        if isinstance(self.model, OnnxModel):
+            self.model.set_spinning(enabled)
+
     def _forward(self, input_ids: np.ndarray, mask: np.ndarray, features: bool = False) -> tuple:
         """(logits, features or None) of one padded batch."""
         if isinstance(self.model, OnnxModel):  # ONNX Runtime takes numpy directly

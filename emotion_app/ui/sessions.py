@@ -141,4 +141,6 @@ def _safe(session: str) -> str:
 def _load_engine(directory: str):
     from emotion_app.engine.classifier import EmotionClassifier
 
-    return EmotionClassifier.from_adapter(directory)
+    classifier = EmotionClassifier.from_adapter(directory)
+    classifier.set_thread_spinning(False)  # served beside the app's own model, as app.py does
+    return classifier
