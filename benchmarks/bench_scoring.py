@@ -3,13 +3,15 @@
     python benchmarks/bench_scoring.py --output docs/bench_scoring.json
 
 On --rows texts (default 10,200: the first train texts of ../shared/data/emotion, in a CSV with
-an id column) it measures, one after the other on this machine:
+an id column) it measures, in each of --rounds rounds (default 3; medians reported, and the ratio
+per round), one after the other on this machine:
 - naive: transformers.pipeline on the unmerged PEFT model, batch size 1, on --naive-rows texts
   (rows/s; the same baseline as bench_inference.py);
 - the scoring CLI end to end, start-up included (`python -m emotion_app.score IN -o OUT`, wall
   time of the whole process), at each --chunk-rows of the sweep; its ratio to the naive rows/s;
 - the app's Batch tab: the same file through the running app's /score_csv API (gradio_client;
-  upload, scoring and the result file), its rows/s and its share of the CLI's best rows/s.
+  upload, scoring and the result file), its rows/s and its share of the CLI's best rows/s. The app
+  runs through all rounds, idle while the others run.
 The ONNX cache is filled first, so every CLI run is a cached start. Run it on an idle machine:
 with anything else running the figures are worthless (ratios within one run hold up better).
 """
@@ -21,6 +23,7 @@ import csv
 import json
 import logging
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -50,6 +53,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--naive-rows", type=int, default=1000, help="Texts for the naive pipeline.")
     parser.add_argument("--chunk-rows", default="2000,5000,10000", help="The CLI's --chunk_rows to sweep.")
     parser.add_argument("--no-app", action="store_true", help="Skip the Batch tab measurement.")
+    parser.add_argument("--rounds", type=int, default=3, help="Rounds of every measurement, in turn (default 3).")
     parser.add_argument("--output", help="Write the JSON summary here too.")
     return parser.parse_args(argv)
 
@@ -73,50 +77,76 @@ def bench_cli(adapter: str, source: Path, chunk_rows: int, rows: int) -> dict:
     return {"chunk_rows": chunk_rows, "seconds": round(seconds, 2), "rows_per_s": round(rows / seconds, 1)}
 
 
-def bench_batch_tab(adapter: str, source: Path, rows: int) -> dict:
-    """The file through the app's /score_csv, as the Batch tab's button sends it."""
-    from gradio_client import Client, handle_file
+def bench_batch_tab(client, source: Path, rows: int) -> dict:
+    """The file through the running app's /score_csv, as the Batch tab's button sends it."""
+    from gradio_client import handle_file
 
-    process, url = start_app(adapter, source.with_name("app.log"), timeout=300)
-    try:
-        client = Client(url, verbose=False, analytics_enabled=False, download_files=str(source.parent))
-        started = time.perf_counter()
-        _summary, _preview, _chart, result = client.predict(handle_file(str(source)), "", "auto", 0.0,
-                                                            api_name="/score_csv")
-        seconds = time.perf_counter() - started
-        with open(result, encoding="utf-8-sig", newline="") as handle:
-            returned = sum(1 for _ in csv.reader(handle)) - 1
-    finally:
-        stop_app(process)
+    started = time.perf_counter()
+    _summary, _preview, _chart, result = client.predict(handle_file(str(source)), "", "auto", 0.0,
+                                                        api_name="/score_csv")
+    seconds = time.perf_counter() - started
+    with open(result, encoding="utf-8-sig", newline="") as handle:
+        returned = sum(1 for _ in csv.reader(handle)) - 1
     if returned != rows:
         raise RuntimeError(f"the Batch tab returned {returned} rows for {rows}")
     return {"seconds": round(seconds, 2), "rows_per_s": round(rows / seconds, 1)}
 
 
 def run(args) -> dict:
+    """--rounds rounds, each measuring every path once in turn (naive, the CLI at each chunk size,
+    the Batch tab), so that the machine's drift touches them all alike; medians over the rounds."""
     texts = list(read_labeled_file(Path(args.data_dir) / "train.txt")["text"])[:args.rows]
     prepare_onnx(args.adapter)  # the cache filled: every run below is a cached start
-    summary = {"machine": machine(), "rows": len(texts)}
+    chunks = [int(n) for n in args.chunk_rows.split(",")]
+    rounds: list[dict] = []
     with tempfile.TemporaryDirectory(prefix="bench-scoring-") as work:
         source = write_input(texts, Path(work) / "texts.csv")
-        logger.info("naive pipeline on %d texts", args.naive_rows)
-        summary["naive"] = bench_naive(args.adapter, texts[:args.naive_rows])
-        summary["cli"] = []
-        for chunk_rows in (int(n) for n in args.chunk_rows.split(",")):
-            logger.info("CLI, --chunk_rows %d", chunk_rows)
-            summary["cli"].append(bench_cli(args.adapter, source, chunk_rows, len(texts)))
-        best = max(summary["cli"], key=lambda r: r["rows_per_s"])
-        summary["cli_best"] = {**best, "ratio_to_naive": round(best["rows_per_s"] / summary["naive"]["rows_per_s"], 2)}
-        if not args.no_app:
-            logger.info("Batch tab (/score_csv)")
-            tab = bench_batch_tab(args.adapter, source, len(texts))
-            summary["batch_tab"] = {**tab, "share_of_cli": round(tab["rows_per_s"] / best["rows_per_s"], 3)}
+        app = None if args.no_app else start_app(args.adapter, Path(work) / "app.log", timeout=300)
+        try:
+            client = None
+            if app is not None:
+                from gradio_client import Client
+
+                client = Client(app[1], verbose=False, analytics_enabled=False, download_files=work)
+            for number in range(args.rounds):
+                logger.info("round %d of %d: naive on %d texts, the CLI at --chunk_rows %s%s", number + 1,
+                            args.rounds, args.naive_rows, args.chunk_rows, "" if app is None else ", the Batch tab")
+                result = {"naive": bench_naive(args.adapter, texts[:args.naive_rows]),
+                          "cli": [bench_cli(args.adapter, source, n, len(texts)) for n in chunks]}
+                if client is not None:
+                    result["batch_tab"] = bench_batch_tab(client, source, len(texts))
+                rounds.append(result)
+        finally:
+            if app is not None:
+                stop_app(app[0])
+    return summarize(rounds, chunks, len(texts))
+
+
+def summarize(rounds: list[dict], chunks: list[int], rows: int) -> dict:
+    def median(values):
+        return round(statistics.median(values), 1)
+
+    naive = median(r["naive"]["rows_per_s"] for r in rounds)
+    cli = [{"chunk_rows": n, "rows_per_s": median(r["cli"][i]["rows_per_s"] for r in rounds),
+            "per_round": [r["cli"][i]["rows_per_s"] for r in rounds]} for i, n in enumerate(chunks)]
+    best = max(cli, key=lambda row: row["rows_per_s"])
+    summary = {"machine": machine(), "rows": rows, "rounds": len(rounds),
+               "naive": {"rows_per_s": naive, "per_round": [r["naive"]["rows_per_s"] for r in rounds]},
+               "cli": cli, "cli_best": {**best, "ratio_to_naive": round(best["rows_per_s"] / naive, 2)},
+               "ratio_per_round": [round(max(c["rows_per_s"] for c in r["cli"]) / r["naive"]["rows_per_s"], 2)
+                                   for r in rounds]}
+    if all("batch_tab" in r for r in rounds):
+        tab = median(r["batch_tab"]["rows_per_s"] for r in rounds)
+        summary["batch_tab"] = {"rows_per_s": tab, "per_round": [r["batch_tab"]["rows_per_s"] for r in rounds],
+                                "share_of_cli": round(tab / best["rows_per_s"], 3)}
     return summary
 
 
 def table(summary: dict) -> str:
     naive = summary["naive"]["rows_per_s"]
-    lines = ["| path | rows/s | x naive |", "|---|---:|---:|", f"| naive pipeline (batch 1) | {naive:.1f} | 1.0 |"]
+    lines = [f"medians of {summary['rounds']} round(s); CLI best / naive per round: "
+             + ", ".join(f"{x:.1f}x" for x in summary["ratio_per_round"]), "",
+             "| path | rows/s | x naive |", "|---|---:|---:|", f"| naive pipeline (batch 1) | {naive:.1f} | 1.0 |"]
     for row in summary["cli"]:
         lines.append(f"| CLI end to end, --chunk_rows {row['chunk_rows']} | {row['rows_per_s']:.1f} | "
                      f"{row['rows_per_s'] / naive:.1f} |")

@@ -1,4 +1,4 @@
-"""Load test: N concurrent gradio_client clients call the app's APIs for T seconds each.
+"""Load test: N concurrent clients call the app's APIs for T seconds each.
 
     python benchmarks/load_app.py                               # starts `python app.py` on a free port
     python benchmarks/load_app.py --clients 20 --seconds 60 --json load.json
@@ -8,6 +8,13 @@ Endpoints (--endpoints, default all three, one after the other on the same app):
 lean batched API), `predict` (what API callers of /predict get), `ui` (what the Predict tab asks:
 /predict, then the word-importance explanation /explain).
     python benchmarks/load_app.py --url http://127.0.0.1:7860 --pid 1234   # an app already running
+
+Clients (--client): `http` (default), coroutines in this one thread speaking gradio's HTTP queue
+protocol as the page and gradio_client do (one session each: join the queue, read the session's
+event stream); `gradio`, one gradio_client each, with its threads. On a 2-core machine the load
+generator shares the cores with the server: 20 gradio_clients take most of them themselves, which
+is why the light client is the default. The report adds the app's CPU time per answer, which does
+not depend on the client.
 
 Loopback only (127.0.0.0/8, localhost, ::1): the script refuses any other address. It is bounded:
 each client stops sending at the deadline, every request has a time-out, and the whole run ends by
@@ -410,27 +417,27 @@ def _quantile(ordered: list[float], q: float) -> float:
     return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
 
 
-def format_report(report: Report) -> str:
+def format_reports(reports: list[Report]) -> str:
+    """One markdown table, a row per report, then any error examples."""
     def mb(value):
         return "n/a" if value is None else f"{value:.0f} MB"
 
-    growth = (f"{report.rss_after_mb - report.rss_before_mb:+.0f} MB"
-              if report.rss_before_mb is not None and report.rss_after_mb is not None else "n/a")
-    answers = report.requests - report.errors
-    cpu_per_answer = (f"{1000 * report.server_cpu_s / answers:.1f} ms"
-                      if report.server_cpu_s is not None and answers else "n/a")
-    lines = [
-        "| endpoint | client | clients x seconds | requests | errors | mismatches | req/s | p50 | p95 | max "
-        "| app CPU per answer | RSS before | RSS after | RSS peak | growth |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
-        f"| {report.endpoint} | {report.client} | {report.clients} x {report.seconds:g} | {report.requests} "
-        f"| {report.errors} | {report.mismatches} "
-        f"| {report.requests_per_s:.1f} | {report.p50_ms:.0f} ms | {report.p95_ms:.0f} ms | {report.max_ms:.0f} ms "
-        f"| {cpu_per_answer} | {mb(report.rss_before_mb)} | {mb(report.rss_after_mb)} | {mb(report.rss_peak_mb)} | {growth} |",
-    ]
-    if report.error_examples:
-        lines.append("errors, e.g.: " + "; ".join(report.error_examples))
-    return "\n".join(lines)
+    lines = ["| endpoint | client | clients x seconds | requests | errors | mismatches | req/s | p50 | p95 | max "
+             "| app CPU per answer | RSS before | RSS after | RSS peak | growth |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    notes = []
+    for r in reports:
+        growth = (f"{r.rss_after_mb - r.rss_before_mb:+.0f} MB"
+                  if r.rss_before_mb is not None and r.rss_after_mb is not None else "n/a")
+        answers = r.requests - r.errors
+        cpu = f"{1000 * r.server_cpu_s / answers:.1f} ms" if r.server_cpu_s is not None and answers else "n/a"
+        lines.append(f"| {r.endpoint} | {r.client} | {r.clients} x {r.seconds:g} | {r.requests} | {r.errors} "
+                     f"| {r.mismatches} | {r.requests_per_s:.1f} | {r.p50_ms:.0f} ms | {r.p95_ms:.0f} ms "
+                     f"| {r.max_ms:.0f} ms | {cpu} | {mb(r.rss_before_mb)} | {mb(r.rss_after_mb)} "
+                     f"| {mb(r.rss_peak_mb)} | {growth} |")
+        if r.error_examples:
+            notes.append(f"{r.endpoint} errors, e.g.: " + "; ".join(r.error_examples))
+    return "\n".join(lines + notes)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -478,7 +485,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if process is not None:
             stop_app(process)
-    print("\n".join(format_report(report) for report in reports))
+    print(format_reports(reports))
     if args.json:
         Path(args.json).write_text(json.dumps([asdict(r) for r in reports], indent=2) + "\n", encoding="utf-8")
     return 0 if all(report.ok for report in reports) else 1

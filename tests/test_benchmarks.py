@@ -33,10 +33,13 @@ def test_bench_scoring_runs_the_cli_sweep_against_the_naive_pipeline(trained_ber
     output = tmp_path / "scoring.json"
     result = subprocess.run(
         [sys.executable, "benchmarks/bench_scoring.py", "--adapter", str(trained_bert_adapter), "--data_dir",
-         str(data_dir), "--rows", "40", "--naive-rows", "5", "--chunk-rows", "16,40", "--no-app", "--output",
-         str(output)], cwd=REPO, env=subprocess_env(), capture_output=True, text=True, timeout=600)
+         str(data_dir), "--rows", "40", "--naive-rows", "5", "--chunk-rows", "16,40", "--rounds", "2",
+         "--output", str(output)], cwd=REPO, env=subprocess_env(), capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads(output.read_text())
     assert [r["chunk_rows"] for r in summary["cli"]] == [16, 40]
+    assert summary["rounds"] == 2 and all(len(r["per_round"]) == 2 for r in summary["cli"])
     assert summary["cli_best"]["rows_per_s"] == max(r["rows_per_s"] for r in summary["cli"])
-    assert "| CLI end to end, --chunk_rows 40 |" in result.stdout
+    assert len(summary["ratio_per_round"]) == 2 and len(summary["batch_tab"]["per_round"]) == 2
+    assert summary["batch_tab"]["share_of_cli"] > 0
+    assert "| CLI end to end, --chunk_rows 40 |" in result.stdout and "| Batch tab (/score_csv)" in result.stdout
