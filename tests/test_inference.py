@@ -245,3 +245,19 @@ def test_bad_constructor_values_are_rejected(trained_bert_adapter):
                             ({"max_length": 1}, "max_length")]:
         with pytest.raises(ValueError, match=message):
             EmotionClassifier(loaded.model, loaded.tokenizer, **kwargs)
+
+
+def test_length_batches_cover_every_row_once_and_pad_no_row_past_twice_its_length():
+    from emotion_app.engine.classifier import length_batches
+
+    lengths = np.random.default_rng(0).integers(1, 70, size=500)
+    batches = length_batches(lengths, 32)
+    assert sorted(np.concatenate(batches).tolist()) == list(range(500))
+    assert all(1 <= len(b) <= 32 for b in batches)
+    assert all(lengths[b].max() <= 2 * lengths[b].min() for b in batches)
+    assert all(lengths[a].max() <= lengths[b].min() for a, b in zip(batches, batches[1:]))
+    # an explanation's call: the single words do not share a batch with the sentence's variants
+    mixed = np.array([14, 3, 3, 13, 13, 3, 4])
+    assert [sorted(lengths_of.tolist()) for lengths_of in (mixed[b] for b in length_batches(mixed, 32))] == \
+        [[3, 3, 3, 4], [13, 13, 14]]
+    assert length_batches(np.array([], dtype=np.int64), 8) == []

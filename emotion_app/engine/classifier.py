@@ -174,15 +174,16 @@ class EmotionClassifier(Predictor):
         if not texts:
             return out, feats
         ids = self.tokenizer(texts, truncation=True, max_length=self.max_length)["input_ids"]
-        order = np.argsort(np.fromiter(map(len, ids), dtype=np.int64, count=len(ids)), kind="stable")
-        for start in range(0, len(texts), self.batch_size):
-            index = order[start:start + self.batch_size]
+        lengths = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
+        done = 0
+        for index in length_batches(lengths, self.batch_size):
             logits, batch_features = self._forward(*self._pad([ids[i] for i in index]), features=features)
             out[index] = logits
             if features:
                 feats[index] = batch_features
+            done += len(index)
             if progress is not None:
-                progress(min(start + self.batch_size, len(texts)), len(texts))
+                progress(done, len(texts))
         return out, feats
 
     def set_num_threads(self, num_threads: int) -> None:
@@ -227,6 +228,22 @@ class EmotionClassifier(Predictor):
                 input_ids[row, where] = seq
             mask[row, where] = 1
         return input_ids, mask
+
+
+def length_batches(lengths: np.ndarray, batch_size: int) -> list[np.ndarray]:
+    """Row indices in batches of at most `batch_size`, by increasing length; a batch also ends
+    before a row more than twice as long as its shortest, so no row is padded to more than twice
+    its length. Sorted bulk text changes length slowly (batches stay full); a mixed call does not:
+    an explanation sends a sentence's one-word-shorter variants and its single words together, and
+    in one batch every single word would cost a whole sentence."""
+    order = np.argsort(lengths, kind="stable")
+    batches, start = [], 0
+    for end in range(1, len(order) + 1):
+        if (end == len(order) or end - start == batch_size
+                or lengths[order[end]] > 2 * max(1, lengths[order[start]])):
+            batches.append(order[start:end])
+            start = end
+    return batches
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
