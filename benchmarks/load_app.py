@@ -6,7 +6,7 @@
 
 Endpoints (--endpoints, default all three, one after the other on the same app): `classify` (the
 lean batched API), `predict` (what API callers of /predict get), `ui` (what the Predict tab asks:
-/predict, then the word-importance explanation /explain).
+/show, the page's one event: the probabilities, the chart and the word importances).
     python benchmarks/load_app.py --url http://127.0.0.1:7860 --pid 1234   # an app already running
 
 Clients (--client): `http` (default), coroutines in this one thread speaking gradio's HTTP queue
@@ -203,7 +203,7 @@ def connect(url: str):
     return Client(url, verbose=False, analytics_enabled=False, download_files=False)
 
 
-ENDPOINTS = {"classify": ("/classify",), "predict": ("/predict",), "ui": ("/predict", "/explain")}
+ENDPOINTS = {"classify": ("/classify",), "predict": ("/predict",), "ui": ("/show",)}
 
 
 def ask(client, text: str, endpoint: str = "predict") -> object:

@@ -1,6 +1,6 @@
 """A short load test against the real app (`python app.py` in a subprocess, tiny adapter):
 3 clients for 8 s on /classify (through gradio's HTTP API and through gradio_client) and on the
-page's /predict + /explain, no errors, every answer equal to the sequential one, memory stable.
+page's /show (prediction, chart and word importances), no errors, every answer equal to the sequential one, memory stable.
 The full 20 clients x 60 s run is `python benchmarks/load_app.py` (figures in docs/performance.md)."""
 
 from __future__ import annotations

@@ -112,6 +112,22 @@ def test_show_prediction_sorts_bars_with_one_colour_per_emotion_and_percent_labe
     assert "surprise" in summary and f"{probs['surprise']:.1%}" in summary
 
 
+def test_the_page_gets_the_prediction_chart_and_word_importances_in_one_event(handlers, fake):
+    probabilities, chart, summary, words, note = handlers.predict_tab.show("so happy happy today")
+    assert probabilities == handlers.predict_tab.predict("so happy happy today")
+    assert list(chart.data[0].y) == list(probabilities) and summary.startswith("### joy")
+    assert "".join(piece for piece, _ in words) == "so happy happy today" and "joy" in note
+    assert "no shift detector" in summary  # the fake has none: the page says the check is unavailable
+    with pytest.raises(gr.Error, match="empty"):
+        handlers.predict_tab.show("   ")
+
+
+def test_the_page_says_when_a_text_is_unlike_the_training_data(handlers):
+    probs = handlers.predict_tab.predict("so happy today")
+    assert "Unlike the training data" in handlers.predict_tab.show_prediction(probs, familiar=False)[1]
+    assert "Unlike" not in handlers.predict_tab.show_prediction(probs, familiar=True)[1]
+
+
 def test_colours_are_fixed_per_emotion_whatever_the_order():
     joyful = figures.probability_figure({label: (0.5 if label == "joy" else 0.1) for label in LABELS})
     fearful = figures.probability_figure({label: (0.5 if label == "fear" else 0.1) for label in LABELS})

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
-
 import gradio as gr
 import numpy as np
 
@@ -16,7 +13,6 @@ from emotion_app.ui.sessions import SessionModels
 UNFAMILIAR = ("**Unlike the training data.** This text does not look like the English sentences the model "
               "learned from (dair-ai/emotion), so its confidence is likely too high: read the text yourself.")
 CHECK_UNAVAILABLE = "*The check for text unlike the training data is unavailable for this adapter (no shift detector).*"
-REMEMBERED_TEXTS = 256  # predict's in/out-of-distribution answers kept for show_prediction (no second model run)
 
 EXAMPLES = [
     "i feel so happy and grateful for all the support from my friends today",
@@ -34,19 +30,11 @@ class PredictHandlers:
     def __init__(self, models: SessionModels, limits: Limits):
         self.models = models
         self.limits = limits
-        # (model, text) -> in distribution, from predict for show_prediction
-        self._familiar: OrderedDict[tuple[int, str], bool] = OrderedDict()
-        self._lock = threading.Lock()
 
     def predict(self, text: str | None, request: gr.Request = None) -> dict[str, float]:
         """{label: probability}, most probable first (the `predict` API), from the model the
         caller's session uses."""
-        text = self._check_text(text)
-        probs = self._probabilities(text, self.models.classifier(request))
-        if probs.shape != (1, len(LABELS)):
-            raise gr.Error(f"The model returned probabilities of shape {probs.shape}, expected (1, "
-                           f"{len(LABELS)}). The adapter does not fit this app.")
-        return dict(figures.sorted_probabilities(dict(zip(LABELS, probs[0].tolist()))))
+        return self._predict(self._check_text(text), self.models.classifier(request))[0]
 
     def classify(self, texts: list[str]) -> list[list[dict]]:
         """The lean `classify` API: one text in, {label: probability} out in label order (plus
@@ -71,51 +59,42 @@ class PredictHandlers:
                                 "in_distribution": bool(details.in_distribution[0])})
         return [answers]
 
-    def show_prediction(self, probabilities: dict | None, text: str | None = None,
-                        request: gr.Request = None) -> tuple:
-        """(bar chart, top emotion in words, and whether the text is unlike the training data)
-        from predict's output."""
+    def show(self, text: str | None, request: gr.Request = None) -> tuple:
+        """What the page shows for one text, in one event (one round trip instead of three):
+        (the probabilities as `predict` returns them, the bar chart, the top emotion in words with
+        whether the text is unlike the training data, the word importances and their note)."""
+        text = self._check_text(text)
+        classifier = self.models.classifier(request)
+        probabilities, familiar = self._predict(text, classifier)
+        chart, summary = self.show_prediction(probabilities, familiar)
+        return (probabilities, chart, summary, *self.explain(text, request))
+
+    def show_prediction(self, probabilities: dict | None, familiar: bool | None = True) -> tuple:
+        """(bar chart, the top emotion in words, with UNFAMILIAR when `familiar` is False and
+        CHECK_UNAVAILABLE when it is None: no shift detector)."""
         if not probabilities:
             return None, ""
         top, confidence = figures.sorted_probabilities(probabilities)[0]
         summary = f"### {top} · {confidence:.1%}\nTop emotion and its probability."
         if confidence < 0.5:
             summary += " Below 50 %: the model is unsure, read the text yourself."
-        familiarity = self.familiarity_note(text, self.models.classifier(request))
-        return figures.probability_figure(probabilities), f"{summary}\n\n{familiarity}" if familiarity else summary
+        note = {False: UNFAMILIAR, None: CHECK_UNAVAILABLE}.get(familiar, "")
+        return figures.probability_figure(probabilities), f"{summary}\n\n{note}" if note else summary
 
-    def familiarity_note(self, text: str | None, classifier=None) -> str:
-        """UNFAMILIAR when the text is out of distribution, "" when it is not (or no text), and
-        CHECK_UNAVAILABLE for an adapter without a shift detector."""
-        from emotion_app.analysis.predictions import detector_of
-
-        classifier = classifier or self.models.default
-        if detector_of(classifier) is None:
-            return CHECK_UNAVAILABLE
-        if not text or not str(text).strip():
-            return ""
-        with self._lock:
-            familiar = self._familiar.get((id(classifier), text))
-        if familiar is None:  # forgotten since predict (many users at once): ask again
-            self._probabilities(text, classifier)
-            with self._lock:
-                familiar = self._familiar.get((id(classifier), text), True)
-        return "" if familiar else UNFAMILIAR
-
-    def _probabilities(self, text: str, classifier) -> np.ndarray:
-        """[1, 6]; with a shift detector from predict_details (one forward pass), remembering
-        whether the text is in distribution for show_prediction."""
+    def _predict(self, text: str, classifier) -> tuple[dict[str, float], bool | None]:
+        """({label: probability} most probable first, whether the text is like the training data:
+        None without a shift detector), from one forward pass of this text alone."""
         from emotion_app.analysis.predictions import detector_of
 
         if detector_of(classifier) is None:
-            return np.asarray(classifier.predict_proba([text]), dtype=float)
-        details = classifier.predict_details([text])
-        with self._lock:
-            self._familiar[(id(classifier), text)] = bool(details.in_distribution[0])
-            self._familiar.move_to_end((id(classifier), text))
-            while len(self._familiar) > REMEMBERED_TEXTS:
-                self._familiar.popitem(last=False)
-        return np.asarray(details.probabilities, dtype=float)
+            probs, familiar = np.asarray(classifier.predict_proba([text]), dtype=float), None
+        else:
+            details = classifier.predict_details([text])
+            probs, familiar = np.asarray(details.probabilities, dtype=float), bool(details.in_distribution[0])
+        if probs.shape != (1, len(LABELS)):
+            raise gr.Error(f"The model returned probabilities of shape {probs.shape}, expected (1, "
+                           f"{len(LABELS)}). The adapter does not fit this app.")
+        return dict(figures.sorted_probabilities(dict(zip(LABELS, probs[0].tolist())))), familiar
 
     def explain(self, text: str | None, request: gr.Request = None) -> tuple[list, str]:
         """(word importances for gr.HighlightedText, a note) for the predicted emotion."""
@@ -171,15 +150,14 @@ def build(handlers: PredictHandlers) -> None:
         words_note = gr.Markdown()
     with gr.Accordion("API output (what `predict` returns)", open=False):
         probabilities = gr.JSON(label="probabilities", elem_id="predict-json")
-    event = gr.on([button.click, text.submit], handlers.predict, inputs=text, outputs=probabilities,
-                  api_name="predict", concurrency_id="predict", concurrency_limit=PREDICT_CONCURRENCY,
-                  api_description="Probabilities of the six emotions for one text, most probable first.")
-    event.success(handlers.show_prediction, inputs=[probabilities, text], outputs=[chart, top],
-                  api_visibility="private", show_progress="hidden")
-    # The explanation is shown only in this tab, so only the page asks for it (API callers of
-    # /predict or /classify never pay for it); "undocumented" lets the load test ask as the page does.
-    event.success(handlers.explain, inputs=text, outputs=[words, words_note], api_name="explain",
-                  api_visibility="undocumented", concurrency_id="predict", show_progress="minimal")
+    # The page gets everything in one event (one round trip, one queue slot); the explanation is
+    # computed only here, so API callers of /predict or /classify never pay for it. "undocumented"
+    # lets the load test ask as the page does.
+    gr.on([button.click, text.submit], handlers.show, inputs=text,
+          outputs=[probabilities, chart, top, words, words_note], api_name="show", api_visibility="undocumented",
+          concurrency_id="predict", concurrency_limit=PREDICT_CONCURRENCY, show_progress="minimal")
+    gr.api(handlers.predict, api_name="predict", concurrency_id="predict", concurrency_limit=PREDICT_CONCURRENCY,
+           api_description="Probabilities of the six emotions for one text, most probable first.")
     gr.api(handlers.classify, api_name="classify", batch=True, max_batch_size=CLASSIFY_BATCH,
            concurrency_id="classify", concurrency_limit=1,
            api_description="The six calibrated probabilities of one text, {label: p} in label order (and "
