@@ -17,12 +17,12 @@ from emotion_app.analysis.shift import (
     estimate_file_accuracy,
     fit_detector,
     in_distribution_coverage,
-    needs_review,
     p_correct,
     review_threshold_for_accuracy,
     sample_rows,
     wilson_interval,
 )
+from emotion_app.analysis.review import needs_review
 from emotion_app.artifacts import SHIFT_ARRAYS_FILE, SHIFT_SCALARS_FILE
 from emotion_app.engine.ood import ShiftDetector
 from emotion_app.labels import NUM_LABELS
@@ -219,8 +219,8 @@ def test_review_threshold_uses_in_distribution_rows_only():
 def test_needs_review_flags_low_confidence_and_out_of_distribution_rows():
     probs = rows_with_confidence([0.9, 0.5, 0.9])
     probs = np.vstack([probs, np.full((1, K), np.nan)])  # not scored: not reviewed
-    assert needs_review(probs, None, 0.6).tolist() == [False, True, False, False]
-    assert needs_review(probs, np.array([True, True, False, True]), 0.6).tolist() == [False, True, True, False]
+    assert needs_review(probs, 0.6).tolist() == [False, True, False, False]
+    assert needs_review(probs, 0.6, np.array([True, True, False, True])).tolist() == [False, True, True, False]
 
 
 def test_in_distribution_coverage_counts_all_rows_and_keeps_no_ood_row():

@@ -31,8 +31,8 @@ from typing import Protocol
 import numpy as np
 import pandas as pd
 
-from emotion_app.analysis.review import check_threshold
-from emotion_app.analysis.shift import FileEstimate, needs_review
+from emotion_app.analysis.review import check_threshold, needs_review
+from emotion_app.analysis.shift import FileEstimate
 from emotion_app.data.tables import resolve_column
 from emotion_app.engine.classifier import Predictor
 from emotion_app.labels import LABELS, NUM_LABELS, check_classifier_labels
@@ -181,7 +181,7 @@ def _output_frame(probs: np.ndarray, scores: np.ndarray | None, detector, texts:
                                                      dtype="boolean")
         columns[names["ood_score"]] = np.round(scores, SCORE_DECIMALS)
     if threshold is not None:
-        review = needs_review(probs, inside, threshold)
+        review = needs_review(probs, threshold, inside)
         columns[names["needs_review"]] = pd.array([bool(r) if ok else None for r, ok in zip(review, scored)],
                                                   dtype="boolean")
     columns[names["note"]] = [_note(text, ok, max_chars) for text, ok in zip(texts, scored)]

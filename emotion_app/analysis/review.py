@@ -92,13 +92,16 @@ def drilldown(texts: Sequence[str], true_ids: Sequence[int], probs, true: str | 
     return rows.reset_index(drop=True)
 
 
-def needs_review(probs, threshold: float) -> np.ndarray:
-    """Boolean per row: its confidence (largest probability) is below `threshold`."""
+def needs_review(probs, threshold: float, in_distribution=None) -> np.ndarray:
+    """Boolean per row: its confidence (largest probability) is below `threshold`, or, given the
+    shift detector's `in_distribution` flags, it is out of distribution. A row that was not scored
+    (NaN probabilities) is not."""
     threshold = check_threshold(threshold)
     probs = np.asarray(probs, dtype=float)
     if probs.ndim != 2 or probs.shape[1] != NUM_LABELS:
         raise ValueError(f"probabilities have shape {probs.shape}: expected [N, {NUM_LABELS}].")
-    return probs.max(axis=1) < threshold
+    review = np.nan_to_num(probs.max(axis=1), nan=1.0) < threshold
+    return review if in_distribution is None else review | ~np.asarray(in_distribution, dtype=bool)
 
 
 def check_threshold(threshold: float) -> float:

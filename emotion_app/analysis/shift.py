@@ -21,9 +21,10 @@ measurements and the candidates compared):
   size would show (expected share + 3 binomial s.d.), or the interval's top over 5 points below
   the validation accuracy. Everything it needs is four running sums, so a stream of any size
   costs no memory.
-* Review (`review_threshold_for_accuracy`, `needs_review`): a confidence threshold chosen on the
-  in-distribution rows only, and OOD rows always need review. No per-row rule reaches 97% on
-  Reddit text (docs/trust.md): a file with a shift warning says that the promise does not hold.
+* Review (`review_threshold_for_accuracy`; the flag itself is review.needs_review): a confidence
+  threshold chosen on the in-distribution rows only, and OOD rows always need review. No per-row
+  rule reaches 97% on Reddit text (docs/trust.md), so with a threshold a file with a shift warning
+  sends every row to review (`review_whole_file`).
 """
 
 from __future__ import annotations
@@ -244,14 +245,6 @@ def review_threshold_for_accuracy(confidence, correct, in_distribution, target: 
         raise ValueError(f"no confidence threshold reaches accuracy {target:.2%} on the in-distribution rows "
                          f"(best {running.max():.2%}). Lower the target or review every row.")
     return float(c[order][good[-1]])
-
-
-def needs_review(probs, in_distribution, threshold: float) -> np.ndarray:
-    """Boolean [N]: confidence below `threshold`, or out of distribution (`in_distribution` None:
-    no detector, confidence only)."""
-    p = _check_probs(probs, None, NUM_LABELS, allow_nan=True)
-    review = np.nan_to_num(p.max(axis=1), nan=1.0) < threshold  # unscored rows (NaN) are not reviewed
-    return review if in_distribution is None else review | ~np.asarray(in_distribution, dtype=bool)
 
 
 def review_whole_file(result: dict | None, threshold: float | None) -> bool:

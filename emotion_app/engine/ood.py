@@ -69,6 +69,7 @@ class ShiftDetector:
         precision = self.precision.astype(np.float64)
         means = self.means.astype(np.float64)
         self._class_terms = (precision, means @ precision, np.einsum("kd,kd->k", means @ precision, means))
+        self._background_terms = (self.background_mean.astype(np.float64), self.background_precision.astype(np.float64))
 
     @property
     def dim(self) -> int:
@@ -88,8 +89,9 @@ class ShiftDetector:
         precision, projected_means, mean_terms = self._class_terms
         xp = x @ precision
         class_distances = np.einsum("nd,nd->n", xp, x)[:, None] - 2 * x @ projected_means.T + mean_terms
-        centered = x - self.background_mean.astype(np.float64)
-        background = np.einsum("nd,nd->n", centered @ self.background_precision.astype(np.float64), centered)
+        background_mean, background_precision = self._background_terms
+        centered = x - background_mean
+        background = np.einsum("nd,nd->n", centered @ background_precision, centered)
         return class_distances.min(axis=1) - background
 
     def is_out_of_distribution(self, scores) -> np.ndarray:
