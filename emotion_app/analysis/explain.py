@@ -15,11 +15,12 @@ Why both changes from the plain "probability drop when the word is left out":
   training text says "i feel ...") took the top score in most clear sentences. Averaging in the
   word's effect on its own (the other end of the Shapley value: the word added to nothing, besides
   the word added to everything else) credits each of several emotion words. Measured on 19 clear
-  sentences with the embedded int8 engine: an emotion word has the top score in 19 of 19 (4 of 19
-  with the plain drop, on probabilities or on log-odds); docs/trust.md.
+  sentences with the embedded int8 engine: an emotion word has the top score in 18 of 19 (5 of 19
+  with the plain probability drop); docs/trust.md and benchmarks/bench_trust.py.
 
 The text, its one-word-shorter variants and its words alone go to the classifier in a single
-`predict_proba` call (one list, batched inside the classifier: 2N + 1 short texts). It works on the
+`predict_proba` call (one list, batched inside the classifier: 2N + 1 short texts; the engine
+batches the single words apart from the longer variants, engine.classifier.length_batches). It works on the
 words of the text, not on tokens, so any base (BERT, GPT-2, ...) gets the same treatment.
 """
 
