@@ -6,7 +6,7 @@
 
 Endpoints (--endpoints, default all three, one after the other on the same app): `classify` (the
 lean batched API), `predict` (what API callers of /predict get), `ui` (what the Predict tab asks:
-/show, the page's one event: the probabilities, the chart and the word importances).
+/show, the page's one event: the probabilities, the top emotion in words and the word importances).
     python benchmarks/load_app.py --url http://127.0.0.1:7860 --pid 1234   # an app already running
 
 Clients (--client): `http` (default), coroutines in this one thread speaking gradio's HTTP queue

@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> None:
     except ValueError as err:
         raise SystemExit(f"error: {err}") from None
     figures = metrics[args.split]
-    print(format_report(figures, f"{args.adapter} on {args.split}:"))  # the command's output
+    print(format_report(figures, f"{args.adapter} on {args.file or args.split}:"))  # the command's output
     print(figures["review_from_labels"]["summary"])
     if "estimate_without_labels" in figures:
         print("Without the labels: " + " ".join(describe_estimate(figures["estimate_without_labels"])))

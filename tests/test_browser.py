@@ -83,11 +83,10 @@ def test_predict_shows_six_sorted_bars_and_the_top_emotion(page):
     page.locator("#predict-text textarea").fill("i am so happy and excited, today was a wonderful day")
     page.locator("#predict-button").click()
     expect(page.locator("#predict-top")).to_contain_text("joy")
-    bars = page.locator("#predict-chart .barlayer .point")
+    bars = page.locator('#predict-label [data-testid$="-confidence-set"]')  # gr.Label's rows
     expect(bars).to_have_count(len(LABELS))
-    ticks = page.locator("#predict-chart .ytick text").evaluate_all(
-        "els => els.map(e => [e.getBoundingClientRect().top, e.textContent])")
-    top_to_bottom = [name for _, name in sorted(ticks)]
+    rows = bars.evaluate_all("els => els.map(e => [e.getBoundingClientRect().top, e.dataset.testid])")
+    top_to_bottom = [name.removesuffix("-confidence-set") for _, name in sorted(rows)]
     assert sorted(top_to_bottom) == sorted(LABELS) and top_to_bottom[0] == "joy"  # most probable on top
     expect(page.locator("#predict-words")).to_contain_text("happy")  # word importance filled in
     expect(page.locator("#predict-top")).not_to_contain_text("Unlike the training data")

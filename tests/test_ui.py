@@ -99,23 +99,11 @@ def test_predict_rejects_a_text_over_the_limit_and_names_it(fake, tmp_path):
     assert fake.calls == []  # refused before the model ran
 
 
-def test_show_prediction_sorts_bars_with_one_colour_per_emotion_and_percent_labels(handlers):
-    probs = handlers.predict_tab.predict("wow wow that is scared")
-    fig, summary = handlers.predict_tab.show_prediction(probs)
-    bar = fig.data[0]
-    assert list(bar.y) == list(probs)  # top to bottom, most probable first (y axis reversed)
-    assert list(bar.x) == sorted(bar.x, reverse=True)
-    assert len(bar.y) == 6
-    assert list(bar.marker.color) == [figures.EMOTION_COLORS[label] for label in bar.y]
-    assert bar.text[0] == f"{probs['surprise']:.1%}"
-    assert fig.layout.yaxis.autorange == "reversed"
-    assert "surprise" in summary and f"{probs['surprise']:.1%}" in summary
-
-
-def test_the_page_gets_the_prediction_chart_and_word_importances_in_one_event(handlers, fake):
-    probabilities, chart, summary, words, note = handlers.predict_tab.show("so happy happy today")
+def test_the_page_gets_the_probabilities_summary_and_word_importances_in_one_event(handlers, fake):
+    probabilities, summary, words, note = handlers.predict_tab.show("so happy happy today")
     assert probabilities == handlers.predict_tab.predict("so happy happy today")
-    assert list(chart.data[0].y) == list(probabilities) and summary.startswith("### joy")
+    assert list(probabilities.values()) == sorted(probabilities.values(), reverse=True)  # as gr.Label sorts
+    assert summary.startswith(f"### joy · {probabilities['joy']:.1%}")
     assert "".join(piece for piece, _ in words) == "so happy happy today" and "joy" in note
     assert "no shift detector" in summary  # the fake has none: the page says the check is unavailable
     with pytest.raises(gr.Error, match="empty"):
@@ -124,23 +112,13 @@ def test_the_page_gets_the_prediction_chart_and_word_importances_in_one_event(ha
 
 def test_the_page_says_when_a_text_is_unlike_the_training_data(handlers):
     probs = handlers.predict_tab.predict("so happy today")
-    assert "Unlike the training data" in handlers.predict_tab.show_prediction(probs, familiar=False)[1]
-    assert "Unlike" not in handlers.predict_tab.show_prediction(probs, familiar=True)[1]
+    assert "Unlike the training data" in handlers.predict_tab.summary(probs, familiar=False)
+    assert "Unlike" not in handlers.predict_tab.summary(probs, familiar=True)
 
 
-def test_colours_are_fixed_per_emotion_whatever_the_order():
-    joyful = figures.probability_figure({label: (0.5 if label == "joy" else 0.1) for label in LABELS})
-    fearful = figures.probability_figure({label: (0.5 if label == "fear" else 0.1) for label in LABELS})
-    for fig in (joyful, fearful):
-        colours = dict(zip(fig.data[0].y, fig.data[0].marker.color))
-        assert colours == figures.EMOTION_COLORS
-    assert joyful.data[0].y[0] == "joy" and fearful.data[0].y[0] == "fear"
-    assert len(set(figures.EMOTION_COLORS.values())) == len(LABELS)
-
-
-def test_probability_figure_rejects_missing_labels():
+def test_sorted_probabilities_rejects_missing_labels():
     with pytest.raises(ValueError, match="expected exactly the labels"):
-        figures.probability_figure({"joy": 1.0})
+        figures.sorted_probabilities({"joy": 1.0})
 
 
 def test_explain_scores_each_word_and_scales_the_strongest_to_one(handlers):

@@ -1,4 +1,4 @@
-"""Plotly figures and tables for the app: probabilities, label counts, confusion matrix, per-class report.
+"""Plotly figures and tables for the app: label counts, confusion matrix, per-class report.
 
 Every emotion keeps one colour everywhere (EMOTION_COLORS), so a user learns it once. The
 functions take plain numbers (dicts, lists, arrays) and return plotly figures or pandas frames;
@@ -40,26 +40,6 @@ def sorted_probabilities(probabilities: Mapping[str, float]) -> list[tuple[str, 
     _check_probability_labels(probabilities)
     pairs = [(label, float(probabilities[label])) for label in LABELS]
     return sorted(pairs, key=lambda pair: -pair[1])
-
-
-def probability_figure(probabilities: Mapping[str, float], title: str = "") -> go.Figure:
-    """Horizontal bars of the six probabilities, most probable on top, labelled in percent."""
-    pairs = sorted_probabilities(probabilities)
-    labels = [label for label, _ in pairs]
-    values = [value for _, value in pairs]
-    fig = go.Figure(go.Bar(
-        x=values, y=labels, orientation="h",
-        marker_color=[EMOTION_COLORS[label] for label in labels],
-        text=[f"{value:.1%}" for value in values], textposition="auto", cliponaxis=False,
-        hovertemplate="%{y}: %{x:.2%}<extra></extra>",
-    ))
-    fig.update_layout(
-        title=title or None, height=320, margin={"l": 10, "r": 30, "t": 40 if title else 10, "b": 30},
-        xaxis={"range": [0, 1], "tickformat": ".0%", "title": "probability"},
-        yaxis={"autorange": "reversed", "title": None},  # first (most probable) bar on top
-        showlegend=False,
-    )
-    return fig
 
 
 def label_counts(emotions: Sequence[str]) -> dict[str, int]:
