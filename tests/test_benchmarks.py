@@ -43,3 +43,29 @@ def test_bench_scoring_runs_the_cli_sweep_against_the_naive_pipeline(trained_ber
     assert len(summary["ratio_per_round"]) == 2 and len(summary["batch_tab"]["per_round"]) == 2
     assert summary["batch_tab"]["share_of_cli"] > 0
     assert "| CLI end to end, --chunk_rows 40 |" in result.stdout and "| Batch tab (/score_csv)" in result.stdout
+
+
+def test_bench_model_reports_each_run_and_the_spread(trained_bert_adapter, data_dir, tmp_path):
+    output = tmp_path / "model.json"
+    result = subprocess.run(
+        [sys.executable, "benchmarks/bench_model.py", "--adapters", str(trained_bert_adapter), str(trained_bert_adapter),
+         "--real", str(data_dir / "test.txt"), "--output", str(output)],
+        cwd=REPO, env=subprocess_env(), capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(output.read_text())
+    metrics = json.loads((trained_bert_adapter / "metrics.json").read_text())
+    run = report["runs"][0]
+    assert run["test_accuracy"] == metrics["test"]["accuracy"]
+    # The fp32 model on the training run's own test file gives the figure train.py measured.
+    assert abs(run["real_fp32_accuracy"] - metrics["test"]["accuracy"]) < 1e-9
+    assert 0 <= run["real_engine_accuracy"] <= 1
+    assert report["summary"]["test_accuracy"] == {"mean": round(metrics["test"]["accuracy"], 4), "sd": 0.0,
+                                                  "min": metrics["test"]["accuracy"],
+                                                  "max": metrics["test"]["accuracy"]}
+    assert "| mean ± sd |" in result.stdout
+
+
+def test_bench_model_refuses_a_directory_without_metrics(tmp_path):
+    result = subprocess.run([sys.executable, "benchmarks/bench_model.py", "--adapters", str(tmp_path)],
+                            cwd=REPO, env=subprocess_env(), capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0 and "has no metrics.json" in result.stderr
