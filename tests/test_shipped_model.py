@@ -68,3 +68,24 @@ def test_shipped_metrics_agree_with_their_confusion_matrices():
     config = json.loads((ADAPTER / "adapter_config.json").read_text(encoding="utf-8"))
     assert config["base_model_name_or_path"] == "sentence-transformers/all-MiniLM-L6-v2"
     assert not list(ADAPTER.glob("*.bin"))
+
+
+def test_plain_transformers_and_peft_give_the_engines_probabilities(shipped):
+    """What a user gets with AutoModelForSequenceClassification + PeftModel (and the calibration
+    temperature in calibration.json) is what the engine gives."""
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from emotion_app.artifacts import read_temperature
+    from emotion_app.engine.adapters import resolve_base
+
+    base = resolve_base("sentence-transformers/all-MiniLM-L6-v2")  # the bundled copy: no network
+    model = AutoModelForSequenceClassification.from_pretrained(base, num_labels=len(LABELS))
+    model = PeftModel.from_pretrained(model, str(ADAPTER)).eval()
+    tokenizer = AutoTokenizer.from_pretrained(str(ADAPTER))
+    texts = [text for examples in CLEAR.values() for text in examples]
+    with torch.inference_mode():
+        logits = model(**tokenizer(texts, padding=True, truncation=True, max_length=64, return_tensors="pt")).logits
+    probs = torch.softmax(logits / read_temperature(ADAPTER), dim=1).numpy()
+    np.testing.assert_allclose(probs, shipped.predict_proba(texts), atol=1e-4)
