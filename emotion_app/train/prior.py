@@ -47,10 +47,9 @@ def zero_shot_probabilities(base_model: str, texts: Sequence[str], temperature: 
                             max_length: int) -> np.ndarray:
     """softmax(temperature * cosine(mean-pooled base embedding of each text, of each prompt))."""
     import torch
+    from transformers import AutoModel
 
     from emotion_app.engine.adapters import load_tokenizer, resolve_base
-
-    from transformers import AutoModel
 
     tokenizer = load_tokenizer(base_model, max_length)
     model = AutoModel.from_pretrained(resolve_base(base_model)).eval()

@@ -59,7 +59,8 @@ def train(model_args: ModelArguments, data_args: DataArguments, lora_args: LoraA
     set_seed(run_args.seed)
     data = load_splits(data_args)
     targets = prior_targets(model_args.base_model, data["train"]["text"], data["train"]["label"],
-                            run_args.prior_weight, run_args.prior_temperature, model_args.max_length)
+                            run_args.prior_weight, run_args.prior_temperature,
+                            model_args.max_length) if run_args.prior_weight else None
     model, tokenizer = build_lora_model(model_args.base_model, lora_args, model_args.max_length)
     trainer = _trainer(model, tokenizer, data, targets, model_args.max_length, run_args, output_dir)
     resume_from = _last_checkpoint(output_dir) if run_args.resume else None
@@ -113,15 +114,16 @@ def _fit_shift_detector(classifier: EmotionClassifier, train, passes: dict, metr
     return detector
 
 
-def _trainer(model, tokenizer, data, targets: np.ndarray, max_length: int, run_args: RunArguments,
+def _trainer(model, tokenizer, data, targets: np.ndarray | None, max_length: int, run_args: RunArguments,
              output_dir: Path) -> Trainer:
-    """The Trainer; the training rows carry their [6] target distributions (`targets`) as labels,
-    validation its label ids."""
+    """The Trainer. With `targets` ([N, 6] distributions, --prior_weight) the training rows carry
+    them as labels; otherwise, and always in validation, the label ids."""
     def tokenize(batch):
         return tokenizer(batch["text"], truncation=True, max_length=max_length)
 
     tokenized = data.map(tokenize, batched=True, remove_columns=["text"])
-    tokenized["train"] = tokenized["train"].remove_columns("label").add_column("label", targets.tolist())
+    if targets is not None:
+        tokenized["train"] = tokenized["train"].remove_columns("label").add_column("label", targets.tolist())
     # The Trainer only checkpoints; the final adapter and its upload are done by save_adapter
     # and push_adapter, so checkpoints never reach the Hub.
     args = dataclasses.replace(run_args, output_dir=str(output_dir / CHECKPOINTS), push_to_hub=False)
@@ -133,7 +135,8 @@ def _trainer(model, tokenizer, data, targets: np.ndarray, max_length: int, run_a
         processing_class=tokenizer,
         data_collator=DataCollatorWithPadding(tokenizer),
         compute_metrics=_trainer_metrics,
-        compute_loss_func=_loss(data["train"]["label"], run_args),
+        compute_loss_func=_loss(data["train"]["label"], run_args)
+        if run_args.class_weight_power or run_args.prior_weight else None,
     )
 
 
@@ -155,7 +158,7 @@ def _loss(labels, run_args: RunArguments):
     """Cross-entropy against label ids (validation) or target distributions (training), each row
     weighted by its label's class weight; the label is a target's largest share (prior_weight < 0.5)."""
     weights = class_weights(labels, run_args.class_weight_power)
-    if run_args.class_weight_power:
+    if run_args.class_weight_power:  # 0: all ones
         logger.info("Class weights: %s", dict(zip(LABELS, weights.round(decimals=3).tolist())))
 
     def loss(outputs, targets, num_items_in_batch=None):
