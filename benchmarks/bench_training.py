@@ -94,7 +94,9 @@ def bench_config(config: Path, data_dir: Path, work: Path, steps: int, gpt2_laye
         note = f"GPT-2-medium-shaped ({gpt2_layers} layers), random weights, built in code; MiniLM tokenizer"
     data = load_splits(data_args)
     model, tokenizer = build_lora_model(model_args.base_model, lora_args, model_args.max_length)
-    trainer = _trainer(model, tokenizer, data, model_args.max_length, run_args, work / "out")
+    # Steps cost the same on label ids as on --prior_weight's target distributions; the prior itself
+    # (one forward pass of the base over the training texts, before the first step) is not timed.
+    trainer = _trainer(model, tokenizer, data, None, model_args.max_length, run_args, work / "out")
     timer = StepTimer()
     trainer.add_callback(timer)
     trainer.train()
