@@ -61,6 +61,7 @@ def export_card(metrics: dict, *, adapter: str, architecture: str, merged: bool,
         "",
         *_results(metrics),
         *(_adaptation_lines(metrics["adaptation"]) + [""] if "adaptation" in metrics else []),
+        *(_soup_lines(metrics["soup"]) + [""] if "soup" in metrics else []),
         *_shift_lines(metrics.get("shift_detector")),
         "## Use",
         "",
@@ -140,6 +141,7 @@ def _body(metrics: dict, repo_id: str | None) -> str:
         "",
         *_results(metrics),
         *(_adaptation_lines(metrics["adaptation"]) + [""] if "adaptation" in metrics else []),
+        *(_soup_lines(metrics["soup"]) + [""] if "soup" in metrics else []),
         *_shift_lines(metrics.get("shift_detector")),
         "## Use",
         "",
@@ -178,6 +180,19 @@ def _shift_lines(detector: dict | None) -> list[str]:
         lines += ["", f"No shift detector was fitted ({detector.get('reason', 'unavailable')}): fit one with "
                   "`python -m emotion_app.calibrate --adapter <this directory> --detector_only`."]
     return [*lines, ""]
+
+
+def _soup_lines(soup: dict) -> list[str]:
+    """What a soup made by emotion_app.soup mixes (see train/soup.py)."""
+    lines = ["## How it was made", "",
+             f"A weight-space mix (WiSE-FT, a model soup) of {len(soup['adapters'])} LoRA adapters of the same base, "
+             f"saved as one LoRA adapter of rank {soup['rank']}: each adapted layer is W0 + sum of weight x the "
+             "adapter's update, the head the weighted mean of theirs.", "",
+             "| adapter | weight | its validation accuracy | adapter_model.safetensors sha256 |", "|---|---|---|---|"]
+    for item in soup["adapters"]:
+        accuracy = f"{item['validation_accuracy']:.2%}" if item.get("validation_accuracy") is not None else "–"
+        lines.append(f"| `{item['adapter']}` | {item['weight']:g} | {accuracy} | `{item['sha256']}` |")
+    return lines
 
 
 def _adaptation_lines(adaptation: dict) -> list[str]:

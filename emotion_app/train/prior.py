@@ -54,13 +54,13 @@ def zero_shot_probabilities(base_model: str, texts: Sequence[str], temperature: 
     tokenizer = load_tokenizer(base_model, max_length)
     model = AutoModel.from_pretrained(resolve_base(base_model)).eval()
     logger.info("Zero-shot prior of %s on %d texts", base_model, len(texts))
-    prompts = _embed(model, tokenizer, list(PROMPTS), max_length)
-    rows = _embed(model, tokenizer, list(texts), max_length)
+    prompts = mean_embeddings(model, tokenizer, list(PROMPTS), max_length)
+    rows = mean_embeddings(model, tokenizer, list(texts), max_length)
     logits = temperature * rows @ prompts.T
     return torch.softmax(torch.from_numpy(logits), dim=1).numpy().astype(np.float32)
 
 
-def _embed(model, tokenizer, texts: list[str], max_length: int) -> np.ndarray:
+def mean_embeddings(model, tokenizer, texts: list[str], max_length: int) -> np.ndarray:
     """Unit-length mean of the last hidden states over each text's tokens."""
     import torch
 

@@ -68,20 +68,8 @@ def train(model_args: ModelArguments, data_args: DataArguments, lora_args: LoraA
     trainer.train(resume_from_checkpoint=resume_from)
     seconds = time.perf_counter() - started
 
-    classifier = EmotionClassifier(trainer.model, tokenizer, max_length=model_args.max_length,
-                                   batch_size=max(run_args.per_device_eval_batch_size, 32))
-    metrics = {"name": output_dir.name, "labels": list(LABELS), "base_model": model_args.base_model}
-    passes = {}
-    for split in ("validation", "test"):
-        # Raw logits and features, computed once: the metrics (at T = 1), the temperature fit and
-        # the shift detector share them.
-        passes[split] = (*classifier.logits_and_features(list(data[split]["text"])), data[split]["label"])
-        metrics[split] = classification_metrics(data[split]["label"], softmax(passes[split][0]))
-        logger.info("\n%s", format_report(metrics[split], f"{split}:"))
-    # Temperature fitted on validation; ECE/NLL before/after and the coverage curve on test.
-    metrics.update(calibration_metrics(passes["validation"][0], data["validation"]["label"],
-                                       passes["test"][0], data["test"]["label"]))
-    detector = _fit_shift_detector(classifier, data["train"], passes, metrics, run_args.seed)
+    metrics, detector = measure(trainer.model, tokenizer, data, model_args, run_args.per_device_eval_batch_size,
+                                run_args.seed, output_dir.name)
     metrics["training"] = _training_summary(model_args, data_args, lora_args, run_args, trainer, seconds, data)
     if not trainer.is_world_process_zero():  # under torchrun/accelerate only rank 0 writes and uploads
         return output_dir
@@ -91,6 +79,27 @@ def train(model_args: ModelArguments, data_args: DataArguments, lora_args: LoraA
 
         push_adapter(output_dir, run_args.hub_model_id or "", bool(run_args.hub_private_repo), run_args.hub_token)
     return output_dir
+
+
+def measure(model, tokenizer, data, model_args: ModelArguments, eval_batch_size: int, seed: int,
+            name: str) -> tuple[dict, object]:
+    """(metrics, shift detector or None) of a finished model: validation and test at T = 1, the
+    temperature fitted on validation with ECE/NLL and the coverage curve on test, and the detector
+    on a seeded sample of the training rows (train.py's and the soup's last step)."""
+    classifier = EmotionClassifier(model, tokenizer, max_length=model_args.max_length,
+                                   batch_size=max(eval_batch_size, 32))
+    metrics = {"name": name, "labels": list(LABELS), "base_model": model_args.base_model}
+    passes = {}
+    for split in ("validation", "test"):
+        # Raw logits and features, computed once: the metrics (at T = 1), the temperature fit and
+        # the shift detector share them.
+        passes[split] = (*classifier.logits_and_features(list(data[split]["text"])), data[split]["label"])
+        metrics[split] = classification_metrics(data[split]["label"], softmax(passes[split][0]))
+        logger.info("\n%s", format_report(metrics[split], f"{split}:"))
+    metrics.update(calibration_metrics(passes["validation"][0], data["validation"]["label"],
+                                       passes["test"][0], data["test"]["label"]))
+    detector = _fit_shift_detector(classifier, data["train"], passes, metrics, seed)
+    return metrics, detector
 
 
 def _fit_shift_detector(classifier: EmotionClassifier, train, passes: dict, metrics: dict, seed: int):

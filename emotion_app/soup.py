@@ -1,0 +1,97 @@
+"""Mix LoRA adapters of one base in weight space (WiSE-FT / a model soup) into one adapter, measured.
+
+    python -m emotion_app.soup --adapters outputs/plain outputs/prior --weights 0.5 0.5 \\
+        --output_dir models/minilm-emotion-lora --data_dir ../shared/data/emotion
+
+The output is a complete adapter directory like train.py's: one plain LoRA adapter (rank = the sum
+of the ranks; train/soup.py says how), its tokenizer, metrics.json with validation and test figures,
+the temperature fitted on validation, the coverage curve, the shift detector, and the soup's
+lineage (each adapter, its sha256 and weight); then the model card. It loads with plain
+transformers + peft. Choose the weights on validation (and real text of your own), never on test.
+Exit codes: 0 done, 2 bad input or options (the message says what to fix).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+from emotion_app.artifacts import ADAPTER_CONFIG, ADAPTER_WEIGHTS, file_sha256, read_metrics, write_json
+from emotion_app.data.labelled import DataArguments, load_splits
+
+logger = logging.getLogger(__name__)
+
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m emotion_app.soup", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--adapters", nargs="+", required=True, help="Two or more adapter directories or Hub ids.")
+    parser.add_argument("--weights", nargs="+", type=float, required=True,
+                        help="One weight per adapter, each in [0, 1], summing to 1.")
+    parser.add_argument("--output_dir", required=True, help="Where the mixed adapter goes.")
+    parser.add_argument("--data_dir", default=None, help="Directory with train/validation/test files "
+                        "(e.g. ../shared/data/emotion); default: dair-ai/emotion from the Hub.")
+    parser.add_argument("--max_length", type=int, default=None,
+                        help="Tokens per text; default: what the first adapter was trained with (metrics.json).")
+    parser.add_argument("--seed", type=int, default=42, help="Seed of the training rows the shift detector is fitted on.")
+    return parser
+
+
+def run(args: argparse.Namespace) -> dict:
+    """Mix, measure and save; returns the metrics written."""
+    from safetensors.torch import load_file, save_file
+
+    from emotion_app.engine.adapters import load_adapter, read_adapter
+    from emotion_app.train.arguments import ModelArguments
+    from emotion_app.train.soup import Ingredient, check_weights, mix
+    from emotion_app.train.trainer import measure, save_adapter
+
+    weights = check_weights(args.weights, len(args.adapters))
+    sources = [read_adapter(adapter) for adapter in args.adapters]
+    ingredients = [Ingredient(adapter, source.config, load_file(str(source.directory / ADAPTER_WEIGHTS)))
+                   for adapter, source in zip(args.adapters, sources)]
+    config, tensors = mix(ingredients, weights)
+    trained = (read_metrics(sources[0].directory) or {}).get("training", {})
+    model_args = ModelArguments(base_model=sources[0].base_model,
+                                max_length=args.max_length or trained.get("max_length") or ModelArguments.max_length)
+    data = load_splits(DataArguments(data_dir=args.data_dir))
+    with tempfile.TemporaryDirectory() as scratch:
+        mixed = Path(scratch)
+        write_json(mixed / ADAPTER_CONFIG, config)
+        save_file(tensors, str(mixed / ADAPTER_WEIGHTS))
+        for name in TOKENIZER_FILES:
+            if (Path(sources[0].tokenizer_source) / name).is_file():
+                shutil.copy2(Path(sources[0].tokenizer_source) / name, mixed / name)
+        loaded = load_adapter(str(mixed), merge=False)
+        metrics, detector = measure(loaded.model, loaded.tokenizer, data, model_args, 128, args.seed,
+                                    Path(args.output_dir).name)
+    metrics["soup"] = {"adapters": [
+        {"adapter": adapter, "weight": weight, "sha256": file_sha256(source.directory / ADAPTER_WEIGHTS),
+         "validation_accuracy": ((read_metrics(source.directory) or {}).get("validation") or {}).get("accuracy")}
+        for adapter, weight, source in zip(args.adapters, weights, sources)], "rank": config["r"],
+        "max_length": model_args.max_length, "seed": args.seed}
+    save_adapter(loaded.model, loaded.tokenizer, metrics, Path(args.output_dir), model_args.base_model, detector)
+    return metrics
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    try:
+        metrics = run(args)
+    except ValueError as err:
+        logger.error("%s", err)
+        return 2
+    logger.info("Soup in %s: validation %.2f%%, test %.2f%%", args.output_dir,
+                100 * metrics["validation"]["accuracy"], 100 * metrics["test"]["accuracy"])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

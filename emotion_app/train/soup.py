@@ -1,0 +1,96 @@
+"""Weight-space ensembles of LoRA adapters on one base (WiSE-FT, model soups), as one plain adapter.
+
+A soup of adapters i with weights w_i (summing to 1) is the model with W0 + sum_i w_i * dW_i in every
+adapted layer, dW_i = (alpha_i / r_i) * B_i @ A_i, and the head sum_i w_i * head_i. It is written as
+a single LoRA adapter of rank sum_i r_i, A = [A_1; A_2; ...] and B = [w_1 s_1 B_1, w_2 s_2 B_2, ...]
+with lora_alpha = rank (scale 1), so it loads with plain transformers + peft and merges like any
+other. Why: fine-tuning on dair-ai/emotion alone forgets what the base knew about emotions; the soup
+of that adapter with one trained on the base's zero-shot prior (train/prior.py) keeps most of the
+benchmark and much of the prior's gain on real text (docs/training.md).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+# adapter_config.json keys the mix must find equal in every adapter (anything else is a different model)
+SHARED_KEYS = ("peft_type", "task_type", "base_model_name_or_path", "fan_in_fan_out", "modules_to_save")
+# ... and these at their plain-LoRA values: a pattern or variant would change what a rank means
+PLAIN = {"use_dora": False, "use_rslora": False, "bias": "none", "rank_pattern": {}, "alpha_pattern": {}}
+
+
+@dataclass
+class Ingredient:
+    """One adapter of the soup: its name (for messages), adapter_config.json and weights."""
+    name: str
+    config: dict
+    weights: dict  # tensor name -> torch.Tensor, as in adapter_model.safetensors
+
+
+def check_weights(weights: Sequence[float], count: int) -> list[float]:
+    weights = [float(w) for w in weights]
+    if len(weights) != count or count < 2:
+        raise ValueError(f"a soup needs at least two adapters and one weight per adapter; found {count} adapters "
+                         f"and {len(weights)} weights. Pass e.g. --adapters A B --weights 0.5 0.5.")
+    if any(not 0 <= w <= 1 for w in weights) or not math.isclose(sum(weights), 1.0, abs_tol=1e-6):
+        raise ValueError(f"soup weights must each be in [0, 1] and sum to 1 (an interpolation); found {weights}. "
+                         "E.g. 0.5 0.5, or 0.7 0.3.")
+    return weights
+
+
+def mix(ingredients: Sequence[Ingredient], weights: Sequence[float]) -> tuple[dict, dict]:
+    """(adapter_config, tensors) of the soup as one LoRA adapter of the summed rank."""
+    import torch
+
+    weights = check_weights(weights, len(ingredients))
+    first = ingredients[0]
+    for item in ingredients:
+        _check_compatible(first, item)
+    heads = tuple(first.config.get("modules_to_save") or ())
+    rank = sum(int(item.config["r"]) for item in ingredients)
+    tensors = {}
+    for key in first.weights:
+        parts = [item.weights[key] for item in ingredients]
+        if key.endswith(".lora_A.weight"):
+            tensors[key] = torch.cat(parts, dim=0)
+        elif key.endswith(".lora_B.weight"):
+            tensors[key] = torch.cat([w * _scale(item.config) * part
+                                      for w, item, part in zip(weights, ingredients, parts)], dim=1)
+        elif any(f".{head}." in f".{key}" for head in heads):
+            tensors[key] = sum(w * part for w, part in zip(weights, parts))
+        else:
+            raise ValueError(f"adapter {first.name} holds {key}, neither a LoRA matrix nor the head: a soup "
+                             "mixes plain LoRA adapters with their classification head only.")
+    config = {**first.config, "r": rank, "lora_alpha": rank}
+    return config, {key: value.contiguous() for key, value in tensors.items()}
+
+
+def _scale(config: dict) -> float:
+    return config["lora_alpha"] / config["r"]
+
+
+def _check_compatible(first: Ingredient, other: Ingredient) -> None:
+    for key in SHARED_KEYS:
+        if _normal(first.config.get(key)) != _normal(other.config.get(key)):
+            raise ValueError(f"adapters {first.name} and {other.name} differ in {key}: "
+                             f"{first.config.get(key)!r} against {other.config.get(key)!r}. A soup needs "
+                             "adapters of the same base, task and head, trained by the same train.py.")
+    for item in (first, other):
+        for key, plain in PLAIN.items():
+            if item.config.get(key, plain) not in (plain, None):
+                raise ValueError(f"adapter {item.name} has {key} = {item.config.get(key)!r}: a soup mixes plain "
+                                 f"LoRA adapters ({key} = {plain!r}).")
+    if set(first.weights) != set(other.weights):
+        missing = sorted(set(first.weights) ^ set(other.weights))[:3]
+        raise ValueError(f"adapters {first.name} and {other.name} adapt different layers (e.g. {missing}): "
+                         "train both with the same target_modules.")
+    for key, value in first.weights.items():
+        shape, found = tuple(value.shape), tuple(other.weights[key].shape)
+        if not key.endswith((".lora_A.weight", ".lora_B.weight")) and shape != found:
+            raise ValueError(f"{key} is {shape} in {first.name} but {found} in {other.name}.")
+
+
+def _normal(value):
+    return sorted(value) if isinstance(value, (list, set, tuple)) else value

@@ -1,0 +1,122 @@
+"""Weight-space soups of LoRA adapters (train/soup.py) and the `python -m emotion_app.soup` command."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from support import REPO, quick_train_args, run_train, subprocess_env
+
+from emotion_app.engine.classifier import EmotionClassifier
+from emotion_app.train.soup import Ingredient, check_weights, mix
+
+LAYER = "base_model.model.bert.encoder.layer.0.attention.self.query"
+HEAD = "base_model.model.classifier.weight"
+
+
+def _ingredient(name: str, r: int, alpha: int, seed: int) -> Ingredient:
+    generator = torch.Generator().manual_seed(seed)
+    weights = {f"{LAYER}.lora_A.weight": torch.randn(r, 8, generator=generator),
+               f"{LAYER}.lora_B.weight": torch.randn(8, r, generator=generator),
+               HEAD: torch.randn(6, 8, generator=generator)}
+    config = {"peft_type": "LORA", "task_type": "SEQ_CLS", "base_model_name_or_path": "base", "r": r,
+              "lora_alpha": alpha, "modules_to_save": ["classifier", "score"], "fan_in_fan_out": False}
+    return Ingredient(name, config, weights)
+
+
+def _delta(item: Ingredient) -> torch.Tensor:
+    w = item.weights
+    return item.config["lora_alpha"] / item.config["r"] * w[f"{LAYER}.lora_B.weight"] @ w[f"{LAYER}.lora_A.weight"]
+
+
+def test_the_mix_is_the_weighted_sum_of_the_updates_and_heads_as_one_lora():
+    one, two = _ingredient("one", r=4, alpha=8, seed=0), _ingredient("two", r=2, alpha=16, seed=1)
+    config, tensors = mix([one, two], [0.3, 0.7])
+    assert (config["r"], config["lora_alpha"]) == (6, 6)  # scale 1: the weights live in B
+    soup = Ingredient("soup", config, tensors)
+    torch.testing.assert_close(_delta(soup), 0.3 * _delta(one) + 0.7 * _delta(two))
+    torch.testing.assert_close(tensors[HEAD], 0.3 * one.weights[HEAD] + 0.7 * two.weights[HEAD])
+
+
+@pytest.mark.parametrize("weights", [[0.5, 0.6], [1.2, -0.2], [1.0]])
+def test_weights_must_interpolate_one_per_adapter(weights):
+    with pytest.raises(ValueError, match=r"found .*E\.g\.|found .*e\.g\."):
+        check_weights(weights, 2)
+
+
+def test_adapters_of_different_bases_or_layers_are_refused():
+    one, other_base = _ingredient("one", 4, 8, 0), _ingredient("two", 4, 8, 1)
+    other_base.config["base_model_name_or_path"] = "another"
+    with pytest.raises(ValueError, match="differ in base_model_name_or_path"):
+        mix([one, other_base], [0.5, 0.5])
+    fewer = _ingredient("three", 4, 8, 2)
+    fewer.weights.pop(f"{LAYER}.lora_A.weight")
+    with pytest.raises(ValueError, match="adapt different layers"):
+        mix([one, fewer], [0.5, 0.5])
+    dora = _ingredient("four", 4, 8, 3)
+    dora.config["use_dora"] = True
+    with pytest.raises(ValueError, match="use_dora"):
+        mix([one, dora], [0.5, 0.5])
+
+
+@pytest.fixture(scope="module")
+def second_adapter(tmp_path_factory, tiny_bert_dir, data_dir):
+    """Another tiny BERT adapter: another seed, trained on the prior's targets."""
+    output = tmp_path_factory.mktemp("second") / "adapter"
+    run_train(quick_train_args(tiny_bert_dir, data_dir, output) + ["--seed", "7", "--prior_weight", "0.3"])
+    return output
+
+
+def _soup(adapters, weights, data_dir, output):
+    result = subprocess.run([sys.executable, "-m", "emotion_app.soup", "--adapters", *map(str, adapters),
+                             "--weights", *map(str, weights), "--output_dir", str(output), "--data_dir", str(data_dir)],
+                            cwd=REPO, env=subprocess_env(), capture_output=True, text=True, timeout=600)
+    return result
+
+
+def test_soup_command_writes_a_measured_adapter_that_plain_peft_loads(trained_bert_adapter, second_adapter,
+                                                                       tiny_bert_dir, data_dir, tmp_path):
+    from peft import PeftModel
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    out = tmp_path / "soup"
+    result = _soup([trained_bert_adapter, second_adapter], [0.5, 0.5], data_dir, out)
+    assert result.returncode == 0, result.stderr[-3000:]
+    metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
+    assert metrics["test"]["n"] == 24 and "temperature" in metrics["calibration"]
+    assert [a["weight"] for a in metrics["soup"]["adapters"]] == [0.5, 0.5]
+    card = (out / "README.md").read_text(encoding="utf-8")
+    assert "## How it was made" in card and metrics["soup"]["adapters"][1]["sha256"] in card
+    assert json.loads((out / "adapter_config.json").read_text())["r"] == 2 * json.loads(
+        (trained_bert_adapter / "adapter_config.json").read_text())["r"]
+    texts = ["i feel happy", "i am so angry at them", "what a surprise"]
+    engine = EmotionClassifier.from_adapter(str(out), base_model=str(tiny_bert_dir), quantize=False,
+                                            detect_shift=False)
+    base = AutoModelForSequenceClassification.from_pretrained(str(tiny_bert_dir), num_labels=6,
+                                                              ignore_mismatched_sizes=True)  # a 2-way head
+    model = PeftModel.from_pretrained(base, str(out)).eval()
+    tokenizer = AutoTokenizer.from_pretrained(str(out))
+    with torch.inference_mode():
+        logits = model(**tokenizer(texts, padding=True, return_tensors="pt")).logits
+    np.testing.assert_allclose(torch.softmax(logits / engine.temperature, 1).numpy(), engine.predict_proba(texts),
+                               atol=1e-5)
+
+
+def test_a_soup_all_of_one_adapter_predicts_as_that_adapter(trained_bert_adapter, second_adapter, tiny_bert_dir,
+                                                            data_dir, tmp_path):
+    out = tmp_path / "soup-one"
+    result = _soup([trained_bert_adapter, second_adapter], [1.0, 0.0], data_dir, out)
+    assert result.returncode == 0, result.stderr[-3000:]
+    texts = ["i feel happy", "i am so angry at them", "what a surprise", "i miss her"]
+    options = {"base_model": str(tiny_bert_dir), "quantize": False, "detect_shift": False}
+    soup = EmotionClassifier.from_adapter(str(out), **options)
+    first = EmotionClassifier.from_adapter(str(trained_bert_adapter), **options)
+    np.testing.assert_allclose(soup.logits(texts), first.logits(texts), atol=1e-5)
+
+
+def test_soup_command_says_what_is_wrong_with_the_weights(trained_bert_adapter, data_dir, tmp_path):
+    result = _soup([trained_bert_adapter, trained_bert_adapter], [0.5, 0.6], data_dir, tmp_path / "x")
+    assert result.returncode == 2 and "sum to 1" in result.stderr
+    assert not (tmp_path / "x").exists()
