@@ -183,7 +183,7 @@ def test_defaults_reproduce_the_reference_recipe():
     assert run_args.resume is False
 
 
-@pytest.mark.parametrize("name", ["dialogrpt-updown.json", "minilm-cpu.json"])
+@pytest.mark.parametrize("name", ["dialogrpt-updown.json", "minilm-cpu.json", "experiments/run6-prior-w0.45-3ep.json"])
 def test_shipped_configs_parse(name):
     model, data, lora, run_args = parse_train_args([str(REPO / "configs" / name), "--output_dir", "/tmp/x"])
     expected = json.loads((REPO / "configs" / name).read_text(encoding="utf-8"))
