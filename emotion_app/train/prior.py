@@ -46,18 +46,17 @@ def check_prior(weight: float, temperature: float) -> None:
 def zero_shot_probabilities(base_model: str, texts: Sequence[str], temperature: float,
                             max_length: int) -> np.ndarray:
     """softmax(temperature * cosine(mean-pooled base embedding of each text, of each prompt))."""
-    import torch
     from transformers import AutoModel
 
     from emotion_app.engine.adapters import load_tokenizer, resolve_base
+    from emotion_app.engine.classifier import softmax
 
     tokenizer = load_tokenizer(base_model, max_length)
     model = AutoModel.from_pretrained(resolve_base(base_model)).eval()
     logger.info("Zero-shot prior of %s on %d texts", base_model, len(texts))
     prompts = mean_embeddings(model, tokenizer, list(PROMPTS), max_length)
     rows = mean_embeddings(model, tokenizer, list(texts), max_length)
-    logits = temperature * rows @ prompts.T
-    return torch.softmax(torch.from_numpy(logits), dim=1).numpy().astype(np.float32)
+    return softmax(temperature * rows @ prompts.T).astype(np.float32)
 
 
 def mean_embeddings(model, tokenizer, texts: list[str], max_length: int) -> np.ndarray:

@@ -46,7 +46,7 @@ def mix(ingredients: Sequence[Ingredient], weights: Sequence[float]) -> tuple[di
 
     weights = check_weights(weights, len(ingredients))
     first = ingredients[0]
-    for item in ingredients:
+    for item in ingredients[1:]:
         _check_compatible(first, item)
     heads = tuple(first.config.get("modules_to_save") or ())
     rank = sum(int(item.config["r"]) for item in ingredients)

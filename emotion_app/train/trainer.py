@@ -172,14 +172,15 @@ def _loss(labels, run_args: RunArguments):
 
     def loss(outputs, targets, num_items_in_batch=None):
         logits = outputs.logits.float()
-        label = targets.argmax(dim=1) if targets.dim() == 2 else targets
-        rows = torch.nn.functional.cross_entropy(logits, targets.float() if targets.dim() == 2 else targets,
+        soft = targets.dim() == 2
+        label = targets.argmax(dim=1) if soft else targets
+        rows = torch.nn.functional.cross_entropy(logits, targets.float() if soft else targets,
                                                  label_smoothing=run_args.label_smoothing_factor, reduction="none")
         total = (rows * weights.to(logits.device)[label]).sum()
         if num_items_in_batch is None:
             return total / len(label)
         # The Trainer counts the label tensor's entries: six per row for target distributions.
-        return total / (num_items_in_batch / targets.shape[1] if targets.dim() == 2 else num_items_in_batch)
+        return total / (num_items_in_batch / NUM_LABELS if soft else num_items_in_batch)
 
     return loss
 
