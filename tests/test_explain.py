@@ -16,7 +16,7 @@ from emotion_app.analysis.explain import (
     without_word,
 )
 from emotion_app.engine.classifier import EmotionClassifier
-from emotion_app.labels import LABELS
+from emotion_app.labels import LABELS, NUM_LABELS
 
 
 class CountingClassifier:
@@ -115,6 +115,35 @@ def test_one_word_is_scored_against_the_uniform_baseline(gpt2):
     full = gpt2.predict_proba(["furious"])[0]
     assert piece == "furious"
     assert score == pytest.approx(np.log(full.max() / (1 - full.max())) - np.log(1 / 5), abs=1e-6)
+
+
+def test_given_probabilities_of_the_text_replace_its_own_pass(bert):
+    text = "i felt so happy when i read the letter"
+    words = text.split()
+    shown = bert.predict_proba([text])[0]
+    spy = CountingClassifier(bert)
+    given = explain(spy, text, full=shown)
+    assert len(spy.calls) == 1 and len(spy.calls[0]) == 2 * len(words)  # the variants and the words, not the text
+    assert text not in spy.calls[0] and spy.calls[0][len(words):] == words
+    computed = explain(bert, text)
+    assert given["label"] == computed["label"]
+    assert [given["probabilities"][name] for name in LABELS] == pytest.approx(shown, abs=1e-7)
+    assert [s for _, s in given["attributions"]] == pytest.approx([s for _, s in computed["attributions"]], abs=1e-4)
+    # the given row is what gets explained: a different one changes the label and the scores
+    other = np.full(NUM_LABELS, 0.02)
+    other[5] = 0.9
+    assert explain(bert, text, full=other)["label"] == "surprise"
+    spy.calls.clear()
+    [(_, score)] = explain(spy, "furious", full=other)["attributions"]
+    assert spy.calls == [] and score == pytest.approx(np.log(0.9 / 0.1) - np.log(1 / 5))
+
+
+@pytest.mark.parametrize("full", [np.ones(5) / 5, np.ones((2, 6)) / 6, [np.nan] * 6])
+def test_given_probabilities_of_the_wrong_shape_are_rejected(full):
+    spy = CountingClassifier(None)
+    with pytest.raises(ValueError, match="expected the text's 6 finite probabilities"):
+        explain(spy, "so happy", full=full)
+    assert spy.calls == []
 
 
 @pytest.mark.parametrize("text, message", [

@@ -19,9 +19,9 @@ Why both changes from the plain "probability drop when the word is left out":
   with the plain probability drop); docs/trust.md and benchmarks/bench_trust.py.
 
 The text, its one-word-shorter variants and its words alone go to the classifier in a single
-`predict_proba` call (one list, batched inside the classifier: 2N + 1 short texts; the engine
-batches the single words apart from the longer variants, engine.classifier.length_batches). It works on the
-words of the text, not on tokens, so any base (BERT, GPT-2, ...) gets the same treatment.
+`predict_proba` call (one list, batched inside the classifier: 2N + 1 short texts, 2N when the caller
+passes the text's own probabilities; the engine batches the single words apart from the longer
+variants, engine.classifier.length_batches). It works on the words of the text, not on tokens, so any base (BERT, GPT-2, ...) gets the same treatment.
 """
 
 from __future__ import annotations
@@ -58,7 +58,8 @@ def without_word(text: str, spans: list[tuple[int, int]], i: int) -> str:
     return text[:start] + text[end:]
 
 
-def explain(classifier, text: str, label: str | int | None = None, max_words: int = MAX_WORDS) -> dict:
+def explain(classifier, text: str, label: str | int | None = None, max_words: int = MAX_WORDS,
+            full=None) -> dict:
     """Occlusion explanation of one text, from one `classifier.predict_proba` call.
 
     Returns {"label": the explained label's name, "probabilities": {name: p} for the full text,
@@ -69,18 +70,25 @@ def explain(classifier, text: str, label: str | int | None = None, max_words: in
 
     `label` (a name or an id) defaults to the label predicted for the full text. A one-word text
     is its own word alone, and without it there is no text (an empty text is not a valid input):
-    its score is L(text) - L(no evidence). Raises ValueError for a non-string, an empty text or
-    one of more than `max_words` words.
+    its score is L(text) - L(no evidence). `full`, the text's own probabilities when the caller
+    already has them (the page shows them), is used instead of running the text again: the
+    explanation then explains exactly the probabilities shown, one forward pass cheaper. Raises
+    ValueError for a non-string, an empty text, one of more than `max_words` words, or a `full`
+    that is not one row of probabilities.
     """
     spans = _check_text(text, max_words)
     target = None if label is None else parse_label(label)
+    given = None if full is None else _check_full(full)
     n = len(spans) if len(spans) > 1 else 0
     variants = [without_word(text, spans, i) for i in range(n)]
     alone = [text[start:end] for start, end in spans[:n]]
-    probs = np.asarray(classifier.predict_proba([text, *variants, *alone]), dtype=float)
-    if probs.shape != (1 + 2 * n, NUM_LABELS):
-        raise ValueError(f"predict_proba returned shape {probs.shape}: expected ({1 + 2 * n}, "
+    asked = [*variants, *alone] if given is not None else [text, *variants, *alone]
+    probs = np.asarray(classifier.predict_proba(asked), dtype=float) if asked else np.empty((0, NUM_LABELS))
+    if probs.shape != (len(asked), NUM_LABELS):
+        raise ValueError(f"predict_proba returned shape {probs.shape}: expected ({len(asked)}, "
                          f"{NUM_LABELS}), one row of {NUM_LABELS} probabilities per text.")
+    if given is not None:
+        probs = np.vstack([given, probs])
     full = probs[0]
     if target is None:
         target = int(full.argmax())
@@ -118,6 +126,14 @@ def _pieces(text: str, spans: list[tuple[int, int]]) -> list[str]:
     """Each word with the whitespace after it; leading whitespace joins the first word."""
     bounds = [0] + [start for start, _ in spans[1:]] + [len(text)]
     return [text[a:b] for a, b in zip(bounds, bounds[1:])]
+
+
+def _check_full(full) -> np.ndarray:
+    row = np.asarray(full, dtype=float).reshape(-1)
+    if row.shape != (NUM_LABELS,) or not np.isfinite(row).all():
+        raise ValueError(f"full has shape {np.shape(full)}: expected the text's {NUM_LABELS} finite probabilities "
+                         "in label order (one row of predict_proba), or None to compute them here.")
+    return row
 
 
 def _check_text(text: str, max_words: int) -> list[tuple[int, int]]:

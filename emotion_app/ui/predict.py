@@ -67,7 +67,8 @@ class PredictHandlers:
         text = self._check_text(text)
         classifier = self.models.classifier(request)
         probabilities, familiar = self._predict(text, classifier)
-        return (probabilities, self.summary(probabilities, familiar), *self.explain(text, request))
+        shown = [probabilities[name] for name in LABELS]  # the explanation explains these, not a second pass
+        return (probabilities, self.summary(probabilities, familiar), *self.explain(text, request, shown))
 
     @staticmethod
     def summary(probabilities: dict, familiar: bool | None = True) -> str:
@@ -95,14 +96,15 @@ class PredictHandlers:
                            f"{len(LABELS)}). The adapter does not fit this app.")
         return dict(figures.sorted_probabilities(dict(zip(LABELS, probs[0].tolist())))), familiar
 
-    def explain(self, text: str | None, request: gr.Request = None) -> tuple[list, str]:
-        """(word importances for gr.HighlightedText, a note) for the predicted emotion."""
+    def explain(self, text: str | None, request: gr.Request = None, full: list[float] | None = None) -> tuple[list, str]:
+        """(word importances for gr.HighlightedText, a note) for the predicted emotion; `full`, the
+        text's probabilities in label order when they are already known (analysis.explain.explain)."""
         from emotion_app.analysis.explain import explain
 
         if not text or not text.strip() or len(text) > self.limits.max_text_chars:
             return [], ""
         try:
-            result = explain(self.models.classifier(request), text)
+            result = explain(self.models.classifier(request), text, full=full)
         except ValueError as err:
             return [], f"No word importances: {err}"
         attributions = result["attributions"]
