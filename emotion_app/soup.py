@@ -16,10 +16,9 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-import tempfile
 from pathlib import Path
 
-from emotion_app.artifacts import ADAPTER_CONFIG, ADAPTER_WEIGHTS, file_sha256, read_metrics, write_json
+from emotion_app.artifacts import read_metrics
 from emotion_app.data.labelled import DataArguments, load_splits
 
 logger = logging.getLogger(__name__)
@@ -41,34 +40,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> dict:
     """Mix, measure and save; returns the metrics written."""
-    from safetensors.torch import load_file, save_file
-
-    from emotion_app.engine.adapters import load_adapter, load_tokenizer, read_adapter
+    from emotion_app.engine.adapters import load_tokenizer
     from emotion_app.train.arguments import ModelArguments
-    from emotion_app.train.soup import Ingredient, mix
+    from emotion_app.train.soup import lineage, load_mix, read_ingredient, recorded_accuracy
     from emotion_app.train.trainer import measure, save_adapter
 
-    sources = [read_adapter(adapter) for adapter in args.adapters]
-    ingredients = [Ingredient(adapter, source.config, load_file(str(source.directory / ADAPTER_WEIGHTS)))
-                   for adapter, source in zip(args.adapters, sources)]
-    config, tensors = mix(ingredients, args.weights)
-    lineage = [read_metrics(source.directory) or {} for source in sources]
+    ingredients, sources = zip(*(read_ingredient(adapter) for adapter in args.adapters))
+    loaded, config = load_mix(ingredients, args.weights, load_tokenizer(sources[0].tokenizer_source))
+    trained = (read_metrics(sources[0].directory) or {}).get("training", {})
     model_args = ModelArguments(base_model=sources[0].base_model,
-                                max_length=args.max_length or lineage[0].get("training", {}).get("max_length")
-                                or ModelArguments.max_length)
+                                max_length=args.max_length or trained.get("max_length") or ModelArguments.max_length)
     data = load_splits(DataArguments(data_dir=args.data_dir))
-    with tempfile.TemporaryDirectory() as scratch:
-        mixed = Path(scratch)
-        write_json(mixed / ADAPTER_CONFIG, config)
-        save_file(tensors, str(mixed / ADAPTER_WEIGHTS))
-        load_tokenizer(sources[0].tokenizer_source).save_pretrained(str(mixed))
-        loaded = load_adapter(str(mixed), merge=False)
-        metrics, detector = measure(loaded.model, loaded.tokenizer, data, model_args, 128, args.seed,
-                                    Path(args.output_dir).name)
+    metrics, detector = measure(loaded.model, loaded.tokenizer, data, model_args, 128, args.seed,
+                                Path(args.output_dir).name)
     metrics["soup"] = {"adapters": [
-        {"adapter": adapter, "weight": weight, "sha256": file_sha256(source.directory / ADAPTER_WEIGHTS),
-         "validation_accuracy": (figures.get("validation") or {}).get("accuracy")}
-        for adapter, weight, source, figures in zip(args.adapters, args.weights, sources, lineage)],
+        lineage(adapter, weight, source.directory, recorded_accuracy(source.directory))
+        for adapter, weight, source in zip(args.adapters, args.weights, sources)],
         "rank": config["r"], "max_length": model_args.max_length, "seed": args.seed}
     save_adapter(loaded.model, loaded.tokenizer, metrics, Path(args.output_dir), model_args.base_model, detector)
     return metrics

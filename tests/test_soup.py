@@ -1,6 +1,7 @@
 """Weight-space soups of LoRA adapters (train/soup.py) and the `python -m emotion_app.soup` command."""
 
 import json
+import shutil
 import subprocess
 import sys
 
@@ -120,3 +121,54 @@ def test_soup_command_says_what_is_wrong_with_the_weights(trained_bert_adapter, 
     result = _soup([trained_bert_adapter, trained_bert_adapter], [0.5, 0.6], data_dir, tmp_path / "x")
     assert result.returncode == 2 and "sum to 1" in result.stderr
     assert not (tmp_path / "x").exists()
+
+
+def _tensors(directory):
+    from safetensors.torch import load_file
+
+    return load_file(str(directory / "adapter_model.safetensors"))
+
+
+def test_train_py_soup_with_saves_the_mix_the_soup_command_makes(trained_bert_adapter, second_adapter,
+                                                                  tiny_bert_dir, data_dir, tmp_path):
+    # the same run as second_adapter, mixed by train.py itself, against second_adapter mixed by the command
+    trained = tmp_path / "trained-soup"
+    run_train(quick_train_args(tiny_bert_dir, data_dir, trained) + [
+        "--seed", "7", "--prior_weight", "0.3", "--soup_with", str(trained_bert_adapter), "--soup_weight", "0.4"])
+    commanded = tmp_path / "command-soup"
+    result = _soup([trained_bert_adapter, second_adapter], [0.4, 0.6], data_dir, commanded)
+    assert result.returncode == 0, result.stderr[-3000:]
+    mine, theirs = _tensors(trained), _tensors(commanded)
+    assert mine.keys() == theirs.keys()
+    for key in mine:
+        torch.testing.assert_close(mine[key], theirs[key], atol=1e-6, rtol=1e-5)
+    metrics, reference = (json.loads((d / "metrics.json").read_text()) for d in (trained, commanded))
+    assert metrics["validation"]["accuracy"] == reference["validation"]["accuracy"]
+    assert metrics["calibration"]["temperature"] == pytest.approx(reference["calibration"]["temperature"], rel=1e-4)
+    partner, own = metrics["soup"]["adapters"]
+    assert (partner["adapter"], partner["weight"], own["weight"]) == (str(trained_bert_adapter), 0.4, 0.6)
+    assert partner["sha256"] == reference["soup"]["adapters"][0]["sha256"]
+    assert own["sha256"] == reference["soup"]["adapters"][1]["sha256"]  # this run's own adapter, before the mix
+    assert metrics["training"]["prior_weight"] == 0.3 and metrics["soup"]["rank"] == 8
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"soup_weight": 1.0}, r"--soup_weight is 1.0: expected .* in \(0, 1\)"),
+    ({"base": "another-base"}, "differ in base_model_name_or_path"),
+])
+def test_train_py_refuses_a_soup_it_cannot_make_before_training(trained_bert_adapter, tiny_bert_dir, data_dir,
+                                                                tmp_path, change, message):
+    from emotion_app.train.arguments import parse_train_args
+    from emotion_app.train.trainer import train
+
+    partner = tmp_path / "partner"
+    shutil.copytree(trained_bert_adapter, partner)
+    if "base" in change:
+        config = json.loads((partner / "adapter_config.json").read_text())
+        (partner / "adapter_config.json").write_text(json.dumps({**config, "base_model_name_or_path": change["base"]}))
+    out = tmp_path / "out"
+    args = quick_train_args(tiny_bert_dir, data_dir, out) + [
+        "--soup_with", str(partner), "--soup_weight", str(change.get("soup_weight", 0.5))]
+    with pytest.raises(ValueError, match=message):
+        train(*parse_train_args(args))
+    assert not (out / "checkpoints").exists()  # nothing was trained

@@ -90,6 +90,17 @@ class RunArguments(TrainingArguments):
         default=50.0,
         metadata={"help": "Scale of the cosines before the prior's softmax (higher: a sharper prior)."},
     )
+    soup_with: str | None = field(
+        default=None,
+        metadata={"help": "After training, mix this run's adapter in weight space with this adapter (a directory "
+                  "or Hub id of the same base and LoRA targets; python -m emotion_app.soup says how) and "
+                  "save the mix, measured, as the run's adapter. configs/minilm-cpu.json mixes its prior run "
+                  "with the labels-only adapter of configs/minilm-labels.json."},
+    )
+    soup_weight: float = field(
+        default=0.5,
+        metadata={"help": "The weight of --soup_with in the mix, in (0, 1); this run's adapter gets 1 minus it."},
+    )
     resume: bool = field(
         default=False,
         metadata={"help": "Continue from the last checkpoint in output_dir (after an interruption)."},

@@ -12,8 +12,12 @@ benchmark and much of the prior's gain on real text (docs/training.md).
 from __future__ import annotations
 
 import math
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
+
+from emotion_app.artifacts import ADAPTER_CONFIG, ADAPTER_WEIGHTS, file_sha256, read_metrics, write_json
 
 # adapter_config.json keys the mix must find equal in every adapter (anything else is a different model)
 SHARED_KEYS = ("peft_type", "task_type", "base_model_name_or_path", "fan_in_fan_out", "modules_to_save")
@@ -65,6 +69,52 @@ def mix(ingredients: Sequence[Ingredient], weights: Sequence[float]) -> tuple[di
                              "mixes plain LoRA adapters with their classification head only.")
     config = {**first.config, "r": rank, "lora_alpha": rank}
     return config, {key: value.contiguous() for key, value in tensors.items()}
+
+
+def read_ingredient(adapter: str) -> tuple[Ingredient, object]:
+    """(the Ingredient, its engine.adapters.AdapterSource) of an adapter directory or Hub id."""
+    from safetensors.torch import load_file
+
+    from emotion_app.engine.adapters import read_adapter
+
+    source = read_adapter(adapter)
+    return Ingredient(adapter, source.config, load_file(str(source.directory / ADAPTER_WEIGHTS))), source
+
+
+def load_mix(ingredients: Sequence[Ingredient], weights: Sequence[float], tokenizer):
+    """(the soup loaded for measuring, as engine.adapters.load_adapter gives it unmerged, its
+    adapter config): written with `tokenizer` to a scratch directory and read back exactly as a
+    user would."""
+    from safetensors.torch import save_file
+
+    from emotion_app.engine.adapters import load_adapter
+
+    config, tensors = mix(ingredients, weights)
+    with tempfile.TemporaryDirectory() as scratch:
+        mixed = Path(scratch)
+        write_json(mixed / ADAPTER_CONFIG, config)
+        save_file(tensors, str(mixed / ADAPTER_WEIGHTS))
+        tokenizer.save_pretrained(str(mixed))
+        return load_adapter(str(mixed), merge=False), config
+
+
+def recorded_accuracy(directory: Path) -> float | None:
+    """The validation accuracy in an adapter's metrics.json, None when it has none."""
+    return ((read_metrics(Path(directory)) or {}).get("validation") or {}).get("accuracy")
+
+
+def check_soup_weight(weight: float) -> float:
+    """train.py's --soup_weight: the partner adapter's share, strictly between 0 and 1."""
+    if not 0 < weight < 1:
+        raise ValueError(f"--soup_weight is {weight}: expected the weight of the --soup_with adapter, in (0, 1) "
+                         "(this run's adapter gets 1 minus it), e.g. 0.5.")
+    return float(weight)
+
+
+def lineage(name: str, weight: float, directory: Path, validation_accuracy: float | None) -> dict:
+    """One ingredient's entry in metrics.json's "soup": what it was, its weight and its sha256."""
+    return {"adapter": name, "weight": weight, "sha256": file_sha256(Path(directory) / ADAPTER_WEIGHTS),
+            "validation_accuracy": validation_accuracy}
 
 
 def _scale(config: dict) -> float:

@@ -12,6 +12,7 @@ import dataclasses
 import logging
 import os
 import shutil
+import tempfile
 import time
 from pathlib import Path
 
@@ -40,6 +41,7 @@ from emotion_app.train.arguments import (
 from emotion_app.train.card import write_model_card
 from emotion_app.train.lora import build_lora_model
 from emotion_app.train.prior import check_prior, prior_targets
+from emotion_app.train.soup import check_soup_weight, lineage, load_mix, mix, read_ingredient, recorded_accuracy
 
 logger = logging.getLogger(__name__)
 
@@ -56,24 +58,33 @@ def train(model_args: ModelArguments, data_args: DataArguments, lora_args: LoraA
 
         check_repo_id(run_args.hub_model_id or "")
     check_prior(run_args.prior_weight, run_args.prior_temperature)
+    partner = _soup_partner(run_args) if run_args.soup_with else None
     set_seed(run_args.seed)
     data = load_splits(data_args)
     targets = prior_targets(model_args.base_model, data["train"]["text"], data["train"]["label"],
                             run_args.prior_weight, run_args.prior_temperature,
                             model_args.max_length) if run_args.prior_weight else None
     model, tokenizer = build_lora_model(model_args.base_model, lora_args, model_args.max_length)
+    if partner is not None:  # an adapter that cannot be mixed with this one must fail now, not after training
+        _mix_with(partner, model, tokenizer, run_args, model_args.base_model, check_only=True)
     trainer = _trainer(model, tokenizer, data, targets, model_args.max_length, run_args, output_dir)
     resume_from = _last_checkpoint(output_dir) if run_args.resume else None
     started = time.perf_counter()
     trainer.train(resume_from_checkpoint=resume_from)
     seconds = time.perf_counter() - started
 
-    metrics, detector = measure(trainer.model, tokenizer, data, model_args, run_args.per_device_eval_batch_size,
+    model, soup = trainer.model, None
+    if partner is not None:
+        model, tokenizer, soup = _mix_with(partner, model, tokenizer, run_args, model_args.base_model,
+                                           own_accuracy=_best_accuracy(trainer, run_args))
+    metrics, detector = measure(model, tokenizer, data, model_args, run_args.per_device_eval_batch_size,
                                 run_args.seed, output_dir.name)
     metrics["training"] = _training_summary(model_args, data_args, lora_args, run_args, trainer, seconds, data)
+    if soup is not None:
+        metrics["soup"] = {**soup, "max_length": model_args.max_length, "seed": run_args.seed}
     if not trainer.is_world_process_zero():  # under torchrun/accelerate only rank 0 writes and uploads
         return output_dir
-    save_adapter(trainer.model, tokenizer, metrics, output_dir, model_args.base_model, detector)
+    save_adapter(model, tokenizer, metrics, output_dir, model_args.base_model, detector)
     if run_args.push_to_hub:
         from emotion_app.train.hub import push_adapter
 
@@ -100,6 +111,37 @@ def measure(model, tokenizer, data, model_args: ModelArguments, eval_batch_size:
                                        passes["test"][0], data["test"]["label"]))
     detector = _fit_shift_detector(classifier, data["train"], passes, metrics, seed)
     return metrics, detector
+
+
+def _soup_partner(run_args: RunArguments):
+    """(the --soup_with adapter as a soup Ingredient, its engine.adapters.AdapterSource), checked."""
+    check_soup_weight(run_args.soup_weight)
+    return read_ingredient(run_args.soup_with)
+
+
+def _mix_with(partner, model, tokenizer, run_args: RunArguments, base_model: str, check_only: bool = False,
+              own_accuracy: float | None = None):
+    """This run's adapter mixed with the --soup_with one (train/soup.py): (model, tokenizer, the
+    soup's lineage for metrics.json). With check_only, only whether the two can be mixed (the
+    untrained adapter has this run's layers and head), raising ValueError when not."""
+    ingredient, source = partner
+    weights = [run_args.soup_weight, 1 - run_args.soup_weight]
+    with tempfile.TemporaryDirectory() as scratch:
+        _save_peft(model, Path(scratch), base_model)
+        own = dataclasses.replace(read_ingredient(scratch)[0], name=f"{run_args.output_dir} (this run)")
+        if check_only:
+            mix([ingredient, own], weights)
+            return None
+        loaded, config = load_mix([ingredient, own], weights, tokenizer)
+        adapters = [lineage(run_args.soup_with, weights[0], source.directory, recorded_accuracy(source.directory)),
+                    lineage(own.name, weights[1], Path(scratch), own_accuracy)]
+    return loaded.model, loaded.tokenizer, {"adapters": adapters, "rank": config["r"]}
+
+
+def _best_accuracy(trainer: Trainer, run_args: RunArguments) -> float | None:
+    """The validation accuracy of the epoch the Trainer kept (None when it chose by another metric)."""
+    metric = run_args.metric_for_best_model.removeprefix("eval_")
+    return trainer.state.best_metric if run_args.load_best_model_at_end and metric == "accuracy" else None
 
 
 def _fit_shift_detector(classifier: EmotionClassifier, train, passes: dict, metrics: dict, seed: int):
@@ -237,10 +279,7 @@ def save_adapter(model, tokenizer, metrics: dict, output_dir: Path, base_model: 
     output_dir.mkdir(parents=True, exist_ok=True)
     staging = output_dir / STAGING
     shutil.rmtree(staging, ignore_errors=True)
-    # Record the base as the user named it (a Hub id), never the bundled package's local path.
-    # The vocabulary is never trained, so PEFT need not look the base up on the Hub to check it.
-    model.peft_config["default"].base_model_name_or_path = base_model
-    model.save_pretrained(str(staging), safe_serialization=True, save_embedding_layers=False)
+    _save_peft(model, staging, base_model)
     tokenizer.save_pretrained(str(staging))
     write_json(staging / METRICS_FILE, metrics)
     if "calibration" in metrics:  # calibration.json: read by EmotionClassifier.from_adapter
@@ -257,6 +296,13 @@ def save_adapter(model, tokenizer, metrics: dict, output_dir: Path, base_model: 
         os.replace(staging / name, output_dir / name)
     staging.rmdir()
     logger.info("Saved the adapter to %s", output_dir)
+
+
+def _save_peft(model, directory: Path, base_model: str) -> None:
+    # Record the base as the user named it (a Hub id), never the bundled package's local path.
+    # The vocabulary is never trained, so PEFT need not look the base up on the Hub to check it.
+    model.peft_config["default"].base_model_name_or_path = base_model
+    model.save_pretrained(str(directory), safe_serialization=True, save_embedding_layers=False)
 
 
 def _fsync(path: Path) -> None:
