@@ -399,6 +399,8 @@ def test_build_demo_exposes_predict_classify_and_score_csv_and_reads_metrics(tmp
     assert public["score_csv"].concurrency_limit == 1
     assert public["predict"].concurrency_limit == 2
     assert public["classify"].batch and public["classify"].concurrency_limit == 1
+    # waiting visitors hear their queue place once a second, not at every job start (one message each)
+    assert demo._queue.live_updates is False and demo._queue.update_intervals == 1.0
     assert "90.0%" in json.dumps(demo.config, default=str)  # the model panel got the stored figures
 
 

@@ -17,7 +17,7 @@ from emotion_app.artifacts import read_metrics
 from emotion_app.labels import LABELS, check_classifier_labels
 from emotion_app.storage import cache_root
 from emotion_app.ui import adapt, batch, evaluation, predict
-from emotion_app.ui.common import PREDICT_CONCURRENCY, QUEUE_SIZE, Limits
+from emotion_app.ui.common import PREDICT_CONCURRENCY, QUEUE_SIZE, QUEUE_STATUS_SECONDS, Limits
 from emotion_app.ui.sessions import SessionModels
 
 
@@ -104,7 +104,8 @@ def build_demo(classifier, *, limits: Limits | None = None, metrics: dict | None
             with gr.Tab("Evaluation", id="evaluation"):
                 evaluation.build(handlers.evaluation_tab)
         demo.unload(handlers.adapt_tab.end_session)  # a closed page's adapted models are deleted
-    demo.queue(default_concurrency_limit=PREDICT_CONCURRENCY, max_size=QUEUE_SIZE)
+    demo.queue(status_update_rate=QUEUE_STATUS_SECONDS, default_concurrency_limit=PREDICT_CONCURRENCY,
+               max_size=QUEUE_SIZE)
     return demo
 
 
