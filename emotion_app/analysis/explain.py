@@ -21,13 +21,15 @@ Why both changes from the plain "probability drop when the word is left out":
 The text, its one-word-shorter variants and its words alone go to the classifier in a single
 `predict_proba` call (one list, batched inside the classifier: 2N + 1 short texts, 2N when the caller
 passes the text's own probabilities; the engine batches the single words apart from the longer
-variants, engine.classifier.length_batches). It works on the words of the text, not on tokens, so any base (BERT, GPT-2, ...) gets the same treatment.
+variants, engine.classifier.length_batches). It works on the words of the text, not on tokens, so any
+base (BERT, GPT-2, ...) gets the same treatment.
 """
 
 from __future__ import annotations
 
 import math
 import re
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -59,7 +61,7 @@ def without_word(text: str, spans: list[tuple[int, int]], i: int) -> str:
 
 
 def explain(classifier, text: str, label: str | int | None = None, max_words: int = MAX_WORDS,
-            full=None) -> dict:
+            full: Sequence[float] | np.ndarray | None = None) -> dict:
     """Occlusion explanation of one text, from one `classifier.predict_proba` call.
 
     Returns {"label": the explained label's name, "probabilities": {name: p} for the full text,

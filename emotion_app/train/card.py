@@ -183,7 +183,7 @@ def _shift_lines(detector: dict | None) -> list[str]:
 
 
 def _soup_lines(soup: dict) -> list[str]:
-    """What a soup made by emotion_app.soup mixes (see train/soup.py)."""
+    """What a soup made by emotion_app.soup or train.py --soup_with mixes (see train/soup.py)."""
     lines = ["## How it was made", "",
              f"A weight-space mix (WiSE-FT, a model soup) of {len(soup['adapters'])} LoRA adapters of the same base, "
              f"saved as one LoRA adapter of rank {soup['rank']}: each adapted layer is W0 + sum of weight x the "
