@@ -183,7 +183,7 @@ def test_defaults_reproduce_the_reference_recipe():
     assert run_args.resume is False
 
 
-@pytest.mark.parametrize("name", ["dialogrpt-updown.json", "minilm-cpu.json", "experiments/run6-prior-w0.45-3ep.json"])
+@pytest.mark.parametrize("name", sorted(str(p.relative_to(REPO / "configs")) for p in (REPO / "configs").rglob("*.json")))
 def test_shipped_configs_parse(name):
     model, data, lora, run_args = parse_train_args([str(REPO / "configs" / name), "--output_dir", "/tmp/x"])
     expected = json.loads((REPO / "configs" / name).read_text(encoding="utf-8"))
@@ -191,6 +191,8 @@ def test_shipped_configs_parse(name):
     assert lora.lora_r == expected["lora_r"]
     assert lora.target_modules == expected["target_modules"]
     assert run_args.learning_rate == expected["learning_rate"]
+    assert run_args.prior_weight == expected.get("prior_weight", 0.0)
+    assert run_args.soup_with == expected.get("soup_with")
     assert run_args.output_dir == "/tmp/x"
 
 
