@@ -3,18 +3,15 @@
 The reference recipe (DialogRPT-updown, GPT-2 medium, LoRA r=8; needs the Hub, best on a GPU):
     python train.py configs/dialogrpt-updown.json
 
-The bundled MiniLM on a 2-core CPU with the local copy of the data (the embedded adapter):
+The bundled MiniLM on a 2-core CPU with the local copy of the data: the embedded adapter (v2) is
+the labels-only run (v1) mixed in weight space with a run on the base's zero-shot prior
+(docs/training.md, session 7); the second command trains the prior run and saves the mix:
+    python train.py configs/minilm-labels.json --data_dir ../shared/data/emotion
     python train.py configs/minilm-cpu.json --data_dir ../shared/data/emotion
 
-The candidate for real text (docs/training.md, session 6): a run on the base's zero-shot prior mixed
-into the labels, then its weight-space mix with the embedded adapter:
-    python train.py configs/experiments/run6-prior-w0.45-3ep.json --data_dir ../shared/data/emotion
-    python -m emotion_app.soup --adapters models/minilm-emotion-lora outputs/run6-prior --weights 0.5 0.5 \
-        --output_dir outputs/soup --data_dir ../shared/data/emotion
-
 A smoke run (2 steps) and resuming after an interruption:
-    python train.py configs/minilm-cpu.json --data_dir ../shared/data/emotion --max_steps 2 --output_dir /tmp/out
-    python train.py configs/minilm-cpu.json --data_dir ../shared/data/emotion --resume
+    python train.py configs/minilm-labels.json --data_dir ../shared/data/emotion --max_steps 2 --output_dir /tmp/out
+    python train.py configs/minilm-labels.json --data_dir ../shared/data/emotion --resume
 
 Flags override the JSON file; `python train.py --help` lists them all. Publish with
 `--push_to_hub --hub_model_id user/name [--hub_private_repo]` (token from HF_TOKEN or the login).

@@ -1,7 +1,7 @@
 """Training throughput: steps/s and examples/s of train.py's Trainer for each config, on tiny data.
 
     python benchmarks/bench_training.py --output docs/bench_training.json
-    python benchmarks/bench_training.py --configs configs/minilm-cpu.json --steps 20
+    python benchmarks/bench_training.py --configs configs/minilm-labels.json --steps 20
 
 Each config runs through the same code as train.py (its JSON + flags parsed by emotion_app.cli,
 the LoRA model from emotion_app.train.lora, the Trainer from emotion_app.train.trainer) for --steps
@@ -45,7 +45,7 @@ from emotion_app.train.lora import build_lora_model
 from emotion_app.train.trainer import _trainer  # noqa: E402
 
 logger = logging.getLogger("bench_training")
-CONFIGS = [REPO / "configs" / "minilm-cpu.json", REPO / "configs" / "dialogrpt-updown.json"]
+CONFIGS = [REPO / "configs" / "minilm-labels.json", REPO / "configs" / "dialogrpt-updown.json"]
 WORDS = ("i feel so happy sad angry scared surprised loved lonely today about the news from my friend "
          "when we met at work and it was really strange how everyone left early").split()
 

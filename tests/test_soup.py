@@ -155,6 +155,7 @@ def test_train_py_soup_with_saves_the_mix_the_soup_command_makes(trained_bert_ad
 @pytest.mark.parametrize("change, message", [
     ({"soup_weight": 1.0}, r"--soup_weight is 1.0: expected .* in \(0, 1\)"),
     ({"base": "another-base"}, "differ in base_model_name_or_path"),
+    ({"missing": True}, r"--soup_with: adapter .* must exist before this run starts"),
 ])
 def test_train_py_refuses_a_soup_it_cannot_make_before_training(trained_bert_adapter, tiny_bert_dir, data_dir,
                                                                 tmp_path, change, message):
@@ -166,6 +167,8 @@ def test_train_py_refuses_a_soup_it_cannot_make_before_training(trained_bert_ada
     if "base" in change:
         config = json.loads((partner / "adapter_config.json").read_text())
         (partner / "adapter_config.json").write_text(json.dumps({**config, "base_model_name_or_path": change["base"]}))
+    if "missing" in change:
+        shutil.rmtree(partner)
     out = tmp_path / "out"
     args = quick_train_args(tiny_bert_dir, data_dir, out) + [
         "--soup_with", str(partner), "--soup_weight", str(change.get("soup_weight", 0.5))]

@@ -1,7 +1,8 @@
 """train.py's arguments: dataclasses read by HfArgumentParser, a JSON config + flag overrides.
 
 Defaults reproduce the reference recipe (DialogRPT-updown + LoRA r=8 on dair-ai/emotion);
-`configs/minilm-cpu.json` holds the recipe for the bundled MiniLM base on a small CPU.
+`configs/minilm-cpu.json` holds the recipe of the embedded adapter on the bundled MiniLM base (a
+prior run mixed with `configs/minilm-labels.json`'s labels-only run), for a small CPU.
 """
 
 from __future__ import annotations
@@ -124,7 +125,7 @@ def parse_train_args(argv: list[str]):
             config = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError) as err:
             raise SystemExit(f"config {path} could not be read as JSON: {err}. Expected a JSON object of "
-                             "train.py options, e.g. configs/minilm-cpu.json.") from None
+                             "train.py options, e.g. configs/minilm-labels.json.") from None
         known = {action.dest for action in parser._actions}
         unknown = sorted(set(config) - known)
         if unknown:

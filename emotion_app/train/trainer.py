@@ -116,7 +116,12 @@ def measure(model, tokenizer, data, model_args: ModelArguments, eval_batch_size:
 def _soup_partner(run_args: RunArguments):
     """(the --soup_with adapter as a soup Ingredient, its engine.adapters.AdapterSource), checked."""
     check_soup_weight(run_args.soup_weight)
-    return read_ingredient(run_args.soup_with)
+    try:
+        return read_ingredient(run_args.soup_with)
+    except ValueError as err:
+        raise ValueError(f"--soup_with: {err} The adapter to mix with must exist before this run starts "
+                         "(configs/minilm-cpu.json mixes with outputs/minilm-labels: make it first with "
+                         "`python train.py configs/minilm-labels.json`).") from None
 
 
 def _mix_with(partner, model, tokenizer, run_args: RunArguments, base_model: str, check_only: bool = False,
