@@ -20,6 +20,7 @@ from emotion_app.analysis.shift import (
     p_correct,
     review_threshold_for_accuracy,
     sample_rows,
+    shifted_copies,
     wilson_interval,
 )
 from emotion_app.analysis.review import needs_review
@@ -202,6 +203,52 @@ def test_an_in_distribution_file_has_no_warning_and_a_shifted_one_has(informed):
     assert outside["shift_warning"] is True and outside["estimated_accuracy"] < inside["estimated_accuracy"]
 
 
+def test_shifted_copies_change_the_rows_and_keep_the_labels():
+    texts = ["i feel so happy today", "i am feeling scared of the dark", "nothing special happened here today at all"]
+    copies, labels = shifted_copies(texts, [1, 4, 0], seed=3)
+    assert labels == [1, 4, 0] * 3 and len(copies) == 9
+    assert (copies, labels) == shifted_copies(texts, [1, 4, 0], seed=3)  # seeded
+    dropped, without_opening, shuffled = copies[:3], copies[3:6], copies[6:]
+    for original, short in zip(texts, dropped):
+        words = short.split()
+        assert words and len(words) <= len(original.split())
+        kept = iter(original.split())
+        assert all(word in kept for word in words)  # the words left, in their order
+    assert without_opening == ["happy today", "scared of the dark", texts[2]]
+    assert [sorted(t.split()) for t in shuffled] == [sorted(t.split()) for t in texts]
+    assert sum(len(t.split()) for t in dropped) < sum(len(t.split()) for t in texts)
+
+
+def test_shifted_rows_teach_p_correct_how_unfamiliar_rows_fare(fitted):
+    """Validation alone holds no unfamiliar row, so P(correct) cannot learn that such rows are less
+    often right: an unfamiliar file right 40 % of the time at 0.9 confidence is estimated near 90 %.
+    With shifted rows (here unfamiliar, right 40 %) the estimate falls to the truth, and a familiar
+    file keeps its estimate."""
+    rng = np.random.default_rng(7)
+    x_val, y_val = clusters(1000, rng)
+    p_val = probs_for(y_val, rng)
+    xs, ys = clusters(1000, rng, ood=True)
+    shifted = (xs, probs_for(ys, rng, accuracy=0.4), ys)
+    plain = calibrate_detector(fitted, x_val, p_val, y_val)
+    taught = calibrate_detector(fitted, x_val, p_val, y_val, shifted=shifted)
+    assert taught.coef_ood < plain.coef_ood
+    assert taught.threshold == plain.threshold and taught.reference_accuracy == plain.reference_accuracy
+    # the intercept is validation's own: mean P(correct) there is the validation accuracy
+    assert p_correct(taught, p_val, taught.score(x_val)).mean() == pytest.approx(taught.reference_accuracy, abs=1e-6)
+    xo, yo = clusters(800, rng, ood=True)
+    p_out = probs_for(yo, rng, accuracy=0.4)
+    before, after = (estimate_file_accuracy(d, p_out, d.score(xo)) for d in (plain, taught))
+    assert before["estimated_accuracy_low"] > 0.6  # the promise validation alone makes
+    assert after["estimated_accuracy_low"] <= 0.4 <= after["estimated_accuracy_high"]
+    assert abs(after["estimated_accuracy"] - 0.4) < abs(before["estimated_accuracy"] - 0.4)
+    x, y = clusters(800, rng)
+    p_in = probs_for(y, rng)
+    familiar = [estimate_file_accuracy(d, p_in, d.score(x))["estimated_accuracy"] for d in (plain, taught)]
+    assert familiar[1] == pytest.approx(familiar[0], abs=0.02)
+    with pytest.raises(ValueError, match=r"expected \(features, probs, labels\)"):
+        calibrate_detector(fitted, x_val, p_val, y_val, shifted=xs)
+
+
 # --- the review rule ------------------------------------------------------------------------------
 
 def test_review_threshold_uses_in_distribution_rows_only():
@@ -348,6 +395,7 @@ def test_training_stores_a_detector_and_records_it(trained_bert_adapter):
     record = metrics["shift_detector"]
     assert record["files"] == [SHIFT_ARRAYS_FILE, SHIFT_SCALARS_FILE] and record["fit_rows"] == 48
     assert record["engine"] == "torch (the training model)" and "first token" in record["feature"]
+    assert record["calibrated_on"].startswith("validation and its shifted copies")
     assert 0 <= record["test_flagged"] <= 1 and len(metrics["coverage_in_distribution"]) > 0
     detector = ShiftDetector.load(trained_bert_adapter)
     assert detector.threshold == record["threshold"] and detector.dim == 32

@@ -32,6 +32,8 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import random
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -58,6 +60,11 @@ Z_95 = 1.959964
 COVERAGE_POINTS = 100
 SHIFT_WARNING = "Warning: this file is unlike the training data"
 REVIEW_ALL = "Every row needs review"
+SHIFTED = "validation_shifted"  # fit_from_passes: the pass over shifted_copies of validation
+SHIFT_DROP = 0.3  # share of the words each dropped copy leaves out
+# the dair-ai opening "i feel ...", "i am feeling like ...", "im feeling ..." (shifted_copies)
+OPENING = re.compile(r"^(i\s+(am|was|m|have been|ve been|had been|just|really|still|always|do|did|also)?\s*"
+                     r"(feel|feeling|felt)(\s+like|\s+so|\s+really|\s+very|\s+a bit)?\s+|im\s+(feel|feeling)\s+(like\s+)?)")
 CHECK_UNAVAILABLE = ("The check for text unlike the training data is unavailable: this adapter has no shift "
                      "detector (fit one with python -m emotion_app.calibrate).")
 
@@ -88,10 +95,17 @@ def fit_detector(features, labels, num_classes: int = NUM_LABELS,
 
 
 def calibrate_detector(detector: ShiftDetector, features, probs, labels,
-                       in_distribution_share: float = DEFAULT_IN_DISTRIBUTION_SHARE) -> ShiftDetector:
+                       in_distribution_share: float = DEFAULT_IN_DISTRIBUTION_SHARE,
+                       shifted: tuple | None = None) -> ShiftDetector:
     """A copy with the threshold, the P(correct) model and the ATC threshold fitted on held-out
     in-distribution rows (the validation split; never the file to be judged). `probs` are the
-    calibrated probabilities the engine returns for those rows."""
+    calibrated probabilities the engine returns for those rows.
+
+    `shifted`, (features, probs, labels) of the same rows made unfamiliar (`shifted_copies`), teaches
+    P(correct) how accuracy falls as the OOD score grows: validation alone holds few unfamiliar rows,
+    so its OOD slope is nearly flat and a file of real text got an estimate far too high (docs/trust.md).
+    The slopes are then fitted on both; the intercept, and the threshold and ATC, on validation alone,
+    so that an in-distribution file keeps its estimate."""
     if isinstance(in_distribution_share, bool) or not isinstance(in_distribution_share, (int, float)) \
             or not 0.5 <= in_distribution_share < 1:
         raise ValueError(f"in_distribution_share must be a number in [0.5, 1), found {in_distribution_share!r}. "
@@ -104,7 +118,13 @@ def calibrate_detector(detector: ShiftDetector, features, probs, labels,
                          "to fit P(correct). Calibrate on the whole validation split.")
     center, q = np.quantile(scores, [0.5, in_distribution_share])
     scale = float(q - center) if q > center else 1.0
-    coef = _fit_logistic(_design(p, scores, center, scale), correct)
+    design = _design(p, scores, center, scale)
+    if shifted is None:
+        coef = _fit_logistic(design, correct)
+    else:
+        x, y = _shifted_rows(detector, shifted, center, scale)
+        coef = _fit_logistic(np.vstack([design, x]), np.concatenate([correct, y]))
+        coef[0] = _fit_intercept(design @ coef[1:], correct, coef[0])
     fitted = dataclasses.replace(detector, threshold=float(q), score_center=float(center), score_scale=scale,
                                  intercept=float(coef[0]), coef_confidence=float(coef[1]), coef_ood=float(coef[2]),
                                  expected_ood_share=1 - float(in_distribution_share),
@@ -114,6 +134,30 @@ def calibrate_detector(detector: ShiftDetector, features, probs, labels,
     logger.info("shift detector calibrated on %d rows: accuracy %.4f, OOD threshold %.4g, P(correct) coefficients "
                 "confidence %.3f, OOD %.3f", len(scores), correct.mean(), q, fitted.coef_confidence, fitted.coef_ood)
     return fitted
+
+
+def shifted_copies(texts: Sequence[str], labels: Sequence[int], seed: int = 0) -> tuple[list[str], list[int]]:
+    """Three copies of labelled in-distribution rows made unlike them, labels kept, for
+    `calibrate_detector(shifted=...)`: SHIFT_DROP of the words left out at random; the opening
+    "i feel (like) ..." / "i am feeling ..." removed where there is one (43 % of dair-ai validation
+    starts so, real text seldom does); the words in random order. Generic changes, chosen so that
+    none is the style of one real-text set. Seeded: the same rows give the same copies."""
+    rng = random.Random(seed)
+    texts = [str(text) for text in texts]
+
+    def drop(text: str) -> str:
+        words = text.split()
+        return " ".join([w for w in words if rng.random() > SHIFT_DROP] or words[:1]) or text
+
+    def shuffle(text: str) -> str:
+        words = text.split()
+        rng.shuffle(words)
+        return " ".join(words) or text
+
+    dropped = [drop(text) for text in texts]
+    without_opening = [OPENING.sub("", text) or text for text in texts]
+    shuffled = [shuffle(text) for text in texts]
+    return [*dropped, *without_opening, *shuffled], [int(label) for label in labels] * 3
 
 
 def sample_rows(n: int, rows: int = DEFAULT_FIT_ROWS, seed: int = 0) -> np.ndarray:
@@ -282,7 +326,8 @@ def fit_for_classifier(classifier, train: tuple[Sequence[str], Sequence[int]],
     pass per split: fitted on a seeded sample of `rows` training rows, calibrated on validation,
     checked on test. `classifier.temperature` must be the calibrated one."""
     index = sample_rows(len(train[0]), rows, seed)
-    splits = {"train": ([train[0][i] for i in index], np.asarray(train[1])[index]), "validation": validation}
+    splits = {"train": ([train[0][i] for i in index], np.asarray(train[1])[index]), "validation": validation,
+              SHIFTED: shifted_copies(*validation, seed=seed)}
     if test is not None:
         splits["test"] = test
     passes = {name: (*classifier.logits_and_features(list(texts)), labels) for name, (texts, labels) in splits.items()}
@@ -295,15 +340,17 @@ def fit_for_classifier(classifier, train: tuple[Sequence[str], Sequence[int]],
 
 def fit_from_passes(passes: dict, temperature: float, metadata: dict | None = None) -> tuple[ShiftDetector, dict]:
     """The detector from forward passes already made: {"train": (logits, features, labels),
-    "validation": ..., optionally "test": ...}, raw logits (divided by `temperature` here).
-    Returns (calibrated detector, {"shift_detector": summary, "coverage_in_distribution": test curve})."""
+    "validation": ..., optionally SHIFTED (shifted_copies of validation) and "test"}, raw logits
+    (divided by `temperature` here). Returns (calibrated detector, {"shift_detector": summary,
+    "coverage_in_distribution": test curve})."""
     probs = {name: softmax(np.asarray(logits) / temperature) for name, (logits, _, _) in passes.items()}
     _, train_features, train_labels = passes["train"]
     _, val_features, val_labels = passes["validation"]
+    shifted = (passes[SHIFTED][1], probs[SHIFTED], passes[SHIFTED][2]) if SHIFTED in passes else None
     detector = calibrate_detector(fit_detector(train_features, train_labels), val_features, probs["validation"],
-                                  val_labels)
+                                  val_labels, shifted=shifted)
     detector.metadata = {**(metadata or {}), "fit_split": "train", "fit_rows": len(train_labels),
-                         "calibrated_on": "validation"}
+                         "calibrated_on": "validation" + (" and its shifted copies (P(correct) slopes)" if shifted else "")}
     summary = {"files": list(SHIFT_FILES), **detector.metadata, "method": "relative Mahalanobis",
                "shrinkage": detector.shrinkage, "threshold": detector.threshold,
                "validation_accuracy": detector.reference_accuracy,
@@ -340,6 +387,30 @@ def _design(probs, scores, center: float, scale: float) -> np.ndarray:
     confidence = np.clip(np.asarray(probs, dtype=np.float64).max(axis=1), 1e-6, 1 - 1e-6)
     ood = np.maximum((np.asarray(scores, dtype=np.float64) - center) / scale, 0.0)
     return np.column_stack([np.log(confidence / (1 - confidence)), ood])
+
+
+def _shifted_rows(detector: ShiftDetector, shifted: tuple, center: float, scale: float) -> tuple[np.ndarray, np.ndarray]:
+    """(design, correct) of the shifted copies, checked like the validation rows."""
+    if not isinstance(shifted, tuple) or len(shifted) != 3:
+        raise ValueError(f"shifted is {type(shifted).__name__}: expected (features, probs, labels) of the shifted "
+                         "copies of the validation rows (shifted_copies), or None.")
+    features, probs, labels = shifted
+    scores = detector.score(features)
+    p = _check_probs(probs, len(scores), detector.num_classes)
+    correct = (p.argmax(axis=1) == _check_labels(labels, len(scores), detector.num_classes)).astype(np.float64)
+    return _design(p, scores, center, scale), correct
+
+
+def _fit_intercept(offset: np.ndarray, y: np.ndarray, start: float, iterations: int = 50) -> float:
+    """The intercept b of sigmoid(b + offset) by Newton's method: mean P(correct) = mean of y."""
+    b = float(start)
+    for _ in range(iterations):
+        p = _sigmoid(b + offset)
+        step = float((p - y).sum() / max((p * (1 - p)).sum(), 1e-12))
+        b -= step
+        if abs(step) < 1e-10:
+            break
+    return b
 
 
 def _fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1e-3, iterations: int = 50) -> np.ndarray:

@@ -22,7 +22,7 @@ from transformers import DataCollatorWithPadding, Trainer, set_seed
 
 from emotion_app.analysis.calibration import calibration_metrics
 from emotion_app.analysis.metrics import classification_metrics, format_report
-from emotion_app.analysis.shift import DEFAULT_FIT_ROWS, fit_from_passes, sample_rows
+from emotion_app.analysis.shift import DEFAULT_FIT_ROWS, SHIFTED, fit_from_passes, sample_rows, shifted_copies
 from emotion_app.artifacts import (
     ADAPTER_CONFIG,
     METRICS_FILE,
@@ -109,7 +109,7 @@ def measure(model, tokenizer, data, model_args: ModelArguments, eval_batch_size:
         logger.info("\n%s", format_report(metrics[split], f"{split}:"))
     metrics.update(calibration_metrics(passes["validation"][0], data["validation"]["label"],
                                        passes["test"][0], data["test"]["label"]))
-    detector = _fit_shift_detector(classifier, data["train"], passes, metrics, seed)
+    detector = _fit_shift_detector(classifier, data, passes, metrics, seed)
     return metrics, detector
 
 
@@ -149,16 +149,18 @@ def _best_accuracy(trainer: Trainer, run_args: RunArguments) -> float | None:
     return trainer.state.best_metric if run_args.load_best_model_at_end and metric == "accuracy" else None
 
 
-def _fit_shift_detector(classifier: EmotionClassifier, train, passes: dict, metrics: dict, seed: int):
+def _fit_shift_detector(classifier: EmotionClassifier, data, passes: dict, metrics: dict, seed: int):
     """The out-of-distribution detector on the trained model's own features (a seeded sample of
-    the training rows), calibrated on validation; its entries go into `metrics`. None, with the
-    reason in metrics.json, when it cannot be fitted (e.g. a tiny validation split all right)."""
-    index = sample_rows(len(train), DEFAULT_FIT_ROWS, seed)
-    sample = train.select(index)
+    the training rows), calibrated on validation and its shifted copies; its entries go into
+    `metrics`. None, with the reason in metrics.json, when it cannot be fitted (e.g. a tiny
+    validation split all right)."""
+    sample = data["train"].select(sample_rows(len(data["train"]), DEFAULT_FIT_ROWS, seed))
+    shifted_texts, shifted_labels = shifted_copies(data["validation"]["text"], data["validation"]["label"], seed=seed)
     classifier.temperature = metrics["calibration"]["temperature"]
     try:
         detector, entries = fit_from_passes(
-            {"train": (*classifier.logits_and_features(list(sample["text"])), sample["label"]), **passes},
+            {"train": (*classifier.logits_and_features(list(sample["text"])), sample["label"]),
+             SHIFTED: (*classifier.logits_and_features(shifted_texts), shifted_labels), **passes},
             classifier.temperature,
             {"feature": f"last hidden state at the {classifier.feature_token} token (what the classification "
                         "head reads)", "seed": seed, "engine": "torch (the training model)"})
