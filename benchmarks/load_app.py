@@ -11,10 +11,10 @@ lean batched API), `predict` (what API callers of /predict get), `ui` (what the 
 
 Clients (--client): `http` (default), coroutines in this one thread speaking gradio's HTTP queue
 protocol as the page and gradio_client do (one session each: join the queue, read the session's
-event stream); `gradio`, one gradio_client each, with its threads. On a 2-core machine the load
-generator shares the cores with the server: 20 gradio_clients take most of them themselves, which
-is why the light client is the default. The report adds the app's CPU time per answer, which does
-not depend on the client.
+event stream), over aiohttp; `gradio`, one gradio_client each, with its threads. On a 2-core
+machine the load generator shares the cores with the server: 20 gradio_clients take most of them
+themselves, which is why the light client is the default. The report adds the app's CPU time per
+answer and the load generator's own, so that what the app would serve on cores of its own shows too.
 
 Loopback only (127.0.0.0/8, localhost, ::1): the script refuses any other address. It is bounded:
 each client stops sending at the deadline, every request has a time-out, and the whole run ends by
@@ -188,10 +188,12 @@ def _request_errors() -> tuple[type[BaseException], ...]:
     """What a failed request raises: the app's error, HTTP/connection trouble, a time-out, a cancel."""
     from concurrent.futures import CancelledError
 
+    import aiohttp
     import httpx
     from gradio_client.exceptions import AppError
 
-    return (AppError, httpx.HTTPError, OSError, ValueError, KeyError, RuntimeError, CancelledError)
+    return (AppError, httpx.HTTPError, aiohttp.ClientError, OSError, ValueError, KeyError, RuntimeError,
+            CancelledError)
 
 
 REQUEST_ERRORS = _request_errors()
@@ -234,25 +236,28 @@ async def http_ask(session, url: str, text: str, endpoint: str, caller: dict) ->
     """What `ask` gets, over gradio's HTTP queue protocol, as the page and gradio_client speak it:
     POST gradio_api/queue/join with the client's session, then read the session's event stream
     until this event completes. `caller`: {"session_hash", "fn_index": {api_name: id}}. One light
-    coroutine per client instead of a gradio_client with its threads, so the load generator
-    leaves the server most of the two cores."""
+    coroutine per client on one aiohttp session (its HTTP parser is C) instead of a gradio_client
+    with its threads, so the load generator leaves the server most of the two cores: per page
+    answer 3.8 ms of this process's CPU against 10.9 ms with httpx (docs/performance.md)."""
     answers = []
     for api_name in ENDPOINTS[endpoint]:
         body = {"data": [text], "event_data": None, "fn_index": caller["fn_index"][api_name.lstrip("/")],
                 "trigger_id": None, "session_hash": caller["session_hash"]}
-        response = await session.post(f"{url}gradio_api/queue/join", json=body)
-        response.raise_for_status()
-        answers.append(await _read_result(session, url, caller["session_hash"], response.json()["event_id"]))
+        async with session.post(f"{url}gradio_api/queue/join", json=body) as response:
+            response.raise_for_status()
+            event_id = (await response.json())["event_id"]
+        answers.append(await _read_result(session, url, caller["session_hash"], event_id))
     return answers[0] if len(answers) == 1 else answers
 
 
 async def _read_result(session, url: str, session_hash: str, event_id: str) -> object:
-    async with session.stream("GET", f"{url}gradio_api/queue/data", params={"session_hash": session_hash}) as stream:
+    async with session.get(f"{url}gradio_api/queue/data", params={"session_hash": session_hash}) as stream:
         stream.raise_for_status()
-        async for line in stream.aiter_lines():
-            if not line.startswith("data:"):
+        async for line in stream.content:  # one server-sent event line at a time
+            # only a completion is parsed: the queue's estimation and start messages are skipped unread
+            if not line.startswith(b"data:") or b"process_completed" not in line:
                 continue
-            message = json.loads(line.removeprefix("data:"))
+            message = json.loads(line[len(b"data:"):])
             if message.get("event_id") != event_id or message.get("msg") != "process_completed":
                 continue
             if not message.get("success"):
@@ -316,14 +321,19 @@ def _client_loop(url: str, number: int, texts: list[str], expected: list[object]
 
 async def _http_clients(url: str, clients: int, texts: list[str], expected: list[object], deadline: float,
                         tally: _Tally, endpoint: str) -> None:
-    import httpx
-
-    limits = httpx.Limits(max_connections=2 * clients + 4, max_keepalive_connections=2 * clients + 4)
     caller = http_caller(url, 0)
-    async with httpx.AsyncClient(timeout=PREDICT_TIMEOUT_S, limits=limits) as session:
+    async with _http_session(connections=2 * clients + 4) as session:
         await asyncio.gather(*(_http_loop(session, url, n, texts, expected, deadline, tally, endpoint,
                                           {**caller, "session_hash": f"{caller['session_hash']}c{n}"})
                                for n in range(clients)))
+
+
+def _http_session(connections: int = 4):
+    import aiohttp
+
+    # read_bufsize: room for long event lines (a big answer) in the line reader
+    return aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=connections), read_bufsize=1 << 20,
+                                 timeout=aiohttp.ClientTimeout(total=PREDICT_TIMEOUT_S))
 
 
 async def _http_loop(session, url: str, number: int, texts: list[str], expected: list[object], deadline: float,
@@ -344,10 +354,8 @@ async def _http_loop(session, url: str, number: int, texts: list[str], expected:
 
 
 async def http_sequential_answers(url: str, texts: list[str], endpoint: str) -> list[object]:
-    import httpx
-
     caller = http_caller(url, -1)
-    async with httpx.AsyncClient(timeout=PREDICT_TIMEOUT_S) as session:
+    async with _http_session() as session:
         return [await http_ask(session, url, text, endpoint, caller) for text in texts]
 
 
@@ -423,17 +431,18 @@ def format_reports(reports: list[Report]) -> str:
         return "n/a" if value is None else f"{value:.0f} MB"
 
     lines = ["| endpoint | client | clients x seconds | requests | errors | mismatches | req/s | p50 | p95 | max "
-             "| app CPU per answer | RSS before | RSS after | RSS peak | growth |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| app CPU per answer | load generator CPU per answer | RSS before | RSS after | RSS peak | growth |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     notes = []
     for r in reports:
         growth = (f"{r.rss_after_mb - r.rss_before_mb:+.0f} MB"
                   if r.rss_before_mb is not None and r.rss_after_mb is not None else "n/a")
         answers = r.requests - r.errors
         cpu = f"{1000 * r.server_cpu_s / answers:.1f} ms" if r.server_cpu_s is not None and answers else "n/a"
+        own = f"{1000 * r.client_cpu_s / answers:.1f} ms" if r.client_cpu_s is not None and answers else "n/a"
         lines.append(f"| {r.endpoint} | {r.client} | {r.clients} x {r.seconds:g} | {r.requests} | {r.errors} "
                      f"| {r.mismatches} | {r.requests_per_s:.1f} | {r.p50_ms:.0f} ms | {r.p95_ms:.0f} ms "
-                     f"| {r.max_ms:.0f} ms | {cpu} | {mb(r.rss_before_mb)} | {mb(r.rss_after_mb)} "
+                     f"| {r.max_ms:.0f} ms | {cpu} | {own} | {mb(r.rss_before_mb)} | {mb(r.rss_after_mb)} "
                      f"| {mb(r.rss_peak_mb)} | {growth} |")
         if r.error_examples:
             notes.append(f"{r.endpoint} errors, e.g.: " + "; ".join(r.error_examples))
