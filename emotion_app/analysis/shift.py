@@ -12,7 +12,10 @@ measurements and the candidates compared):
   difference of the two distances noisy (measured: AUROC 0.44 with Ledoit-Wolf's separate weights).
 * Threshold and P(correct) (`calibrate_detector`, on the validation split, never the file judged):
   the threshold keeps 95% of validation in distribution; P(correct) is a two-input logistic model
-  on logit(calibrated confidence) and the validation-scaled OOD score (clipped at 0).
+  on logit(calibrated confidence) and the validation-scaled OOD score (clipped at 0). Its slopes
+  are fitted on validation and three shifted copies of it (`shifted_copies`: words dropped, the
+  "i feel" opening removed, words shuffled), because validation alone holds too few unfamiliar
+  rows to say how fast accuracy falls with the score; its intercept on validation alone.
 * File estimate (`FileEstimate`, `estimate_file_accuracy`): ATC (Garg et al. 2022) on P(correct):
   the share of rows above the threshold that, on validation, leaves exactly the validation
   accuracy above it. Interval: a Wilson 95% interval on that share (the limit of a bootstrap over
