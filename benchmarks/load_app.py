@@ -238,7 +238,7 @@ async def http_ask(session, url: str, text: str, endpoint: str, caller: dict) ->
     until this event completes. `caller`: {"session_hash", "fn_index": {api_name: id}}. One light
     coroutine per client on one aiohttp session (its HTTP parser is C) instead of a gradio_client
     with its threads, so the load generator leaves the server most of the two cores: per page
-    answer 3.8 ms of this process's CPU against 10.9 ms with httpx (docs/performance.md)."""
+    answer about 4 ms of this process's CPU against 11-12 ms with httpx (docs/performance.md)."""
     answers = []
     for api_name in ENDPOINTS[endpoint]:
         body = {"data": [text], "event_data": None, "fn_index": caller["fn_index"][api_name.lstrip("/")],
