@@ -113,9 +113,7 @@ def calibrate_detector(detector: ShiftDetector, features, probs, labels,
             or not 0.5 <= in_distribution_share < 1:
         raise ValueError(f"in_distribution_share must be a number in [0.5, 1), found {in_distribution_share!r}. "
                          "Use e.g. 0.95 to flag 5% of in-distribution rows.")
-    scores = detector.score(features)
-    p = _check_probs(probs, len(scores), detector.num_classes)
-    correct = (p.argmax(axis=1) == _check_labels(labels, len(scores), detector.num_classes)).astype(np.float64)
+    scores, p, correct = _scored_rows(detector, features, probs, labels)
     if len(scores) < 2 or correct.min() == correct.max():
         raise ValueError(f"the {len(scores)} calibration rows are all predicted right or all wrong: expected both, "
                          "to fit P(correct). Calibrate on the whole validation split.")
@@ -125,8 +123,12 @@ def calibrate_detector(detector: ShiftDetector, features, probs, labels,
     if shifted is None:
         coef = _fit_logistic(design, correct)
     else:
-        x, y = _shifted_rows(detector, shifted, center, scale)
-        coef = _fit_logistic(np.vstack([design, x]), np.concatenate([correct, y]))
+        if not isinstance(shifted, tuple) or len(shifted) != 3:
+            raise ValueError(f"shifted is {type(shifted).__name__}: expected (features, probs, labels) of the shifted "
+                             "copies of the validation rows (shifted_copies), or None.")
+        shifted_scores, shifted_p, shifted_correct = _scored_rows(detector, *shifted)
+        x = _design(shifted_p, shifted_scores, center, scale)
+        coef = _fit_logistic(np.vstack([design, x]), np.concatenate([correct, shifted_correct]))
         coef[0] = _fit_intercept(design @ coef[1:], correct, coef[0])
     fitted = dataclasses.replace(detector, threshold=float(q), score_center=float(center), score_scale=scale,
                                  intercept=float(coef[0]), coef_confidence=float(coef[1]), coef_ood=float(coef[2]),
@@ -392,16 +394,12 @@ def _design(probs, scores, center: float, scale: float) -> np.ndarray:
     return np.column_stack([np.log(confidence / (1 - confidence)), ood])
 
 
-def _shifted_rows(detector: ShiftDetector, shifted: tuple, center: float, scale: float) -> tuple[np.ndarray, np.ndarray]:
-    """(design, correct) of the shifted copies, checked like the validation rows."""
-    if not isinstance(shifted, tuple) or len(shifted) != 3:
-        raise ValueError(f"shifted is {type(shifted).__name__}: expected (features, probs, labels) of the shifted "
-                         "copies of the validation rows (shifted_copies), or None.")
-    features, probs, labels = shifted
+def _scored_rows(detector: ShiftDetector, features, probs, labels) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(OOD scores, checked probabilities, 1.0 where the prediction is right) of labelled rows."""
     scores = detector.score(features)
     p = _check_probs(probs, len(scores), detector.num_classes)
     correct = (p.argmax(axis=1) == _check_labels(labels, len(scores), detector.num_classes)).astype(np.float64)
-    return _design(p, scores, center, scale), correct
+    return scores, p, correct
 
 
 def _fit_intercept(offset: np.ndarray, y: np.ndarray, start: float, iterations: int = 50) -> float:
