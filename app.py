@@ -81,6 +81,7 @@ def engine_options(args: argparse.Namespace) -> tuple[str, dict]:
 def build(args: argparse.Namespace):
     """Load the classifier and build the Blocks (not launched)."""
     adapter, options = engine_options(args)
+    from emotion_app.engine import words
     from emotion_app.engine.classifier import EmotionClassifier
     from emotion_app.ui.common import Limits
     from emotion_app.ui.layout import build_demo
@@ -93,7 +94,8 @@ def build(args: argparse.Namespace):
         classifier = EmotionClassifier.from_adapter(adapter, **options)
     except (ValueError, ImportError) as err:
         raise SystemExit(f"error: {err}") from None
-    classifier.set_thread_spinning(False)  # a server: short runs between web requests
+    classifier.set_server_threads()
+    words.attach(classifier)  # the explanation's words alone: read from the cache, or built in the background
     logger.info("Loaded adapter %s on %s in %.1f s", args.adapter, classifier.info.get("base_model"),
                 time.perf_counter() - started)
     limits = Limits(max_bytes=int(args.max_mb * 1024 * 1024), max_rows=args.max_rows)

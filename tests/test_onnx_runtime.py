@@ -19,9 +19,10 @@ from support import all_texts, subprocess_env
 
 from emotion_app.engine import adapters as modeling
 from emotion_app.engine import onnx as onnx_runtime
-from emotion_app.engine.classifier import EmotionClassifier
+from emotion_app.engine.classifier import EmotionClassifier, length_batches
 from emotion_app.engine.int8 import int8_layer_names
 from emotion_app.engine.loading import prepare_onnx
+from emotion_app.engine.threads import default_num_threads
 
 
 @pytest.fixture
@@ -106,26 +107,23 @@ def test_the_engine_pickles_with_its_model_bytes(trained_bert_adapter, cache):
     np.testing.assert_array_equal(pickle.loads(pickle.dumps(copy)).logits(texts), want)
 
 
-def test_a_server_turns_thread_spinning_off_with_the_same_answers(trained_bert_adapter, cache):
-    engine = EmotionClassifier.from_adapter(str(trained_bert_adapter))
+def test_a_server_runs_one_thread_per_run_and_batches_side_by_side_with_the_same_answers(trained_bert_adapter, cache):
+    engine = EmotionClassifier.from_adapter(str(trained_bert_adapter), num_threads=2, batch_size=2)
     texts = all_texts()
     want = engine.logits(texts)
-    key = "session.intra_op.allow_spinning"
-
-    def spinning() -> bool:  # ONNX Runtime's default (no entry) spins
-        try:
-            return engine.model._session.get_session_options().get_session_config_entry(key) != "0"
-        except RuntimeError:  # "does not have configuration with key"
-            return True
-
-    assert spinning()
-    engine.set_thread_spinning(False)  # what app.py does
-    np.testing.assert_array_equal(engine.logits(texts), want)
-    assert not spinning()
-    session = engine.model._session
-    engine.set_thread_spinning(False)  # no change: the session stays
-    engine.logits(texts[:1])
-    assert engine.model._session is session
+    engine.set_server_threads()  # what app.py does
+    assert engine.model._session is None  # a new thread count opens a new session
+    assert engine.batch_workers == default_num_threads()
+    engine.set_batch_workers(1)
+    serial = engine.logits(texts)
+    assert engine.model._session.get_session_options().intra_op_num_threads == 1
+    np.testing.assert_allclose(serial, want, atol=1e-5)  # one thread or two: the same sums, maybe reordered
+    engine.set_batch_workers(3)
+    done = []
+    side_by_side = engine.logits(texts, progress=lambda d, total: done.append(d))
+    np.testing.assert_array_equal(side_by_side, serial)  # the same session, batches at once
+    assert done == sorted(done) and done[-1] == len(texts)  # progress still counts up, batch by batch
+    assert len(done) == len(length_batches(np.array([len(t) for t in engine.tokenizer(texts)["input_ids"]]), 2))
 
 
 def test_auto_falls_back_to_torch_when_the_export_fails(trained_bert_adapter, cache, monkeypatch, caplog):

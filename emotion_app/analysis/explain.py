@@ -18,11 +18,12 @@ Why both changes from the plain "probability drop when the word is left out":
   sentences with the embedded int8 engine: an emotion word has the top score in 18 of 19 (5 of 19
   with the plain probability drop); docs/trust.md and benchmarks/bench_trust.py.
 
-The text, its one-word-shorter variants and its words alone go to the classifier in a single
-`predict_proba` call (one list, batched inside the classifier: 2N + 1 short texts, 2N when the caller
-passes the text's own probabilities; the engine batches the single words apart from the longer
-variants, engine.classifier.length_batches). It works on the words of the text, not on tokens, so any
-base (BERT, GPT-2, ...) gets the same treatment.
+The text and its one-word-shorter variants go to the classifier in one `predict_proba` call (N + 1
+texts, N when the caller passes the text's own probabilities), its words alone in a second one,
+`predict_words` where the classifier has it: a word alone does not depend on the rest of the text,
+so the engine looks up the words its word table has (engine/words.py) and runs only the others.
+It works on the words of the text, not on tokens, so any base (BERT, GPT-2, ...) gets the same
+treatment.
 """
 
 from __future__ import annotations
@@ -84,13 +85,11 @@ def explain(classifier, text: str, label: str | int | None = None, max_words: in
     n = len(spans) if len(spans) > 1 else 0
     variants = [without_word(text, spans, i) for i in range(n)]
     alone = [text[start:end] for start, end in spans[:n]]
-    asked = [*variants, *alone] if given is not None else [text, *variants, *alone]
-    probs = np.asarray(classifier.predict_proba(asked), dtype=float) if asked else np.empty((0, NUM_LABELS))
-    if probs.shape != (len(asked), NUM_LABELS):
-        raise ValueError(f"predict_proba returned shape {probs.shape}: expected ({len(asked)}, "
-                         f"{NUM_LABELS}), one row of {NUM_LABELS} probabilities per text.")
-    if given is not None:
-        probs = np.vstack([given, probs])
+    texts = variants if given is not None else [text, *variants]
+    # the words alone do not depend on the rest of the text: an engine may look them up (engine/words.py)
+    read_alone = getattr(classifier, "predict_words", classifier.predict_proba)
+    probs = np.vstack([*([given] if given is not None else []), _probabilities(classifier.predict_proba, texts),
+                       _probabilities(read_alone, alone)])
     full = probs[0]
     if target is None:
         target = int(full.argmax())
@@ -104,6 +103,17 @@ def explain(classifier, text: str, label: str | int | None = None, max_words: in
         "probabilities": {name: float(p) for name, p in zip(LABELS, full)},
         "attributions": list(zip(_pieces(text, spans), (float(s) for s in scores))),
     }
+
+
+def _probabilities(predict, texts: list[str]) -> np.ndarray:
+    """predict(texts) checked: one row of NUM_LABELS probabilities per text ([0, 6] for none)."""
+    if not texts:
+        return np.empty((0, NUM_LABELS))
+    probs = np.asarray(predict(texts), dtype=float)
+    if probs.shape != (len(texts), NUM_LABELS):
+        raise ValueError(f"{getattr(predict, '__name__', 'predict_proba')} returned shape {probs.shape}: expected "
+                         f"({len(texts)}, {NUM_LABELS}), one row of {NUM_LABELS} probabilities per text.")
+    return probs
 
 
 def occlusion(classifier, text: str, label: str | int | None = None,

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -38,11 +39,13 @@ from emotion_app.engine.loading import (
 )
 from emotion_app.engine.onnx import OnnxModel
 from emotion_app.engine.ood import ShiftDetector
-from emotion_app.engine.threads import _thread_count, set_num_threads
+from emotion_app.engine.threads import _thread_count, default_num_threads, set_num_threads
 from emotion_app.labels import LABELS, NUM_LABELS
 
 if TYPE_CHECKING:  # importing these loads transformers' model code (seconds): see adapters.py
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+    from emotion_app.engine.words import WordTable
 
 
 logger = logging.getLogger(__name__)
@@ -93,6 +96,11 @@ class Predictor:
         scores = self.detector.score(features)
         return Details(softmax(logits / self.temperature), scores, ~self.detector.is_out_of_distribution(scores))
 
+    def predict_words(self, words: Sequence[str]) -> np.ndarray:
+        """`predict_proba` of texts of one word each (an explanation's words read alone); an engine
+        with a word table (engine/words.py) looks up the words it has instead of running them."""
+        return self.predict_proba(words)
+
     def predict(self, texts: Sequence[str]) -> list[str]:
         return [LABELS[i] for i in self.predict_proba(texts).argmax(axis=1)]
 
@@ -119,6 +127,8 @@ class EmotionClassifier(Predictor):
         self.tokenizer = tokenizer
         self.max_length = min(max_length or tokenizer.model_max_length, _position_limit(model))
         self.batch_size = batch_size
+        self.batch_workers = 1  # batches of one call run at once (set_batch_workers)
+        self.word_table: WordTable | None = None  # single words' logits (engine/words.py), when built
         self.temperature = temperature
         self.info = info or {}
         self.pad_id = _pad_id(tokenizer)
@@ -161,6 +171,19 @@ class EmotionClassifier(Predictor):
         """Raw (uncalibrated) logits [N, 6], in input order; `progress(done, total)` after each batch."""
         return self._run(texts, False, progress)[0]
 
+    def predict_words(self, words: Sequence[str]) -> np.ndarray:
+        table = self.word_table  # read once: the app's background build may set it meanwhile
+        if table is None:
+            return self.predict_proba(words)
+        words = _check_texts(words)
+        rows = table.rows(self.tokenizer(words, truncation=True, max_length=self.max_length)["input_ids"])
+        logits = np.zeros((len(words), NUM_LABELS), dtype=np.float32)
+        found = rows >= 0
+        logits[found] = table.logits[rows[found]]
+        if not found.all():
+            logits[~found] = self.logits([word for word, hit in zip(words, found) if not hit])
+        return softmax(logits / self.temperature)
+
     def logits_and_features(self, texts: Sequence[str],
                             progress: Progress | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(raw logits [N, 6], head features [N, D]), in input order, from one forward pass."""
@@ -175,9 +198,9 @@ class EmotionClassifier(Predictor):
             return out, feats
         ids = self.tokenizer(texts, truncation=True, max_length=self.max_length)["input_ids"]
         lengths = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
+        batches = length_batches(lengths, self.batch_size)
         done = 0
-        for index in length_batches(lengths, self.batch_size):
-            logits, batch_features = self._forward(*self._pad([ids[i] for i in index]), features=features)
+        for index, (logits, batch_features) in zip(batches, self._forward_batches(ids, batches, features)):
             out[index] = logits
             if features:
                 feats[index] = batch_features
@@ -186,6 +209,22 @@ class EmotionClassifier(Predictor):
                 progress(done, len(texts))
         return out, feats
 
+    def _forward_batches(self, ids: list[list[int]], batches: list[np.ndarray], features: bool):
+        """(logits, features) of each batch, in order; on an ONNX model up to `batch_workers`
+        batches at once (one session serves concurrent runs, and each releases the GIL), given at
+        least two batches a worker: a short call (one text, an explanation's two batches) runs as
+        it is, since in a server other requests' runs already fill the cores, and handing two
+        batches to two threads made the page's answers dearer (docs/performance.md, session 9)."""
+        def forward(index: np.ndarray) -> tuple:
+            return self._forward(*self._pad([ids[i] for i in index]), features=features)
+
+        workers = min(self.batch_workers, len(batches) // 2) if isinstance(self.model, OnnxModel) else 1
+        if workers <= 1:
+            yield from map(forward, batches)
+            return
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="engine-batch") as pool:
+            yield from pool.map(forward, batches)
+
     def set_num_threads(self, num_threads: int) -> None:
         """Threads for this engine's forward passes (for torch a process-wide setting)."""
         if isinstance(self.model, OnnxModel):
@@ -193,11 +232,23 @@ class EmotionClassifier(Predictor):
         else:
             set_num_threads(num_threads)
 
-    def set_thread_spinning(self, enabled: bool) -> None:
-        """ONNX Runtime: whether idle threads spin for the next run (OnnxModel.set_spinning); off
-        in a server. torch has no such setting: nothing changes."""
+    def set_batch_workers(self, workers: int) -> None:
+        """How many batches of one call run at once on an ONNX model (default 1; torch runs one at
+        a time). With one thread per run (`set_num_threads(1)`) this shares the cores out by batch
+        instead of splitting each run's operators across threads (see `set_server_threads`)."""
+        self.batch_workers = _thread_count(workers)
+
+    def set_server_threads(self) -> None:
+        """The thread policy of a server: one ONNX Runtime thread per run, and up to one batch per
+        core at once. A web server runs several requests at a time, each of a few short runs; two
+        threads per run made every operator wake a second thread (docs/performance.md, session 9:
+        the page's CPU per answer -8 to -13 %), while bulk calls (the Batch tab) keep every core
+        busy with batches side by side. torch models are left as they are: torch's thread count is
+        a process-wide setting that training in the same process relies on."""
         if isinstance(self.model, OnnxModel):
-            self.model.set_spinning(enabled)
+            cores = default_num_threads()
+            self.set_num_threads(1)
+            self.set_batch_workers(cores)
 
     def _forward(self, input_ids: np.ndarray, mask: np.ndarray, features: bool = False) -> tuple:
         """(logits, features or None) of one padded batch."""

@@ -27,6 +27,7 @@ import logging
 import os
 import shutil
 import tempfile
+import threading
 import warnings
 from collections.abc import Collection
 from pathlib import Path
@@ -84,17 +85,20 @@ class OnnxModel:
         self.config = config
         self.int8_layers = tuple(int8_layers)
         self.num_threads = num_threads
-        self.spinning = True  # idle threads spin for the next run (see set_spinning)
         self._bytes: bytes | None = None  # set when unpickled: the file may be on another machine
         self._session = None
+        self._opening = threading.Lock()  # batches may run side by side: open one session, not two
 
     def __call__(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
         return self.run(input_ids, attention_mask)[0]
 
     def run(self, input_ids: np.ndarray, attention_mask: np.ndarray, features: bool = False) -> tuple:
-        """(logits, features or None) from one session run."""
+        """(logits, features or None) from one session run; threads may call this at once (one
+        session serves concurrent runs)."""
         if self._session is None:
-            self._session = self._open()
+            with self._opening:
+                if self._session is None:
+                    self._session = self._open()
         wanted = list(OUTPUTS) if features else [OUTPUTS[0]]
         results = self._session.run(wanted, {"input_ids": input_ids, "attention_mask": attention_mask})
         return results[0], (results[1] if features else None)
@@ -104,31 +108,24 @@ class OnnxModel:
         if num_threads != self.num_threads:
             self.num_threads, self._session = num_threads, None
 
-    def set_spinning(self, enabled: bool) -> None:
-        """Whether the session's idle threads spin for the next run. Spinning wins a little for
-        back-to-back batches (bulk scoring); in a server, where short runs alternate with the web
-        stack, the spinning threads take the CPU the server needs: off there (benchmarks/load_app.py:
-        /classify 56 -> 74 answers/s, the app's CPU per answer 26.6 -> 15.8 ms). A change opens a
-        new session."""
-        if bool(enabled) != self.spinning:
-            self.spinning, self._session = bool(enabled), None
-
     def _open(self):
         import onnxruntime as ort
 
         options = ort.SessionOptions()
         options.intra_op_num_threads = self.num_threads
         options.inter_op_num_threads = 1
-        if not self.spinning:
-            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         source = self._bytes if self._bytes is not None else str(self.path)
         return ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
 
     def __getstate__(self) -> dict:
-        state = dict(self.__dict__, _session=None)
+        state = {key: value for key, value in self.__dict__.items() if key != "_opening"}
+        state["_session"] = None
         if state["_bytes"] is None:
             state["_bytes"] = self.path.read_bytes()
         return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state, _opening=threading.Lock())
 
 
 def source_key(adapter_dir: Path, base_model: str, int8: bool) -> str | None:
