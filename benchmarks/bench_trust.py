@@ -41,6 +41,7 @@ from emotion_app.analysis.shift import FileEstimate, describe_estimate, review_w
 from emotion_app.artifacts import read_metrics, write_json  # noqa: E402
 from emotion_app.constants import PRECISIONS, RUNTIMES  # noqa: E402
 from emotion_app.data.labelled import read_labeled_file  # noqa: E402
+from emotion_app.engine import words  # noqa: E402
 from emotion_app.engine.classifier import EmotionClassifier  # noqa: E402
 
 logger = logging.getLogger("bench_trust")
@@ -178,19 +179,23 @@ def false_alarms(engine: EmotionClassifier, split: dict) -> float:
 
 
 def explanations(engine: EmotionClassifier) -> dict:
-    """The explanation (analysis.explain) and, for comparison, the previous one: the drop of the
-    label's probability when the word is left out."""
+    """The explanation (analysis.explain) as the app gives it, with the engine's word table
+    (engine/words.py: read from the cache or built), and, for comparison, the previous one: the
+    drop of the label's probability when the word is left out."""
+    building = words.attach(engine)
+    if building is not None:
+        building.join()
     top, positive, top_before = 0, 0, 0
-    for text, words in CLEAR:
+    for text, emotion_words in CLEAR:
         result = explain(engine, text)
         scores = {piece.strip(): score for piece, score in result["attributions"]}
-        top += max(scores, key=scores.get) in words
-        positive += all(scores[word] > 0 for word in words)
+        top += max(scores, key=scores.get) in emotion_words
+        positive += all(scores[word] > 0 for word in emotion_words)
         tokens = text.split()
         label = list(result["probabilities"]).index(result["label"])
         probs = engine.predict_proba([text, *(" ".join(tokens[:i] + tokens[i + 1:]) for i in range(len(tokens)))])
         drops = probs[0, label] - probs[1:, label]
-        top_before += tokens[int(drops.argmax())] in words
+        top_before += tokens[int(drops.argmax())] in emotion_words
     return {"sentences": len(CLEAR), "top_word_is_an_emotion_word": top, "every_emotion_word_positive": positive,
             "before_probability_drop_top_word_is_an_emotion_word": top_before}
 

@@ -124,6 +124,25 @@ def test_a_server_runs_one_thread_per_run_and_batches_side_by_side_with_the_same
     np.testing.assert_array_equal(side_by_side, serial)  # the same session, batches at once
     assert done == sorted(done) and done[-1] == len(texts)  # progress still counts up, batch by batch
     assert len(done) == len(length_batches(np.array([len(t) for t in engine.tokenizer(texts)["input_ids"]]), 2))
+    with pytest.raises(ValueError, match="workers must be a whole number of at least 1, found 0"):
+        engine.set_batch_workers(0)
+
+
+def test_batches_side_by_side_stop_when_the_caller_stops(trained_bert_adapter, cache, monkeypatch):
+    engine = EmotionClassifier.from_adapter(str(trained_bert_adapter), batch_size=1)
+    engine.set_server_threads()
+    engine.set_batch_workers(2)
+    texts = all_texts()
+    ran = []
+    forward = engine._forward
+    monkeypatch.setattr(engine, "_forward", lambda *args, **kwargs: ran.append(1) or forward(*args, **kwargs))
+
+    def cancel(done, total):
+        raise KeyboardInterrupt("cancelled")  # as a stopped job's progress callback does
+
+    with pytest.raises(KeyboardInterrupt):
+        engine.logits(texts, progress=cancel)
+    assert 1 <= len(ran) < len(texts) // 2  # the queued batches were dropped, not run
 
 
 def test_auto_falls_back_to_torch_when_the_export_fails(trained_bert_adapter, cache, monkeypatch, caplog):

@@ -103,7 +103,7 @@ def test_the_page_gets_the_probabilities_summary_and_word_importances_in_one_eve
     probabilities, summary, words, note = handlers.predict_tab.show("so happy happy today")
     # the text goes through the model once: the explanation reuses the shown probabilities
     assert fake.calls[0] == ["so happy happy today"] and "so happy happy today" not in fake.calls[1]
-    assert len(fake.calls) == 2
+    assert len(fake.calls) == 3 and fake.calls[2] == ["so", "happy", "happy", "today"]  # variants, then words alone
     assert probabilities == handlers.predict_tab.predict("so happy happy today")
     assert list(probabilities.values()) == sorted(probabilities.values(), reverse=True)  # as gr.Label sorts
     assert summary.startswith(f"### joy · {probabilities['joy']:.1%}")

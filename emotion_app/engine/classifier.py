@@ -222,8 +222,11 @@ class EmotionClassifier(Predictor):
         if workers <= 1:
             yield from map(forward, batches)
             return
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="engine-batch") as pool:
+        pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="engine-batch")
+        try:
             yield from pool.map(forward, batches)
+        finally:  # a caller that stops early (an error, a cancelled job) leaves no batch to run
+            pool.shutdown(cancel_futures=True)
 
     def set_num_threads(self, num_threads: int) -> None:
         """Threads for this engine's forward passes (for torch a process-wide setting)."""
@@ -236,7 +239,10 @@ class EmotionClassifier(Predictor):
         """How many batches of one call run at once on an ONNX model (default 1; torch runs one at
         a time). With one thread per run (`set_num_threads(1)`) this shares the cores out by batch
         instead of splitting each run's operators across threads (see `set_server_threads`)."""
-        self.batch_workers = _thread_count(workers)
+        if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+            raise ValueError(f"workers must be a whole number of at least 1, found {workers!r}. "
+                             "Pass 1 to run one batch at a time.")
+        self.batch_workers = workers
 
     def set_server_threads(self) -> None:
         """The thread policy of a server: one ONNX Runtime thread per run, and up to one batch per
