@@ -13,8 +13,9 @@ time-out; the Hub features (the Evaluation tab's test split, Hub adapters) use t
 there is one. HF_HUB_OFFLINE is only ever set by you.
 
 On CPU the engine runs an ONNX export of the model, cached on disk ($EMOTION_APP_CACHE, else
-~/.cache/emotion_app). A first start builds it in a child process while this one imports gradio;
-`python app.py --prepare` builds it ahead (e.g. in a Docker build step) and exits.
+~/.cache/emotion_app). A first start builds it in a child process while this one imports gradio,
+then the explanation's word table (engine/words.py) in a background thread at low priority;
+`python app.py --prepare` builds both ahead (e.g. in a Docker build step) and exits.
 """
 
 from __future__ import annotations
@@ -44,7 +45,11 @@ def build_parser() -> argparse.ArgumentParser:
     add_engine_options(parser, precision=os.environ.get("EMOTION_PRECISION") or "auto")
     parser.set_defaults(runtime=os.environ.get("EMOTION_RUNTIME") or "auto")
     parser.add_argument("--prepare", action="store_true",
-                        help="Put the engine's ONNX model into the cache and exit (e.g. in a Docker build step).")
+                        help="Put the engine's ONNX model and its word table (the explanation's words read "
+                             "alone) into the cache and exit (e.g. in a Docker build step).")
+    parser.add_argument("--prepare_model_only", action="store_true",
+                        help="Like --prepare, without the word table: what a first start runs beside itself "
+                             "(the app then builds the table in the background).")
     parser.add_argument("--max_mb", type=float, default=_env_number("EMOTION_MAX_MB", MAX_UPLOAD_MB, float),
                         help=f"Largest upload (table or labelled file) in MB (default $EMOTION_MAX_MB or {MAX_UPLOAD_MB:g}).")
     parser.add_argument("--max_rows", type=int, default=_env_number("EMOTION_MAX_ROWS", MAX_UPLOAD_ROWS, int),
@@ -94,7 +99,7 @@ def build(args: argparse.Namespace):
         classifier = EmotionClassifier.from_adapter(adapter, **options)
     except (ValueError, ImportError) as err:
         raise SystemExit(f"error: {err}") from None
-    classifier.set_server_threads()
+    classifier.share_cores_by_batch()
     words.attach(classifier)  # the explanation's words alone: read from the cache, or built in the background
     logger.info("Loaded adapter %s on %s in %.1f s", args.adapter, classifier.info.get("base_model"),
                 time.perf_counter() - started)
@@ -103,20 +108,31 @@ def build(args: argparse.Namespace):
 
 
 def prepare(args: argparse.Namespace) -> None:
-    """--prepare: put the engine's ONNX model into the cache and exit."""
+    """--prepare: put the engine's ONNX model (and, unless --prepare_model_only, its word table)
+    into the cache and exit."""
     adapter, options = engine_options(args)
+    from emotion_app.engine import words
+    from emotion_app.engine.classifier import EmotionClassifier
     from emotion_app.engine.loading import prepare_onnx
 
     try:
         cached = prepare_onnx(adapter, **options)
+        table = None
+        if cached and not args.prepare_model_only:
+            classifier = EmotionClassifier.from_adapter(adapter, **options)
+            classifier.share_cores_by_batch()  # the threads the app builds it with: the same table, bit for bit
+            table = words.prepare(classifier)
     except (ValueError, ImportError) as err:
         raise SystemExit(f"error: {err}") from None
     logger.info("ONNX model for %s: %s", args.adapter, "in the cache" if cached else
                 "none needed (this engine runs in torch here)")
+    if table is not None:
+        logger.info("word table for %s: %s", args.adapter, table)
 
 
 def start_background_prepare(args: argparse.Namespace, argv: list[str]) -> subprocess.Popen | None:
-    """`python app.py --prepare` beside this process, given 2+ cores and 2 GiB of free memory. On
+    """`python app.py --prepare_model_only` beside this process, given 2+ cores and 2 GiB of free
+    memory (the word table this process builds itself, at low priority, once it serves). On
     a first start it exports the model to ONNX while this process imports gradio, and
     `from_adapter` here waits for it (engine.onnx.build_lock) and reads the file: 7-8 s to the
     first answer instead of about 10 s, at the price of a second process for a few seconds (1.16 GB
@@ -126,7 +142,7 @@ def start_background_prepare(args: argparse.Namespace, argv: list[str]) -> subpr
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     if args.runtime == "torch" or cores < 2 or available_memory_gib() < 2:
         return None
-    command = [sys.executable, str(Path(__file__).resolve()), "--prepare", *argv]
+    command = [sys.executable, str(Path(__file__).resolve()), "--prepare_model_only", *argv]
     child = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                              stderr=subprocess.DEVNULL)
     threading.Thread(target=child.wait, name="reap-prepare", daemon=True).start()  # no zombie left
@@ -172,7 +188,7 @@ def __getattr__(name: str):
 
 def main(argv: list[str]) -> None:
     args = build_parser().parse_args(argv)
-    if args.prepare:
+    if args.prepare or args.prepare_model_only:
         prepare(args)
         return
     start_background_prepare(args, argv)  # first, so that it runs while this process imports gradio

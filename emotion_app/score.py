@@ -198,9 +198,12 @@ def load_classifier(adapter: str, engine: str = "local", workers: int = 2, batch
 
         make = partial(EmotionClassifier.from_adapter, resolve_adapter(adapter), **options)
     try:
-        return make()
+        classifier = make()
     except (ValueError, OSError, RuntimeError, ImportError) as err:
         raise ScoreError(f"could not load the model from adapter {adapter!r}: {err}", EXIT_MODEL) from None
+    if engine != "ray":
+        classifier.share_cores_by_batch()  # a file is many batches: one per core at once
+    return classifier
 
 
 def _stream(stream: TableStream, output_path: Path, classifier: Classifier, threshold: float | None,

@@ -111,7 +111,7 @@ def test_a_server_runs_one_thread_per_run_and_batches_side_by_side_with_the_same
     engine = EmotionClassifier.from_adapter(str(trained_bert_adapter), num_threads=2, batch_size=2)
     texts = all_texts()
     want = engine.logits(texts)
-    engine.set_server_threads()  # what app.py does
+    engine.share_cores_by_batch()  # what app.py does
     assert engine.model._session is None  # a new thread count opens a new session
     assert engine.batch_workers == default_num_threads()
     engine.set_batch_workers(1)
@@ -130,7 +130,7 @@ def test_a_server_runs_one_thread_per_run_and_batches_side_by_side_with_the_same
 
 def test_batches_side_by_side_stop_when_the_caller_stops(trained_bert_adapter, cache, monkeypatch):
     engine = EmotionClassifier.from_adapter(str(trained_bert_adapter), batch_size=1)
-    engine.set_server_threads()
+    engine.share_cores_by_batch()
     engine.set_batch_workers(2)
     texts = all_texts()
     ran = []

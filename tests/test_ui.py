@@ -443,6 +443,12 @@ def test_prepare_builds_the_onnx_model_and_exits(trained_bert_adapter, tmp_path)
     result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "in the cache" in result.stderr and len(list(cache.glob("*.onnx"))) == 1
+    [table] = cache.glob("*.words.npz")  # the explanation's word table beside the model
+    assert table.with_suffix("").with_suffix(".onnx").is_file()
+    table.unlink()
+    result = subprocess.run([*command, "--prepare_model_only"], cwd=REPO, env=env, capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0 and not list(cache.glob("*.words.npz"))  # what a first start runs beside itself
     result = subprocess.run([*command, "--runtime", "torch"], cwd=REPO, env=env, capture_output=True, text=True,
                             timeout=300)
     assert result.returncode == 0 and "none needed" in result.stderr
@@ -474,7 +480,7 @@ def test_the_background_build_needs_two_cores_and_memory_and_not_torch(monkeypat
     child = app.start_background_prepare(app.build_parser().parse_args(argv), argv)
     assert (child is not None) == started
     if started:
-        assert child.command[1:] == [str(Path(app.__file__).resolve()), "--prepare", *argv]
+        assert child.command[1:] == [str(Path(app.__file__).resolve()), "--prepare_model_only", *argv]
 
 
 def test_available_memory_is_read_from_meminfo():

@@ -68,7 +68,7 @@ def test_explanations_with_the_table_equal_those_without_and_ignore_earlier_requ
 
 def test_the_app_reads_the_table_from_the_cache_or_builds_it_there(trained_bert_adapter, cache, caplog):
     engine = EmotionClassifier.from_adapter(str(trained_bert_adapter))
-    engine.set_server_threads()
+    engine.share_cores_by_batch()
     path = words.table_path(engine)
     assert path.parent == cache and not path.exists()
     with caplog.at_level(logging.INFO, logger="emotion_app.engine.words"):

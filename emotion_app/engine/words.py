@@ -12,9 +12,9 @@ the only non-special token (BERT: [CLS] word [SEP]; GPT-2: the word), keyed by t
 sequence, so a lookup gives what running the word would. The rows are computed in a fixed order
 and fixed batches, so the table, and every explanation that reads it, depends on the model alone,
 never on what other visitors asked before (int8 activations are scaled per batch). The app builds
-it at low priority in the background the first time it serves a model (about 13 s of two cores for
-MiniLM's 23,700 words) and reads it from the cache afterwards; until then the explanation runs every
-word with the request, as before.
+it at low priority in the background the first time it serves a model (16-21 s of one core for
+MiniLM's 23,699 words) and reads it from the cache afterwards; until then the explanation runs every
+word with the request, as before. `python app.py --prepare` builds it ahead with the ONNX model.
 """
 
 from __future__ import annotations
@@ -103,6 +103,15 @@ def table_path(classifier) -> Path | None:
     """Where `classifier`'s table lives: beside its cached ONNX model; None for other engines."""
     path = getattr(classifier.model, "path", None)
     return Path(path).with_suffix(FILE_SUFFIX) if path is not None else None
+
+
+def prepare(classifier) -> Path | None:
+    """Build and save `classifier`'s table unless the cache has it (`python app.py --prepare`);
+    its path, None for an engine without a cache file."""
+    path = table_path(classifier)
+    if path is not None and not path.is_file():
+        build(classifier).save(path)
+    return path
 
 
 def attach(classifier) -> threading.Thread | None:

@@ -142,5 +142,5 @@ def _load_engine(directory: str):
     from emotion_app.engine.classifier import EmotionClassifier
 
     classifier = EmotionClassifier.from_adapter(directory)
-    classifier.set_server_threads()  # served beside the app's own model, as app.py does
+    classifier.share_cores_by_batch()  # served beside the app's own model, as app.py does
     return classifier
