@@ -120,7 +120,7 @@ def prepare(args: argparse.Namespace) -> None:
         table = None
         if cached and not args.prepare_model_only:
             classifier = EmotionClassifier.from_adapter(adapter, **options)
-            classifier.share_cores_by_batch()  # the threads the app builds it with: the same table, bit for bit
+            classifier.share_cores_by_batch()  # as the app builds it: one thread, the same batches
             table = words.prepare(classifier)
     except (ValueError, ImportError) as err:
         raise SystemExit(f"error: {err}") from None

@@ -97,3 +97,16 @@ def test_a_malformed_table_is_refused():
     with pytest.raises(ValueError, match=r"needs ids \[K, L\] and finite logits \[K, 6\]; found ids \(2, 3\) "
                                          r"and logits \(2, 5\). Delete the file"):
         words.WordTable(np.zeros((2, 3)), np.zeros((2, 5)))
+
+
+def test_a_read_only_cache_keeps_the_table_in_memory(trained_bert_adapter, cache, monkeypatch, caplog):
+    engine = EmotionClassifier.from_adapter(str(trained_bert_adapter))
+
+    def refuse(self, path):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(words.WordTable, "save", refuse)
+    with caplog.at_level(logging.WARNING, logger="emotion_app.engine.words"):
+        words.attach(engine).join(timeout=120)
+    assert engine.word_table is not None and not words.table_path(engine).exists()
+    assert "words built, not saved to" in caplog.text and "Permission denied" in caplog.text

@@ -88,8 +88,8 @@ def explain(classifier, text: str, label: str | int | None = None, max_words: in
     texts = variants if given is not None else [text, *variants]
     # the words alone do not depend on the rest of the text: an engine may look them up (engine/words.py)
     read_alone = getattr(classifier, "predict_words", classifier.predict_proba)
-    probs = np.vstack([*([given] if given is not None else []), _probabilities(classifier.predict_proba, texts),
-                       _probabilities(read_alone, alone)])
+    shown = [given] if given is not None else []
+    probs = np.vstack([*shown, _probabilities(classifier.predict_proba, texts), _probabilities(read_alone, alone)])
     full = probs[0]
     if target is None:
         target = int(full.argmax())

@@ -139,9 +139,13 @@ def _build_in_background(classifier, path: Path) -> None:
         logger.info("word table: building at normal priority (%s)", err)
     try:
         table = build(classifier)
-        table.save(path)
-    except (OSError, ValueError, RuntimeError) as err:
+    except (ValueError, RuntimeError) as err:
         logger.warning("word table: not built (%s); explanations run every word through the model", err)
         return
     classifier.word_table = table
+    try:
+        table.save(path)
+    except OSError as err:  # a read-only cache: this process keeps it, the next start builds it again
+        logger.warning("word table: %d words built, not saved to %s (%s)", len(table), path, err)
+        return
     logger.info("word table: %d words of %s saved to %s", len(table), classifier.info.get("adapter"), path)
