@@ -110,3 +110,14 @@ def test_a_read_only_cache_keeps_the_table_in_memory(trained_bert_adapter, cache
         words.attach(engine).join(timeout=120)
     assert engine.word_table is not None and not words.table_path(engine).exists()
     assert "words built, not saved to" in caplog.text and "Permission denied" in caplog.text
+
+
+def test_a_gpt2_base_gets_its_words_without_special_tokens(trained_gpt2_adapter, cache):
+    engine = EmotionClassifier.from_adapter(str(trained_gpt2_adapter), runtime="onnxruntime")
+    table = words.build(engine)
+    assert len(table) > 0 and table.ids.shape[1] == 1  # GPT-2 adds no special tokens: a word is one id
+    vocabulary, _ = words.single_token_words(engine.tokenizer, engine.model.config.vocab_size)
+    assert not any(word[0].isspace() for word in vocabulary)  # "Ġword" (a word after a space) is not read alone
+    engine.word_table = table
+    asked = vocabulary[:5]
+    np.testing.assert_allclose(engine.predict_words(asked), engine.predict_proba(asked), atol=1e-5)
