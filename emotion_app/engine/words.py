@@ -15,8 +15,8 @@ never on what other visitors asked before (int8 activations are scaled per batch
 it at low priority in the background the first time it serves a model (16-21 s of one core for
 MiniLM's 23,699 words) and reads it from the cache afterwards; until then the explanation runs every
 word with the request, as before. `python app.py --prepare` builds it ahead with the ONNX model.
-The build's cost grows with the model: a GPT-2-medium base (DialogRPT, fp32) needs minutes of one
-core for its first 32,768 entries, at the same low priority.
+The build's cost grows with the model: a GPT-2-medium base (DialogRPT, fp32) would need several minutes of one
+core for its first 32,768 entries (estimated from its FLOPs, not measured), at the same low priority.
 """
 
 from __future__ import annotations
