@@ -248,7 +248,7 @@ class EmotionClassifier(Predictor):
         """One ONNX Runtime thread per run, and up to one batch per core at once: for a server and
         for bulk scoring. A web server runs several requests at a time, each of a few short runs;
         with two threads per run every operator woke a second thread (docs/performance.md, session
-        9: the page's CPU per answer -8 to -13 %). A bulk call has many batches, which keep every
+        9: the page's CPU per answer -6 to -13 %). A bulk call has many batches, which keep every
         core busy side by side (the Batch tab and the CLI: +20 % rows/s). Not the default: a lone
         short call (one text) answers a little later on one thread. torch models are left as they
         are: torch's thread count is a process-wide setting that training in the same process
