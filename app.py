@@ -119,9 +119,8 @@ def prepare(args: argparse.Namespace) -> None:
         cached = prepare_onnx(adapter, **options)
         table = None
         if cached and not args.prepare_model_only:
-            classifier = EmotionClassifier.from_adapter(adapter, **options)
-            classifier.share_cores_by_batch()  # as the app builds it: one thread, the same batches
-            table = words.prepare(classifier)
+            # read back from the cache just filled (no torch); words.build runs one thread, as the app does
+            table = words.prepare(EmotionClassifier.from_adapter(adapter, **options))
     except (ValueError, ImportError) as err:
         raise SystemExit(f"error: {err}") from None
     logger.info("ONNX model for %s: %s", args.adapter, "in the cache" if cached else

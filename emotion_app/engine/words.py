@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from emotion_app.engine.onnx import OnnxModel
 from emotion_app.labels import NUM_LABELS
 
 logger = logging.getLogger(__name__)
@@ -87,9 +88,16 @@ def single_token_words(tokenizer, vocabulary_size: int) -> tuple[list[str], list
 
 
 def build(classifier) -> WordTable:
-    """The table of `classifier` (an EmotionClassifier): every single-token word run in fixed
-    batches of TABLE_BATCH, in id order."""
-    vocabulary_size = getattr(getattr(classifier.model, "config", None), "vocab_size", None)
+    """The table of `classifier` (an EmotionClassifier on ONNX Runtime): every single-token word
+    run in fixed batches of TABLE_BATCH, in id order, on one thread whatever the classifier's
+    own count (as the app runs it), so that the table is the same whoever builds it."""
+    model = classifier.model
+    if not isinstance(model, OnnxModel):
+        raise ValueError(f"a word table is built on an ONNX Runtime engine; found {type(model).__name__}. "
+                         'Load the classifier with runtime="onnxruntime" (the default on CPU).')
+    if model.num_threads != 1:  # its own session for the build, dropped afterwards
+        model = OnnxModel(model.path, model.config, model.int8_layers, 1, model.feature_token)
+    vocabulary_size = getattr(model.config, "vocab_size", None)
     if not vocabulary_size:
         raise ValueError("the model's config names no vocab_size: expected one to list the words to tabulate.")
     _, sequences = single_token_words(classifier.tokenizer, int(vocabulary_size))
@@ -97,7 +105,7 @@ def build(classifier) -> WordTable:
     logits = np.zeros((len(ids), NUM_LABELS), dtype=np.float32)
     for start in range(0, len(ids), TABLE_BATCH):
         batch = ids[start:start + TABLE_BATCH]
-        logits[start:start + len(batch)] = classifier._forward(batch, np.ones_like(batch))[0]
+        logits[start:start + len(batch)] = model(batch, np.ones_like(batch))
     return WordTable(ids, logits)
 
 
