@@ -1,5 +1,5 @@
 """The files an adapter directory holds besides the weights, each named and read in one place:
-metrics.json, calibration.json, the shift detector (shift_detector.safetensors + .json); plus the
+labels.json, metrics.json, calibration.json, the shift detector (shift_detector.safetensors + .json); plus the
 atomic writes and the cached file hash they share."""
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ ADAPTER_WEIGHTS = "adapter_model.safetensors"
 ADAPTER_FILES = (ADAPTER_CONFIG, ADAPTER_WEIGHTS)
 ADAPTER_SUBFOLDER = "adapter"  # in a repo pushed by this project: the merged model at the root, the adapter here
 METRICS_FILE = "metrics.json"  # figures, label order, calibration and lineage (training, adaptation)
+LABELS_FILE = "labels.json"  # {"labels": [...]}: the head's outputs in order; none means the six emotions
 CALIBRATION_FILE = "calibration.json"  # {"temperature": T}: divides the logits in every engine
 # The out-of-distribution detector (engine/ood.py applies it, analysis/shift.py fits it): its arrays
 # (class means and precisions, float32) and its scalars (thresholds, the P(correct) model, metadata).
@@ -47,6 +48,31 @@ def read_metrics(directory: str | Path) -> dict | None:
                          "Train, calibrate or download the adapter again.")
     return metrics
 
+
+def read_labels(directory: str | Path) -> tuple[str, ...]:
+    """The adapter's labels from labels.json, checked; the seed's six emotions when it has none
+    (every adapter made before labels were recorded is a six-emotion one)."""
+    from emotion_app.labels import EMOTIONS, check_labels
+
+    path = Path(directory) / LABELS_FILE
+    if not path.is_file():
+        return EMOTIONS
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ValueError(f"{path} could not be read ({err}): expected {{\"labels\": [names...]}} as train.py "
+                         "writes it. Train or download the adapter again.") from None
+    if not isinstance(record, dict) or not isinstance(record.get("labels"), list):
+        raise ValueError(f"{path} holds {str(record)[:80]!r}: expected {{\"labels\": [names...]}}. "
+                         "Train or download the adapter again.")
+    return check_labels(record["labels"], str(path))
+
+
+def write_labels(directory: str | Path, labels) -> Path:
+    """Write <directory>/labels.json (atomically); returns its path."""
+    from emotion_app.labels import check_labels
+
+    return write_json(Path(directory) / LABELS_FILE, {"labels": list(check_labels(labels, "the label list"))})
 
 
 def read_temperature(directory: Path) -> float:

@@ -6,18 +6,19 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from emotion_app.labels import LABELS, NUM_LABELS
+from emotion_app.labels import EMOTIONS
 
 
-def confusion_matrix(y_true: Sequence[int], y_pred: Sequence[int]) -> np.ndarray:
-    """Counts [6, 6]: rows are the true label, columns the predicted one, in LABELS order."""
-    matrix = np.zeros((NUM_LABELS, NUM_LABELS), dtype=np.int64)
+def confusion_matrix(y_true: Sequence[int], y_pred: Sequence[int], size: int) -> np.ndarray:
+    """Counts [size, size]: rows are the true label id, columns the predicted one."""
+    matrix = np.zeros((size, size), dtype=np.int64)
     np.add.at(matrix, (np.asarray(y_true, dtype=int), np.asarray(y_pred, dtype=int)), 1)
     return matrix
 
 
-def metrics_from_confusion(matrix: np.ndarray) -> dict:
-    """Accuracy, macro/weighted F1 and the per-class report, all derived from the counts."""
+def metrics_from_confusion(matrix: np.ndarray, labels: Sequence[str] = EMOTIONS) -> dict:
+    """Accuracy, macro/weighted F1 and the per-class report, all derived from the counts (rows and
+    columns in `labels` order)."""
     matrix = np.asarray(matrix)
     tp = np.diag(matrix).astype(float)
     support = matrix.sum(axis=1).astype(float)
@@ -35,28 +36,28 @@ def metrics_from_confusion(matrix: np.ndarray) -> dict:
         "per_class": {
             label: {"precision": float(precision[i]), "recall": float(recall[i]),
                     "f1": float(f1[i]), "support": int(support[i])}
-            for i, label in enumerate(LABELS)
+            for i, label in enumerate(labels)
         },
         "confusion_matrix": matrix.astype(int).tolist(),
     }
 
 
-def classification_metrics(y_true: Sequence[int], probs: np.ndarray) -> dict:
-    """All metrics for true ids and predicted probabilities [N, 6], plus the mean log loss."""
+def classification_metrics(y_true: Sequence[int], probs: np.ndarray, labels: Sequence[str] = EMOTIONS) -> dict:
+    """All metrics for true ids and predicted probabilities [N, labels], plus the mean log loss."""
     probs = np.asarray(probs, dtype=float)
     y_true = np.asarray(y_true, dtype=int)
-    if probs.shape != (len(y_true), NUM_LABELS):
-        raise ValueError(f"probabilities have shape {probs.shape}: expected ({len(y_true)}, {NUM_LABELS}), "
+    if probs.shape != (len(y_true), len(labels)):
+        raise ValueError(f"probabilities have shape {probs.shape}: expected ({len(y_true)}, {len(labels)}), "
                          "one row per true label.")
-    metrics = metrics_from_confusion(confusion_matrix(y_true, probs.argmax(axis=1)))
+    metrics = metrics_from_confusion(confusion_matrix(y_true, probs.argmax(axis=1), len(labels)), labels)
     picked = np.clip(probs[np.arange(len(y_true)), y_true], 1e-12, 1.0)
     metrics["loss"] = float(-np.log(picked).mean()) if len(y_true) else 0.0
     return metrics
 
 
-def evaluate(classifier, texts: Sequence[str], labels: Sequence[int]) -> dict:
-    """Score `texts` with `classifier` (anything with predict_proba) and compute the metrics."""
-    return classification_metrics(labels, classifier.predict_proba(list(texts)))
+def evaluate(classifier, texts: Sequence[str], ids: Sequence[int]) -> dict:
+    """Score `texts` with `classifier` (a Predictor) and compute the metrics in its labels."""
+    return classification_metrics(ids, classifier.predict_proba(list(texts)), classifier.labels)
 
 
 def format_report(metrics: dict, title: str = "") -> str:

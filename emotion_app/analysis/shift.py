@@ -51,7 +51,6 @@ from emotion_app.engine.ood import (
     ShiftDetector,
     check_features,
 )
-from emotion_app.labels import NUM_LABELS
 
 logger = logging.getLogger(__name__)
 
@@ -74,7 +73,7 @@ CHECK_UNAVAILABLE = ("The check for text unlike the training data is unavailable
 
 # --- fitting ---------------------------------------------------------------------------------------
 
-def fit_detector(features, labels, num_classes: int = NUM_LABELS,
+def fit_detector(features, labels, num_classes: int,
                  shrinkage: float = DEFAULT_SHRINKAGE) -> ShiftDetector:
     """Class means, shared within-class covariance and a background Gaussian from training rows.
     Both covariances get `shrinkage` x (mean eigenvalue) on the diagonal."""
@@ -309,7 +308,7 @@ def in_distribution_coverage(probs, labels, in_distribution, points: int = COVER
     """About `points` rows [threshold, coverage, accuracy] of the honest rule on a labelled split:
     kept = in distribution and confidence >= threshold; coverage is the kept share of ALL rows.
     Stored in metrics.json as `coverage_in_distribution` (the --target_accuracy curve)."""
-    p = _check_probs(probs, None, NUM_LABELS)
+    p = _check_probs(probs, None, np.shape(probs)[-1] if np.ndim(probs) == 2 else 0)
     ind = np.asarray(in_distribution, dtype=bool)
     if ind.shape != (len(p),) or not ind.any():
         raise ValueError(f"in_distribution must mark {len(p)} rows, some of them true; found shape {ind.shape}.")
@@ -352,8 +351,9 @@ def fit_from_passes(passes: dict, temperature: float, metadata: dict | None = No
     _, train_features, train_labels = passes["train"]
     _, val_features, val_labels = passes["validation"]
     shifted = (passes[SHIFTED][1], probs[SHIFTED], passes[SHIFTED][2]) if SHIFTED in passes else None
-    detector = calibrate_detector(fit_detector(train_features, train_labels), val_features, probs["validation"],
-                                  val_labels, shifted=shifted)
+    num_classes = np.shape(passes["train"][0])[1]
+    detector = calibrate_detector(fit_detector(train_features, train_labels, num_classes), val_features,
+                                  probs["validation"], val_labels, shifted=shifted)
     detector.metadata = {**(metadata or {}), "fit_split": "train", "fit_rows": len(train_labels),
                          "calibrated_on": "validation" + (" and its shifted copies (P(correct) slopes)" if shifted else "")}
     summary = {"files": list(SHIFT_FILES), **detector.metadata, "method": "relative Mahalanobis",

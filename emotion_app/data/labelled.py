@@ -1,38 +1,95 @@
 """Labelled data: the Hub data set or local files -> a validated DatasetDict.
 
-Every split has a string column `text` and a ClassLabel column `label` with the names in
-`labels.LABELS`. Local files are read by the one reader of every user file (`tables.read_table`),
-so training, evaluation and the app take the same formats and encodings. Problems in a file raise ValueError naming the file, the line or row, what
-was expected and what was found.
+Every split has a string column `text` and a ClassLabel column `label` whose names are the label
+list (`labels.label_order`'s rule, or `--labels`). Local files are read by the one reader of every
+user file (`tables.read_table`), so training, evaluation and the app take the same formats and
+encodings. Problems in a file raise ValueError naming the file, the line or row, what was expected
+and what was found.
+
+Multi-label sources (GoEmotions' `labels` cell, "admiration joy"): with `--label_mapping` a cell
+may hold several names separated by spaces or commas. Each name is mapped (a name the mapping
+lacks stays itself; one mapped to null counts for nothing) and the row is kept when exactly one
+label remains; rows with none or with several different ones are dropped, counted in the log and
+in metrics.json.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import re
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from datasets import ClassLabel, Dataset, DatasetDict, Features, Value, load_dataset
+from datasets import ClassLabel, Dataset, DatasetDict, Features, Value, concatenate_datasets, load_dataset
 
 from emotion_app.constants import DEFAULT_DATASET, DEFAULT_DATASET_CONFIG
 from emotion_app.data.tables import read_table, resolve_column
-from emotion_app.labels import LABELS, parse_label
+from emotion_app.labels import EMOTIONS, check_labels, label_order, parse_label
 
 logger = logging.getLogger(__name__)
 
 SPLITS = ("train", "validation", "test")
 SUFFIXES = (".txt", ".csv", ".tsv", ".jsonl", ".json", ".parquet", ".xlsx")  # looked for in --data_dir
 LABEL_NAMES = ("label", "labels", "emotion", "emotions", "class", "category", "target")
-FEATURES = Features({"text": Value("string"), "label": ClassLabel(names=list(LABELS))})
+SEPARATORS = re.compile(r"[\s,]+")  # between the names of a multi-label cell (with a mapping only)
 
 
-def load_splits(args: DataArguments, splits: tuple[str, ...] = SPLITS) -> DatasetDict:
-    """Load the requested splits from local files if any are given, else from the Hub."""
+def features(labels=EMOTIONS) -> Features:
+    return Features({"text": Value("string"), "label": ClassLabel(names=list(labels))})
+
+
+FEATURES = features()
+
+
+@dataclass
+class RawRows:
+    """A labelled file's rows before the label list is known: texts, label cells as read, and
+    where each row is, for messages; `dropped` counts the rows a mapping set aside, by reason."""
+    path: Path
+    texts: list[str]
+    cells: list[str]
+    places: list[str]
+    dropped: Counter = field(default_factory=Counter)
+
+
+def load_splits(args: DataArguments, splits: tuple[str, ...] = SPLITS, dropped: dict | None = None) -> DatasetDict:
+    """Load the requested splits from local files if any are given, else from the Hub. The label
+    list is `args.labels`, else found in the training rows (labels.label_order). `dropped`, when
+    given, receives {file: {reason: rows}} for the rows a label mapping set aside."""
     files = split_files(args, splits)
-    if files:
-        data = DatasetDict({split: read_labeled_file(path) for split, path in files.items()})
-    else:
+    if not files:
         data = load_hub_splits(args.dataset_name, args.dataset_config, splits)
+        if args.labels and list(args.labels) != list(EMOTIONS):
+            raise ValueError(f"--labels {args.labels} does not match the Hub data set's labels {list(EMOTIONS)}: "
+                             "leave --labels out, or give local files with those labels.")
+        _check_missing(data, splits)
+        return _limit(data, args.max_train_samples, args.max_eval_samples)
+    mapping = read_label_mapping(args.label_mapping) if args.label_mapping else None
+    raw = {split: [read_raw_rows(path, mapping=mapping)] for split, path in files.items()}
+    if "train" in raw:
+        raw["train"] += [read_raw_rows(path, mapping=mapping) for path in args.extra_train_files or ()]
+    _check_missing(raw, splits)
+    labels = check_labels(args.labels, "--labels") if args.labels else \
+        infer_labels([cell for rows in raw.get("train", ()) for cell in rows.cells])
+    data = DatasetDict({split: concatenate_datasets([encode(rows, labels) for rows in parts])
+                        if len(parts) > 1 else encode(parts[0], labels) for split, parts in raw.items()})
+    for split, parts in raw.items():
+        for rows in parts:
+            if rows.dropped:
+                logger.info("%s (%s): dropped %s", rows.path, split, dict(rows.dropped))
+                if dropped is not None:
+                    dropped[str(rows.path)] = dict(rows.dropped)
+    data = _limit(data, args.max_train_samples, args.max_eval_samples)
+    if "train" in data and len(set(data["train"]["label"])) < 2:
+        only = labels[data["train"][0]["label"]]
+        raise ValueError(f"the training rows all have the label {only!r}: expected rows of at least two labels. "
+                         "Add rows of the other labels.")
+    return data
+
+
+def _check_missing(data, splits) -> None:
     missing = [s for s in splits if s not in data]
     if missing:
         raise ValueError(
@@ -40,7 +97,28 @@ def load_splits(args: DataArguments, splits: tuple[str, ...] = SPLITS) -> Datase
             f"(found {', '.join(data) or 'none'}). Pass --data_dir with train/validation/test files "
             "or --train_file/--validation_file/--test_file."
         )
-    return _limit(data, args.max_train_samples, args.max_eval_samples)
+
+
+def infer_labels(cells: list[str]) -> tuple[str, ...]:
+    """The label list of training rows: ids mean the six emotions; names follow labels.label_order."""
+    names = {cell.strip().lower() for cell in cells if not cell.strip().isdigit()}
+    return label_order(names) if names else EMOTIONS
+
+
+def read_label_mapping(path: str | Path) -> dict[str, str | None]:
+    """A JSON object {source label: label or null}, keys and values lower-cased."""
+    path = Path(path)
+    try:
+        mapping = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ValueError(f"--label_mapping {path} could not be read as JSON ({err}): expected an object "
+                         'such as {"amusement": "joy", "approval": null}. Check the path.') from None
+    bad = {k: v for k, v in mapping.items() if not (v is None or isinstance(v, str) and v.strip())} \
+        if isinstance(mapping, dict) else mapping
+    if not isinstance(mapping, dict) or bad:
+        raise ValueError(f"--label_mapping {path}: expected an object of source label -> label name or null, "
+                         f"found {str(bad)[:120]}. Fix those entries.")
+    return {key.strip().lower(): value.strip().lower() if value else None for key, value in mapping.items()}
 
 
 def split_files(args: DataArguments, splits: tuple[str, ...] = SPLITS) -> dict[str, Path]:
@@ -80,24 +158,34 @@ def load_hub_splits(name: str, config: str | None, splits: tuple[str, ...]) -> D
             raise ValueError(f"Hub data set {name} split {split} has columns {ds.column_names}: "
                              "expected `text` and `label`.")
         names = getattr(ds.features["label"], "names", None)
-        if names is not None and list(names) != list(LABELS):
-            raise ValueError(f"Hub data set {name} has labels {names}: expected {list(LABELS)} in that order.")
+        if names is not None and list(names) != list(EMOTIONS):
+            raise ValueError(f"Hub data set {name} has labels {names}: expected {list(EMOTIONS)} in that order.")
         out[split] = ds.select_columns(["text", "label"]).cast(FEATURES)
     return out
 
 
 def read_labeled_file(path: str | Path, text_column: str | None = None, label_column: str | None = None, *,
-                      max_bytes: int | None = None, max_rows: int | None = None) -> Dataset:
-    """One labelled file -> a Dataset with FEATURES, read by the same reader as every other file a
-    user gives (`tables.read_table`: any format, encoding and delimiter the Batch tab takes).
+                      labels=EMOTIONS, max_bytes: int | None = None, max_rows: int | None = None) -> Dataset:
+    """One labelled file -> a Dataset with `features(labels)`, read by the same reader as every
+    other file a user gives (`tables.read_table`: any format, encoding and delimiter the Batch tab
+    takes). Every row needs a text and one of `labels` (names in any case or ids), else ValueError
+    naming the row. Column choice as in `read_raw_rows`."""
+    return encode(read_raw_rows(path, text_column, label_column, max_bytes=max_bytes, max_rows=max_rows), labels)
+
+
+def read_raw_rows(path: str | Path, text_column: str | None = None, label_column: str | None = None, *,
+                  mapping: dict[str, str | None] | None = None, max_bytes: int | None = None,
+                  max_rows: int | None = None) -> RawRows:
+    """A labelled file's rows with their label cells as text (mapped when `mapping` is given).
 
     The label column is `label_column` (a name in any case, or a position), else the one named like
-    a label (label, emotion, class, ...), else the only other column whose every value is a label;
-    the text column is `text_column`, else the reader's guess. Blank rows are skipped; every other
-    row needs a text and one of the six labels (names in any case or ids 0-5), else ValueError
-    naming the row.
+    a label (label, emotion, class, ...), else the only other column whose every value is an emotion
+    name or id; the text column is `text_column`, else the reader's guess. Blank rows are skipped;
+    every other row needs a text and a label cell, else ValueError naming the row.
     """
     path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"data file {path} is a folder: expected a file of labelled rows. Name the file in it.")
     if not path.is_file():
         raise ValueError(f"data file {path} does not exist: expected a file. Check the path.")
     if path.stat().st_size == 0:
@@ -116,7 +204,7 @@ def read_labeled_file(path: str | Path, text_column: str | None = None, label_co
         label = _label_column(path, table, columns, label_column)
         text = table.text_column if text_column or table.text_column != label else _other_column(columns, label)
         text_cells, label_cells, kind = table.frame[text].tolist(), table.frame[label].tolist(), table.kind
-    texts, labels = [], []
+    rows = RawRows(path, [], [], [])
     for i, (value, raw) in enumerate(zip(text_cells, label_cells)):
         if not value.strip() and not raw.strip():
             continue  # a blank line or row holds nothing to learn from or to report
@@ -125,14 +213,30 @@ def read_labeled_file(path: str | Path, text_column: str | None = None, label_co
             raise ValueError(f"{place}: the text is empty. Every row needs a text; remove the row.")
         if (kind == "text;label" or path.suffix.lower() == ".txt") and not raw.strip():
             raise ValueError(f"{place}: found {value[:60]!r} with no ';'. Expected `text;label` on each line.")
-        try:
-            labels.append(parse_label(raw))
-        except ValueError as err:
-            raise ValueError(f"{place}: {err}") from None
-        texts.append(value)
-    if not texts:
+        if mapping is not None:
+            found = {mapping.get(name, name) for name in SEPARATORS.split(raw.strip().lower()) if name}
+            found.discard(None)
+            if len(found) != 1:
+                rows.dropped["no label after mapping" if not found else "several labels after mapping"] += 1
+                continue
+            raw = found.pop()
+        rows.texts.append(value)
+        rows.cells.append(raw)
+        rows.places.append(place)
+    if not rows.texts and not rows.dropped:
         raise ValueError(f"{path} has no data rows: expected at least one labelled example.")
-    return Dataset.from_dict({"text": texts, "label": labels}, features=FEATURES)
+    return rows
+
+
+def encode(rows: RawRows, labels) -> Dataset:
+    """The rows as a Dataset against `labels`; ValueError naming the first row whose label is not one."""
+    ids = []
+    for cell, place in zip(rows.cells, rows.places):
+        try:
+            ids.append(parse_label(cell, labels))
+        except ValueError as err:
+            raise ValueError(f"{place}: {err}. The label list comes from the training rows or --labels.") from None
+    return Dataset.from_dict({"text": rows.texts, "label": ids}, features=features(labels))
 
 
 def _label_column(path: Path, table, columns: list[str], requested: str | None) -> str:
@@ -211,4 +315,20 @@ class DataArguments:
     )
     max_eval_samples: int | None = field(
         default=None, metadata={"help": "Keep only the first N validation and test rows."}
+    )
+    extra_train_files: list[str] | None = field(
+        default=None,
+        metadata={"help": "More labelled files added to the training rows (e.g. GoEmotions' train.csv), read like "
+                  "the others; with --label_mapping for sources whose labels are not this model's."},
+    )
+    label_mapping: str | None = field(
+        default=None,
+        metadata={"help": "A JSON file {source label: label or null} applied to every local file; a label cell may "
+                  "then hold several names, and a row is kept when exactly one label remains "
+                  "(configs/mappings/goemotions.json)."},
+    )
+    labels: list[str] | None = field(
+        default=None,
+        metadata={"help": "The label list, in order. Default: found in the training rows (the six emotions in "
+                  "dair-ai's order, then neutral; other names sorted alphabetically)."},
     )

@@ -1,7 +1,8 @@
 """Adapters: read and check one (a directory or a Hub id), load its base, merge it for inference.
 
-The base always gets a fresh 6-way head (`ignore_mismatched_sizes`: DialogRPT ships a 1-way
-one); PEFT's SEQ_CLS task saves that head (`classifier` for BERT, `score` for GPT-2) beside the
+The base always gets a fresh head with one output per label (`ignore_mismatched_sizes`: DialogRPT
+ships a 1-way one), the labels recorded in the adapter's labels.json (the six emotions when it has
+none); PEFT's SEQ_CLS task saves that head (`classifier` for BERT, `score` for GPT-2) beside the
 LoRA weights, so the adapter loads with plain transformers + peft. For inference a plain LoRA
 adapter is merged here without peft (`merge_plain_lora`, the same weights as merge_and_unload).
 """
@@ -22,12 +23,13 @@ from emotion_app.artifacts import (
     ADAPTER_FILES,
     ADAPTER_SUBFOLDER,
     ADAPTER_WEIGHTS,
+    LABELS_FILE,
     file_sha256,
-    read_metrics,
+    read_labels,
 )
 from emotion_app.constants import MINILM_ID, MINILM_SHA256
 from emotion_app.engine.tokenizer import FastTokenizer
-from emotion_app.labels import ID2LABEL, LABEL2ID, NUM_LABELS, check_label_maps
+from emotion_app.labels import EMOTIONS
 
 if TYPE_CHECKING:  # transformers (and with it torch), peft and TrainingArguments take seconds to
     # import: the app's start from a cached ONNX model (engine/loading.py) needs none of them
@@ -40,7 +42,7 @@ logger = logging.getLogger(__name__)
 # A repo pushed by this project holds the merged model at its root (what transformers' one-liner
 # loads) and the adapter in ADAPTER_SUBFOLDER (emotion_app/export.py); older repos hold the adapter
 # at the root. The patterns take the adapter from either, never the root's merged weights.
-HUB_PATTERNS = ["*.json", "*adapter_model.safetensors", "*.txt", "*.model", "README.md"]
+HUB_PATTERNS = ["*.json", "*adapter_model.safetensors", "*.txt", "*.model", "README.md"]  # labels.json too
 
 
 def resolve_base(base_model: str) -> str:
@@ -74,15 +76,16 @@ def load_tokenizer(source: str, max_length: int | None = None) -> PreTrainedToke
     return tokenizer
 
 
-def load_base_model(base_model: str, pad_token_id: int | None) -> PreTrainedModel:
-    """The base with a fresh 6-way head and our label maps."""
+def load_base_model(base_model: str, pad_token_id: int | None, labels=EMOTIONS) -> PreTrainedModel:
+    """The base with a fresh head of one output per label, and the label maps in its config (what
+    a merged model's pipeline names its answers by)."""
     from transformers import AutoModelForSequenceClassification
 
     model = AutoModelForSequenceClassification.from_pretrained(
         resolve_base(base_model),
-        num_labels=NUM_LABELS,
-        id2label=ID2LABEL,
-        label2id=LABEL2ID,
+        num_labels=len(labels),
+        id2label=dict(enumerate(labels)),
+        label2id={name: i for i, name in enumerate(labels)},
         ignore_mismatched_sizes=True,
     )
     if model.config.pad_token_id is None:  # GPT-2 finds the last real token through it
@@ -97,6 +100,7 @@ class LoadedAdapter:
     base_model: str
     source: str
     directory: Path
+    labels: tuple[str, ...] = EMOTIONS
 
 
 def adapter_directory(adapter: str, token: str | None = None) -> Path:
@@ -141,11 +145,12 @@ def _cached_snapshot(adapter: str, token: str | None, unreachable: Exception) ->
     return directory
 
 
-def check_adapter_head(directory: Path, adapter: str, config: dict) -> None:
-    """The adapter must carry its 6-way head, in our label order: PEFT would silently keep the
+def check_adapter_head(directory: Path, adapter: str, config: dict) -> tuple[str, ...]:
+    """The adapter's labels, once its head is checked against them: PEFT would silently keep the
     base's freshly initialised head if the weights lacked it, and predict noise."""
     from safetensors import SafetensorError, safe_open
 
+    labels = read_labels(directory)
     heads = tuple(config.get("modules_to_save") or ())
     try:
         with safe_open(str(directory / ADAPTER_WEIGHTS), "np") as weights:  # "pt" would import torch
@@ -156,17 +161,14 @@ def check_adapter_head(directory: Path, adapter: str, config: dict) -> None:
                          "Save the adapter again.") from None
     if not shapes:
         raise ValueError(f"adapter {adapter} has no classification head ({' or '.join(heads) or 'none named'}) "
-                         f"in {ADAPTER_WEIGHTS}: expected the {NUM_LABELS}-way head saved with the LoRA "
+                         f"in {ADAPTER_WEIGHTS}: expected the {len(labels)}-way head saved with the LoRA "
                          "weights (PEFT task_type SEQ_CLS). Train it with this project's train.py.")
-    if not any(shape[0] == NUM_LABELS for shape in shapes):
-        raise ValueError(f"adapter {adapter} has a head with {shapes[-1][0]} outputs: expected {NUM_LABELS} "
-                         f"({', '.join(ID2LABEL.values())}). Use an adapter trained on dair-ai/emotion.")
-    try:  # this project's adapters record their label order in metrics.json
-        labels = (read_metrics(directory) or {}).get("labels")
-    except ValueError:
-        labels = None  # an unreadable metrics file says nothing about the labels
-    if labels is not None:
-        check_label_maps(dict(enumerate(labels)), f"adapter {adapter}")
+    if not any(shape[0] == len(labels) for shape in shapes):
+        recorded = f"its {LABELS_FILE}" if (directory / LABELS_FILE).is_file() else f"no {LABELS_FILE}, so the six emotions"
+        raise ValueError(f"adapter {adapter} has a head with {shapes[-1][0]} outputs but {recorded} name "
+                         f"{len(labels)} labels ({', '.join(labels)}): expected one output per label. Write the "
+                         f"head's labels in order to {LABELS_FILE} ({{\"labels\": [...]}}), or train it again.")
+    return labels
 
 
 @dataclass
@@ -178,6 +180,7 @@ class AdapterSource:
     config: dict
     base_model: str
     tokenizer_source: str
+    labels: tuple[str, ...] = EMOTIONS
 
 
 def read_adapter(adapter: str, base_model: str | None = None, token: str | None = None) -> AdapterSource:
@@ -188,13 +191,13 @@ def read_adapter(adapter: str, base_model: str | None = None, token: str | None 
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
         raise ValueError(f"adapter {adapter}: adapter_config.json is not valid JSON ({err}). "
                          "Save the adapter again.") from None
-    check_adapter_head(directory, adapter, config)
+    labels = check_adapter_head(directory, adapter, config)
     base = base_model or config.get("base_model_name_or_path")
     if not base:
         raise ValueError(f"adapter {adapter} does not name its base model: expected "
                          "base_model_name_or_path in adapter_config.json. Pass the base model explicitly.")
     has_tokenizer = (directory / "tokenizer_config.json").is_file()
-    return AdapterSource(directory, config, base, str(directory) if has_tokenizer else base)
+    return AdapterSource(directory, config, base, str(directory) if has_tokenizer else base, labels)
 
 
 def load_engine_tokenizer(source: str):
@@ -211,12 +214,12 @@ def load_adapter(adapter: str, base_model: str | None = None, token: str | None 
     `source` skips reading the adapter again when `read_adapter` already did."""
     source = source or read_adapter(adapter, base_model, token)
     tokenizer = load_tokenizer(source.tokenizer_source)
-    model = load_base_model(source.base_model, tokenizer.pad_token_id)
+    model = load_base_model(source.base_model, tokenizer.pad_token_id, source.labels)
     if not (merge and merge_plain_lora(model, source, adapter)):
         model = _peft_model(model, source, adapter, merge)
     model.eval()
     return LoadedAdapter(model=model, tokenizer=tokenizer, base_model=source.base_model, source=adapter,
-                         directory=source.directory)
+                         directory=source.directory, labels=source.labels)
 
 
 def _peft_model(model: PreTrainedModel, source: AdapterSource, adapter: str, merge: bool):

@@ -1,4 +1,4 @@
-"""The inference engine: texts -> probabilities [N, 6], used by the app, the CLIs and evaluation.
+"""The inference engine: texts -> probabilities [N, labels], used by the app, the CLIs and evaluation.
 
 What makes it fast on a small CPU (measured in docs/performance.md):
 - the LoRA adapter is merged into the base at load, so a forward pass is the plain base model;
@@ -40,7 +40,7 @@ from emotion_app.engine.loading import (
 from emotion_app.engine.onnx import OnnxModel
 from emotion_app.engine.ood import ShiftDetector
 from emotion_app.engine.threads import _thread_count, default_num_threads, set_num_threads
-from emotion_app.labels import LABELS, NUM_LABELS
+from emotion_app.labels import EMOTIONS, check_labels
 
 if TYPE_CHECKING:  # importing these loads transformers' model code (seconds): see adapters.py
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -56,7 +56,7 @@ MAX_POSITIONS = 512  # the most tokens per text, whatever the tokenizer or the m
 
 @dataclass
 class Details:
-    """What `predict_details` returns, row for row: calibrated probabilities [N, 6] and, when the
+    """What `predict_details` returns, row for row: calibrated probabilities [N, labels] and, when the
     adapter has a shift detector, each text's out-of-distribution score [N] and whether it lies in
     the training distribution [N] (both None without a detector: the check is unavailable)."""
 
@@ -66,11 +66,11 @@ class Details:
 
 
 class Predictor:
-    """What every engine shares: `logits(texts)` -> [N, 6] and `logits_and_features(texts)` are the
-    engine's own; calibrated probabilities, labels and OOD scores follow from them, `temperature`
-    and `detector` here, the same for all."""
+    """What every engine shares: `logits(texts)` -> [N, labels] and `logits_and_features(texts)` are
+    the engine's own; calibrated probabilities, labels and OOD scores follow from them, `labels`,
+    `temperature` and `detector` here, the same for all."""
 
-    labels = LABELS
+    labels: tuple[str, ...] = EMOTIONS  # the model's outputs, in order (the adapter's labels.json)
     temperature = 1.0
     detector: ShiftDetector | None = None  # the adapter's shift detector, when it has one
 
@@ -79,11 +79,11 @@ class Predictor:
 
     def logits_and_features(self, texts: Sequence[str],
                             progress: Progress | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """(raw logits [N, 6], the features the head reads [N, D]) from one forward pass."""
+        """(raw logits [N, labels], the features the head reads [N, D]) from one forward pass."""
         raise NotImplementedError
 
     def predict_proba(self, texts: Sequence[str], progress: Progress | None = None) -> np.ndarray:
-        """Probabilities [N, 6] (rows sum to 1), columns in `labels.LABELS` order. `progress(done,
+        """Probabilities [N, labels] (rows sum to 1), columns in `self.labels` order. `progress(done,
         total)` is called as the texts are done, so a caller can hand over a whole chunk at once
         (the engine sorts it by length: less padding than in small slices) and still show progress."""
         return softmax(self.logits(texts, progress) / self.temperature)
@@ -102,11 +102,12 @@ class Predictor:
         return self.predict_proba(words)
 
     def predict(self, texts: Sequence[str]) -> list[str]:
-        return [LABELS[i] for i in self.predict_proba(texts).argmax(axis=1)]
+        return [self.labels[i] for i in self.predict_proba(texts).argmax(axis=1)]
 
 
 class EmotionClassifier(Predictor):
-    """A sequence-classification model + tokenizer with six outputs in `labels.LABELS` order.
+    """A sequence-classification model + tokenizer with one output per label, in `labels` order
+    (default: the torch model's config names them, else the six emotions).
 
     `model` is used as given: a transformers model (merged or not, quantized or not) or an
     `engine.onnx.OnnxModel`; `from_adapter` builds the fast one. `temperature` divides the logits
@@ -115,7 +116,8 @@ class EmotionClassifier(Predictor):
 
     def __init__(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, *,
                  max_length: int | None = None, batch_size: int = 32, temperature: float = 1.0,
-                 info: dict | None = None, detector: ShiftDetector | None = None):
+                 info: dict | None = None, detector: ShiftDetector | None = None,
+                 labels: Sequence[str] | None = None):
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be a whole number of at least 1, found {batch_size!r}.")
         if max_length is not None and (not isinstance(max_length, int) or max_length < 2):
@@ -130,6 +132,7 @@ class EmotionClassifier(Predictor):
         self.batch_workers = 1  # batches of one call run at once (set_batch_workers)
         self.word_table: WordTable | None = None  # single words' logits (engine/words.py), when built
         self.temperature = temperature
+        self.labels = check_labels(labels, "the classifier") if labels is not None else _config_labels(model)
         self.info = info or {}
         self.pad_id = _pad_id(tokenizer)
         self.feature_dim = hidden_size(model)
@@ -162,13 +165,13 @@ class EmotionClassifier(Predictor):
         model, precision = _load_model(adapter, source, target, use_int8, use_onnx, runtime == "auto", threads)
         info = {"adapter": adapter, "base_model": source.base_model, "directory": str(source.directory),
                 "runtime": "onnxruntime" if isinstance(model, OnnxModel) else "torch",
-                "precision": precision, "device": target, "num_threads": threads}
+                "precision": precision, "device": target, "num_threads": threads, "labels": list(source.labels)}
         detector = ShiftDetector.load(source.directory) if detect_shift else None
         return cls(model, load_engine_tokenizer(source.tokenizer_source), batch_size=batch_size, info=info,
-                   temperature=read_temperature(source.directory), detector=detector)
+                   temperature=read_temperature(source.directory), detector=detector, labels=source.labels)
 
     def logits(self, texts: Sequence[str], progress: Progress | None = None) -> np.ndarray:
-        """Raw (uncalibrated) logits [N, 6], in input order; `progress(done, total)` after each batch."""
+        """Raw (uncalibrated) logits [N, labels], in input order; `progress(done, total)` after each batch."""
         return self._run(texts, False, progress)[0]
 
     def predict_words(self, words: Sequence[str]) -> np.ndarray:
@@ -177,7 +180,7 @@ class EmotionClassifier(Predictor):
             return self.predict_proba(words)
         words = _check_texts(words)
         rows = table.rows(self.tokenizer(words, truncation=True, max_length=self.max_length)["input_ids"])
-        logits = np.zeros((len(words), NUM_LABELS), dtype=np.float32)
+        logits = np.zeros((len(words), len(self.labels)), dtype=np.float32)
         found = rows >= 0
         logits[found] = table.logits[rows[found]]
         if not found.all():
@@ -186,13 +189,13 @@ class EmotionClassifier(Predictor):
 
     def logits_and_features(self, texts: Sequence[str],
                             progress: Progress | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """(raw logits [N, 6], head features [N, D]), in input order, from one forward pass."""
+        """(raw logits [N, labels], head features [N, D]), in input order, from one forward pass."""
         return self._run(texts, True, progress)
 
     def _run(self, texts: Sequence[str], features: bool,
              progress: Progress | None) -> tuple[np.ndarray, np.ndarray | None]:
         texts = _check_texts(texts)
-        out = np.zeros((len(texts), NUM_LABELS), dtype=np.float32)
+        out = np.zeros((len(texts), len(self.labels)), dtype=np.float32)
         feats = np.zeros((len(texts), self.feature_dim or 0), dtype=np.float32) if features else None
         if not texts:
             return out, feats
@@ -316,6 +319,16 @@ def _position_limit(model: PreTrainedModel) -> int:
     config = getattr(model, "config", None)
     limit = getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None)
     return min(limit or MAX_POSITIONS, MAX_POSITIONS)
+
+
+def _config_labels(model) -> tuple[str, ...]:
+    """The labels a torch model's config names (train.py's models do); the six emotions for an
+    ONNX model or a config with transformers' placeholder names (LABEL_0, ...)."""
+    id2label = getattr(getattr(model, "config", None), "id2label", None) or {}
+    names = [id2label.get(i, id2label.get(str(i))) for i in range(len(id2label))]
+    if len(names) < 2 or any(not isinstance(n, str) or n == f"LABEL_{i}" for i, n in enumerate(names)):
+        return EMOTIONS
+    return check_labels(names, "the model's config")
 
 
 def _check_detector(detector: ShiftDetector | None, feature_dim: int | None) -> ShiftDetector | None:

@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 
 from emotion_app.constants import DEFAULT_DATASET
-from emotion_app.labels import LABELS
+from emotion_app.labels import EMOTIONS, NEUTRAL
 
 TASK = {"type": "text-classification", "name": "Text Classification"}
 
@@ -71,8 +71,8 @@ def export_card(metrics: dict, *, adapter: str, architecture: str, merged: bool,
     if onnx_file:
         lines += _onnx_use(onnx_file, temperature)
     if with_adapter:
-        lines += _peft_use(base, repo, subfolder=True)
-    lines.append(_label_line())
+        lines += _peft_use(base, repo, subfolder=True, num_labels=len(_labels(metrics)))
+    lines.append(_label_line(metrics))
     return _front(metrics, license_id, library, tags) + "\n".join(lines) + "\n"
 
 
@@ -106,12 +106,22 @@ def _front(metrics: dict, license_id: str, library: str, tags: list[str]) -> str
     return f"---\n{front}\n---\n\n"
 
 
+def _labels(metrics: dict) -> list[str]:
+    return list(metrics.get("labels") or EMOTIONS)
+
+
 def _summary(metrics: dict, form: str = "") -> str:
-    base = metrics["base_model"]
+    base, labels = metrics["base_model"], _labels(metrics)
+    named = ", ".join(labels)
+    what = f"six emotions ({named})" if labels == list(EMOTIONS) else f"{len(labels)} labels ({named})"
+    if NEUTRAL in labels:
+        what += "; `neutral` means no clear emotion"
+    sources = [f"[{DEFAULT_DATASET}](https://huggingface.co/datasets/{DEFAULT_DATASET}) (configuration `split`)"]
+    extra = (metrics.get("training") or {}).get("extra_train_files")
+    if extra:
+        sources.append(", ".join(f"`{Path(name).parent.name}/{Path(name).name}`" for name in extra))
     return (f"A LoRA adapter on [{base}](https://huggingface.co/{base}){', ' + form + ',' if form else ''} "
-            "that sorts English text into six "
-            f"emotions ({', '.join(LABELS)}), trained on [{DEFAULT_DATASET}](https://huggingface.co/datasets/"
-            f"{DEFAULT_DATASET}) (configuration `split`).")
+            f"that sorts English text into {what}, trained on {' and '.join(sources)}.")
 
 
 def _results(metrics: dict) -> list[str]:
@@ -155,8 +165,9 @@ def _body(metrics: dict, repo_id: str | None) -> str:
     if not repo_id:
         lines += [("For this directory: `python -m emotion_app.export --adapter <this directory> --merged OUT` "
                    "writes that merged model to OUT (`pipeline(..., model=\"OUT\")`); `--onnx OUT` the ONNX one."), ""]
-    lines += _peft_use(base, repo_id or LOCAL_PLACEHOLDER, subfolder=bool(repo_id))
-    lines.append(_label_line())
+    lines += _peft_use(base, repo_id or LOCAL_PLACEHOLDER, subfolder=bool(repo_id),
+                       num_labels=len(_labels(metrics)))
+    lines.append(_label_line(metrics))
     if "training" in metrics:
         lines += ["", "## Training", "", "```json", json.dumps(metrics["training"], indent=2), "```"]
     return "\n".join(lines) + "\n"
@@ -285,7 +296,7 @@ def _onnx_use(onnx_file: str, temperature: float | None) -> list[str]:
     ]
 
 
-def _peft_use(base: str, where: str, subfolder: bool) -> list[str]:
+def _peft_use(base: str, where: str, subfolder: bool, num_labels: int) -> list[str]:
     extra = ', subfolder="adapter"' if subfolder else ""
     return [
         "The adapter on its base, with peft:",
@@ -295,7 +306,8 @@ def _peft_use(base: str, where: str, subfolder: bool) -> list[str]:
         "from peft import PeftModel",
         "",
         "# ignore_mismatched_sizes: the base's own head (DialogRPT's has 1 output) gives way to the adapter's",
-        f'base = AutoModelForSequenceClassification.from_pretrained("{base}", num_labels=6, ignore_mismatched_sizes=True)',
+        f'base = AutoModelForSequenceClassification.from_pretrained("{base}", num_labels={num_labels}, '
+        'ignore_mismatched_sizes=True)',
         f'model = PeftModel.from_pretrained(base, "{where}"{extra}).eval()',
         f'tokenizer = AutoTokenizer.from_pretrained("{where}"{extra})',
         "```",
@@ -303,8 +315,9 @@ def _peft_use(base: str, where: str, subfolder: bool) -> list[str]:
     ]
 
 
-def _label_line() -> str:
-    return f"Label ids: {', '.join(f'{i} {name}' for i, name in enumerate(LABELS))}."
+def _label_line(metrics: dict) -> str:
+    return (f"Label ids: {', '.join(f'{i} {name}' for i, name in enumerate(_labels(metrics)))} "
+            "(the adapter's labels.json).")
 
 
 def write_model_card(directory: Path, metrics: dict, license_id: str = "apache-2.0",

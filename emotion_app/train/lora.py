@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from emotion_app.engine.adapters import load_base_model, load_tokenizer
+from emotion_app.labels import EMOTIONS
 
 if TYPE_CHECKING:
     from peft import LoraConfig
@@ -15,7 +16,6 @@ if TYPE_CHECKING:
 # Per architecture: the reference recipe adapts GPT-2's fused attention projection; for BERT
 # the LoRA paper's query/value. Anything else must name its modules (or use all-linear).
 DEFAULT_TARGETS = {"gpt2": ["c_attn"], "bert": ["query", "value"]}
-
 
 
 def lora_config(model_type: str, args: LoraArguments) -> LoraConfig:
@@ -37,11 +37,10 @@ def lora_config(model_type: str, args: LoraArguments) -> LoraConfig:
     )
 
 
-
-def build_lora_model(base_model: str, args: LoraArguments, max_length: int):
-    """(peft model, tokenizer) ready to train."""
+def build_lora_model(base_model: str, args: LoraArguments, max_length: int, labels=EMOTIONS):
+    """(peft model with a head of one output per label, tokenizer) ready to train."""
     tokenizer = load_tokenizer(base_model, max_length)
-    model = load_base_model(base_model, tokenizer.pad_token_id)
+    model = load_base_model(base_model, tokenizer.pad_token_id, labels)
     from peft import get_peft_model
 
     return get_peft_model(model, lora_config(model.config.model_type, args)), tokenizer

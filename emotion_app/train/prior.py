@@ -16,21 +16,26 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from emotion_app.labels import NUM_LABELS, PROMPTS
+from emotion_app.labels import PROMPTS
 
 logger = logging.getLogger(__name__)
 
 BATCH = 128
 
 
-def prior_targets(base_model: str, texts: Sequence[str], labels: Sequence[int], weight: float,
+def prior_targets(base_model: str, texts: Sequence[str], ids: Sequence[int], labels: Sequence[str], weight: float,
                   temperature: float, max_length: int) -> np.ndarray:
-    """[N, 6] soft targets: (1 - weight) * one-hot(label) + weight * zero-shot prior."""
+    """[N, labels] soft targets: (1 - weight) * one-hot(label) + weight * zero-shot prior."""
     check_prior(weight, temperature)
-    onehot = np.eye(NUM_LABELS, dtype=np.float32)[np.asarray(labels, dtype=int)]
+    onehot = np.eye(len(labels), dtype=np.float32)[np.asarray(ids, dtype=int)]
     if weight == 0:
         return onehot
-    prior = zero_shot_probabilities(base_model, texts, temperature, max_length)
+    missing = [name for name in labels if name.lower() not in PROMPTS]
+    if missing:
+        raise ValueError(f"--prior_weight needs a prompt per label; there is none for {missing} (prompts exist for "
+                         f"{', '.join(PROMPTS)}). Use --prior_weight 0 for these labels.")
+    prior = zero_shot_probabilities(base_model, texts, [PROMPTS[name.lower()] for name in labels], temperature,
+                                    max_length)
     return (1 - weight) * onehot + weight * prior
 
 
@@ -43,7 +48,7 @@ def check_prior(weight: float, temperature: float) -> None:
                          f"{temperature}. The base's cosines differ by a few hundredths, so use e.g. 50.")
 
 
-def zero_shot_probabilities(base_model: str, texts: Sequence[str], temperature: float,
+def zero_shot_probabilities(base_model: str, texts: Sequence[str], prompts: Sequence[str], temperature: float,
                             max_length: int) -> np.ndarray:
     """softmax(temperature * cosine(mean-pooled base embedding of each text, of each prompt))."""
     from transformers import AutoModel
@@ -54,9 +59,9 @@ def zero_shot_probabilities(base_model: str, texts: Sequence[str], temperature: 
     tokenizer = load_tokenizer(base_model, max_length)
     model = AutoModel.from_pretrained(resolve_base(base_model)).eval()
     logger.info("Zero-shot prior of %s on %d texts", base_model, len(texts))
-    prompts = mean_embeddings(model, tokenizer, list(PROMPTS), max_length)
+    anchors = mean_embeddings(model, tokenizer, list(prompts), max_length)
     rows = mean_embeddings(model, tokenizer, list(texts), max_length)
-    return softmax(temperature * rows @ prompts.T).astype(np.float32)
+    return softmax(temperature * rows @ anchors.T).astype(np.float32)
 
 
 def mean_embeddings(model, tokenizer, texts: list[str], max_length: int) -> np.ndarray:

@@ -9,6 +9,7 @@ Layout of output_dir after a run:
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import os
 import shutil
@@ -28,10 +29,10 @@ from emotion_app.artifacts import (
     METRICS_FILE,
     write_calibration,
     write_json,
+    write_labels,
 )
 from emotion_app.data.labelled import load_splits
 from emotion_app.engine.classifier import EmotionClassifier, softmax
-from emotion_app.labels import LABELS, NUM_LABELS
 from emotion_app.train.arguments import (
     DataArguments,
     LoraArguments,
@@ -60,11 +61,14 @@ def train(model_args: ModelArguments, data_args: DataArguments, lora_args: LoraA
     check_prior(run_args.prior_weight, run_args.prior_temperature)
     partner = _soup_partner(run_args) if run_args.soup_with else None
     set_seed(run_args.seed)
-    data = load_splits(data_args)
-    targets = prior_targets(model_args.base_model, data["train"]["text"], data["train"]["label"],
+    dropped: dict = {}
+    data = load_splits(data_args, dropped=dropped)
+    labels = tuple(data["train"].features["label"].names)
+    logger.info("Labels: %s", ", ".join(labels))
+    targets = prior_targets(model_args.base_model, data["train"]["text"], data["train"]["label"], labels,
                             run_args.prior_weight, run_args.prior_temperature,
                             model_args.max_length) if run_args.prior_weight else None
-    model, tokenizer = build_lora_model(model_args.base_model, lora_args, model_args.max_length)
+    model, tokenizer = build_lora_model(model_args.base_model, lora_args, model_args.max_length, labels)
     if partner is not None:  # an adapter that cannot be mixed with this one must fail now, not after training
         _mix_with(partner, model, tokenizer, run_args, model_args.base_model, check_only=True)
     trainer = _trainer(model, tokenizer, data, targets, model_args.max_length, run_args, output_dir)
@@ -80,6 +84,8 @@ def train(model_args: ModelArguments, data_args: DataArguments, lora_args: LoraA
     metrics, detector = measure(model, tokenizer, data, model_args, run_args.per_device_eval_batch_size,
                                 run_args.seed, output_dir.name)
     metrics["training"] = _training_summary(model_args, data_args, lora_args, run_args, trainer, seconds, data)
+    if dropped:
+        metrics["training"]["rows_dropped_by_label_mapping"] = dropped
     if soup is not None:
         metrics["soup"] = {**soup, "max_length": model_args.max_length, "seed": run_args.seed}
     if not trainer.is_world_process_zero():  # under torchrun/accelerate only rank 0 writes and uploads
@@ -97,15 +103,16 @@ def measure(model, tokenizer, data, model_args: ModelArguments, eval_batch_size:
     """(metrics, shift detector or None) of a finished model: validation and test at T = 1, the
     temperature fitted on validation with ECE/NLL and the coverage curve on test, and the detector
     on a seeded sample of the training rows (train.py's and the soup's last step)."""
+    labels = tuple(data["train"].features["label"].names)
     classifier = EmotionClassifier(model, tokenizer, max_length=model_args.max_length,
-                                   batch_size=max(eval_batch_size, 32))
-    metrics = {"name": name, "labels": list(LABELS), "base_model": model_args.base_model}
+                                   batch_size=max(eval_batch_size, 32), labels=labels)
+    metrics = {"name": name, "labels": list(labels), "base_model": model_args.base_model}
     passes = {}
     for split in ("validation", "test"):
         # Raw logits and features, computed once: the metrics (at T = 1), the temperature fit and
         # the shift detector share them.
         passes[split] = (*classifier.logits_and_features(list(data[split]["text"])), data[split]["label"])
-        metrics[split] = classification_metrics(data[split]["label"], softmax(passes[split][0]))
+        metrics[split] = classification_metrics(data[split]["label"], softmax(passes[split][0]), labels)
         logger.info("\n%s", format_report(metrics[split], f"{split}:"))
     metrics.update(calibration_metrics(passes["validation"][0], data["validation"]["label"],
                                        passes["test"][0], data["test"]["label"]))
@@ -174,11 +181,12 @@ def _fit_shift_detector(classifier: EmotionClassifier, data, passes: dict, metri
 
 def _trainer(model, tokenizer, data, targets: np.ndarray | None, max_length: int, run_args: RunArguments,
              output_dir: Path) -> Trainer:
-    """The Trainer. With `targets` ([N, 6] distributions, --prior_weight) the training rows carry
+    """The Trainer. With `targets` ([N, labels] distributions, --prior_weight) the training rows carry
     them as labels; otherwise, and always in validation, the label ids."""
     def tokenize(batch):
         return tokenizer(batch["text"], truncation=True, max_length=max_length)
 
+    labels = data["train"].features["label"].names
     tokenized = data.map(tokenize, batched=True, remove_columns=["text"])
     if targets is not None:
         tokenized["train"] = tokenized["train"].remove_columns("label").add_column("label", targets.tolist())
@@ -192,19 +200,19 @@ def _trainer(model, tokenizer, data, targets: np.ndarray | None, max_length: int
         eval_dataset=tokenized["validation"],
         processing_class=tokenizer,
         data_collator=DataCollatorWithPadding(tokenizer),
-        compute_metrics=_trainer_metrics,
-        compute_loss_func=_loss(data["train"]["label"], run_args)
+        compute_metrics=functools.partial(_trainer_metrics, labels=labels),
+        compute_loss_func=_loss(data["train"]["label"], labels, run_args)
         if run_args.class_weight_power or run_args.prior_weight else None,
     )
 
 
-def class_weights(labels, power: float) -> torch.Tensor:
+def class_weights(ids, labels, power: float) -> torch.Tensor:
     """(1 / frequency) ** power per class, scaled so that the mean weight over the examples is 1."""
     if power == 0:
-        return torch.ones(NUM_LABELS)
-    counts = np.bincount(np.asarray(labels, dtype=int), minlength=NUM_LABELS).astype(float)
+        return torch.ones(len(labels))
+    counts = np.bincount(np.asarray(ids, dtype=int), minlength=len(labels)).astype(float)
     if (counts == 0).any():
-        missing = [LABELS[i] for i in np.flatnonzero(counts == 0)]
+        missing = [labels[i] for i in np.flatnonzero(counts == 0)]
         raise ValueError(f"class weighting needs every label in the training data; {missing} have no rows. "
                          "Add examples or set --class_weight_power 0.")
     weights = (counts.sum() / counts) ** power
@@ -212,12 +220,12 @@ def class_weights(labels, power: float) -> torch.Tensor:
     return torch.tensor(weights, dtype=torch.float32)
 
 
-def _loss(labels, run_args: RunArguments):
+def _loss(ids, labels, run_args: RunArguments):
     """Cross-entropy against label ids (validation) or target distributions (training), each row
     weighted by its label's class weight; the label is a target's largest share (prior_weight < 0.5)."""
-    weights = class_weights(labels, run_args.class_weight_power)
+    weights = class_weights(ids, labels, run_args.class_weight_power)
     if run_args.class_weight_power:  # 0: all ones
-        logger.info("Class weights: %s", dict(zip(LABELS, weights.round(decimals=3).tolist())))
+        logger.info("Class weights: %s", dict(zip(labels, weights.round(decimals=3).tolist())))
 
     def loss(outputs, targets, num_items_in_batch=None):
         logits = outputs.logits.float()
@@ -228,15 +236,15 @@ def _loss(labels, run_args: RunArguments):
         total = (rows * weights.to(logits.device)[label]).sum()
         if num_items_in_batch is None:
             return total / len(label)
-        # The Trainer counts the label tensor's entries: six per row for target distributions.
-        return total / (num_items_in_batch / NUM_LABELS if soft else num_items_in_batch)
+        # The Trainer counts the label tensor's entries: one per label and row for target distributions.
+        return total / (num_items_in_batch / len(labels) if soft else num_items_in_batch)
 
     return loss
 
 
-def _trainer_metrics(prediction) -> dict:
-    logits, labels = prediction
-    metrics = classification_metrics(labels, softmax(np.asarray(logits)))
+def _trainer_metrics(prediction, labels) -> dict:
+    logits, ids = prediction
+    metrics = classification_metrics(ids, softmax(np.asarray(logits)), labels)
     return {"accuracy": metrics["accuracy"], "macro_f1": metrics["macro_f1"]}
 
 
@@ -259,6 +267,9 @@ def _training_summary(model_args, data_args, lora_args, run_args, trainer, secon
         "base_model": model_args.base_model,
         "max_length": model_args.max_length,
         "train_rows": len(data["train"]),
+        "labels": list(data["train"].features["label"].names),
+        "extra_train_files": list(data_args.extra_train_files or []),
+        "label_mapping": data_args.label_mapping,
         "lora": dataclasses.asdict(lora_args),
         "learning_rate": run_args.learning_rate,
         "lr_scheduler_type": str(getattr(run_args.lr_scheduler_type, "value", run_args.lr_scheduler_type)),
@@ -289,6 +300,7 @@ def save_adapter(model, tokenizer, metrics: dict, output_dir: Path, base_model: 
     _save_peft(model, staging, base_model)
     tokenizer.save_pretrained(str(staging))
     write_json(staging / METRICS_FILE, metrics)
+    write_labels(staging, metrics["labels"])
     if "calibration" in metrics:  # calibration.json: read by EmotionClassifier.from_adapter
         write_calibration(staging, metrics["calibration"]["temperature"])
     if detector is not None:  # shift_detector.*: read by EmotionClassifier.from_adapter too
