@@ -1,0 +1,122 @@
+"""A model on the benchmark and on real text of other styles: the default model's selection table.
+
+    python benchmarks/bench_real_text.py --adapters outputs/minilm-v3 models/minilm-emotion-lora
+    python benchmarks/bench_real_text.py --adapters models/minilm-emotion-lora --test --output docs/bench_real_text.json
+
+Each adapter is loaded with plain transformers + peft (fp32, unmerged: what a user of the Hub
+model gets) and scored on:
+- dair-ai/emotion validation (and test with --test: read it once, after the choice);
+- GoEmotions-6 dev: Reddit comments with exactly one of the six emotions;
+- GoEmotions dev comments rated `neutral` only (does the model say "no emotion"?);
+- ISEAR rows of anger, fear, joy and sadness (a domain the default model is never trained on).
+"Six-way" is the argmax over the six emotions alone (the seed task; for a six-label model its
+plain argmax); "called neutral" is the share of rows whose argmax over all labels is `neutral`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import logging
+import sys
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from emotion_app.analysis.metrics import classification_metrics  # noqa: E402
+from emotion_app.data.labelled import read_labeled_file  # noqa: E402
+from emotion_app.engine.adapters import load_adapter  # noqa: E402
+from emotion_app.engine.classifier import EmotionClassifier, softmax  # noqa: E402
+from emotion_app.labels import EMOTIONS, NEUTRAL, emotion_columns  # noqa: E402
+
+logger = logging.getLogger("bench_real_text")
+
+DATA = REPO.parent / "shared" / "data"
+ISEAR_LABELS = ("anger", "fear", "joy", "sadness")
+
+
+def real_sets(data: Path, test: bool) -> dict[str, tuple[list[str], list[str]]]:
+    """{set name: (texts, label names)}; the neutral set's labels are all `neutral`."""
+    sets = {}
+    for split in ("validation", *(("test",) if test else ())):
+        rows = read_labeled_file(data / "emotion" / f"{split}.txt")
+        sets[f"dair-ai {split}"] = (list(rows["text"]), [EMOTIONS[i] for i in rows["label"]])
+    rows = read_labeled_file(data / "goemotions-6" / "dev.csv")
+    sets["GoEmotions-6 dev"] = (list(rows["text"]), [EMOTIONS[i] for i in rows["label"]])
+    with open(data / "goemotions" / "dev.csv", encoding="utf-8", newline="") as handle:
+        neutral = [row["text"] for row in csv.DictReader(handle) if row["labels"].strip() == NEUTRAL]
+    sets["GoEmotions dev, neutral only"] = (neutral, [NEUTRAL] * len(neutral))
+    with open(data / "isear" / "isear.csv", encoding="utf-8", newline="") as handle:
+        isear = [(row["text"], row["label"]) for row in csv.DictReader(handle) if row["label"] in ISEAR_LABELS]
+    sets["ISEAR (4 labels)"] = ([t for t, _ in isear], [lab for _, lab in isear])
+    return sets
+
+
+def plain_peft_logits(adapter: str, texts: list[str]) -> tuple[np.ndarray, tuple[str, ...]]:
+    """Raw logits of the unmerged fp32 PEFT model, and its labels."""
+    loaded = load_adapter(adapter, merge=False)
+    classifier = EmotionClassifier(loaded.model, loaded.tokenizer, labels=loaded.labels, batch_size=64)
+    return classifier.logits(texts), loaded.labels
+
+
+def figures(probs: np.ndarray, labels: tuple[str, ...], truth: list[str]) -> dict:
+    six = emotion_columns(labels) or list(range(len(labels)))
+    out = {"n": len(truth)}
+    called = np.array([labels[i] for i in probs.argmax(axis=1)])
+    out["called_neutral"] = float((called == NEUTRAL).mean()) if NEUTRAL in labels else 0.0
+    if truth and truth[0] == NEUTRAL and set(truth) == {NEUTRAL}:
+        return out
+    ids = [EMOTIONS.index(name) for name in truth]
+    six_way = classification_metrics(ids, probs[:, six] / probs[:, six].sum(axis=1, keepdims=True), EMOTIONS)
+    out["six_way_accuracy"], out["six_way_macro_f1"] = six_way["accuracy"], six_way["macro_f1"]
+    if len(labels) != len(EMOTIONS):
+        out["all_labels_accuracy"] = float((called == np.array(truth)).mean())
+    return out
+
+
+def measure(adapter: str, sets: dict) -> dict:
+    texts = [text for rows, _ in sets.values() for text in rows]
+    logits, labels = plain_peft_logits(adapter, texts)
+    probs, result, start = softmax(logits), {"adapter": adapter, "labels": list(labels)}, 0
+    for name, (rows, truth) in sets.items():
+        result[name] = figures(probs[start:start + len(rows)], labels, truth)
+        start += len(rows)
+        logger.info("%s, %s: %s", adapter, name, result[name])
+    return result
+
+
+def table(results: list[dict], names: list[str]) -> str:
+    keys = ("six_way_accuracy", "six_way_macro_f1", "called_neutral")
+    lines = ["| adapter | set | six-way acc | six-way macro-F1 | called neutral |", "|---|---|---|---|---|"]
+    for result in results:
+        for name in names:
+            row = result[name]
+            cells = [f"{row[k]:.2%}" if k != "six_way_macro_f1" and k in row else
+                     (f"{row[k]:.3f}" if k in row else "–") for k in keys]
+            lines.append(f"| {result['adapter']} | {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    parser = argparse.ArgumentParser(prog="python benchmarks/bench_real_text.py", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--adapters", nargs="+", required=True, help="Adapter directories (or Hub ids).")
+    parser.add_argument("--data", default=str(DATA), help="The shared data folder (emotion/, goemotions/, ...).")
+    parser.add_argument("--test", action="store_true", help="Also score dair-ai test (only after the choice).")
+    parser.add_argument("--output", default=None, help="Also write the figures as JSON here.")
+    args = parser.parse_args(argv)
+    sets = real_sets(Path(args.data), args.test)
+    results = [measure(adapter, sets) for adapter in args.adapters]
+    print(table(results, list(sets)))
+    if args.output:
+        Path(args.output).write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
