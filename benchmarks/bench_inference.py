@@ -45,7 +45,7 @@ import torch  # noqa: E402
 from emotion_app.data.labelled import read_labeled_file  # noqa: E402
 from emotion_app.engine.adapters import load_adapter  # noqa: E402
 from emotion_app.engine.classifier import EmotionClassifier  # noqa: E402
-from emotion_app.labels import LABELS  # noqa: E402
+from emotion_app.labels import EMOTIONS  # noqa: E402
 
 logger = logging.getLogger("bench_inference")
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "emotion"
@@ -157,7 +157,7 @@ def model_flops_per_row(model, lengths: np.ndarray) -> dict:
     config = model.config
     hidden, layers = config.hidden_size, config.num_hidden_layers
     per_token = layers * (4 * hidden * hidden + 2 * hidden * config.intermediate_size)
-    per_text = hidden * hidden + hidden * len(LABELS)  # pooler + classifier, on the first token only
+    per_text = hidden * hidden + hidden * len(EMOTIONS)  # pooler + classifier, on the first token only
     flops = 2 * per_token * lengths + 4 * layers * hidden * lengths.astype(np.float64) ** 2 + 2 * per_text
     return {"linear_weights_per_token": per_token, "gflop_per_row": float(flops.mean() / 1e9)}
 

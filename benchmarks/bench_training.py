@@ -36,7 +36,7 @@ from transformers import TrainerCallback  # noqa: E402
 from emotion_app.constants import MINILM_ID
 from emotion_app.data.labelled import load_splits  # noqa: E402
 from emotion_app.engine.adapters import resolve_base  # noqa: E402
-from emotion_app.labels import LABELS  # noqa: E402
+from emotion_app.labels import EMOTIONS  # noqa: E402
 from emotion_app.train.arguments import (
     REFERENCE_BASE_ID,  # noqa: E402
     parse_train_args,  # noqa: E402
@@ -62,7 +62,7 @@ def write_tiny_data(directory: Path, rows: int = 256) -> Path:
     rng = random.Random(0)
     directory.mkdir(parents=True, exist_ok=True)
     for split, count in (("train", rows), ("validation", 32), ("test", 32)):
-        lines = [" ".join(rng.choices(WORDS, k=rng.randint(5, 40))) + f";{LABELS[i % len(LABELS)]}"
+        lines = [" ".join(rng.choices(WORDS, k=rng.randint(5, 40))) + f";{EMOTIONS[i % len(EMOTIONS)]}"
                  for i in range(count)]
         (directory / f"{split}.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
     return directory

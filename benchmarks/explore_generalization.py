@@ -36,7 +36,7 @@ from emotion_app.engine.adapters import (  # noqa: E402
     read_adapter,
     resolve_base,
 )
-from emotion_app.labels import LABEL2ID  # noqa: E402
+from emotion_app.labels import EMOTIONS  # noqa: E402
 
 logger = logging.getLogger("explore_generalization")
 PROTOTYPES = [f"I feel {word}" for word in ("sad", "happy", "loving", "angry", "afraid", "surprised")]
@@ -56,7 +56,7 @@ def datasets(args) -> dict[str, tuple[list[str], np.ndarray]]:
     validation = read_labeled_file(Path(args.data_dir) / "validation.txt")
     real = pd.read_csv(args.real)
     return {"validation": (list(validation["text"]), np.asarray(validation["label"])),
-            "goemotions_dev": (list(real["text"]), real["label"].map(LABEL2ID).to_numpy())}
+            "goemotions_dev": (list(real["text"]), real["label"].map({name: i for i, name in enumerate(EMOTIONS)}).to_numpy())}
 
 
 def accuracy(model, tokenizer, texts, labels) -> float:

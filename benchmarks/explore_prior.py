@@ -28,7 +28,7 @@ import torch  # noqa: E402
 
 from emotion_app.constants import MINILM_ID  # noqa: E402
 from emotion_app.data.labelled import read_labeled_file  # noqa: E402
-from emotion_app.labels import NUM_LABELS, PROMPTS  # noqa: E402
+from emotion_app.labels import EMOTIONS, PROMPTS  # noqa: E402
 from emotion_app.train.prior import mean_embeddings  # noqa: E402
 
 logger = logging.getLogger("explore_prior")
@@ -48,8 +48,8 @@ def features(named_texts: dict[str, list[str]], max_length: int = 64) -> dict[st
 
 def fit_head(x: torch.Tensor, targets: torch.Tensor, steps: int = 300, seed: int = 0):
     torch.manual_seed(seed)
-    weight = torch.zeros(NUM_LABELS, x.shape[1], requires_grad=True)
-    bias = torch.zeros(NUM_LABELS, requires_grad=True)
+    weight = torch.zeros(len(EMOTIONS), x.shape[1], requires_grad=True)
+    bias = torch.zeros(len(EMOTIONS), requires_grad=True)
     optimizer = torch.optim.Adam([weight, bias], lr=0.05)
     for _ in range(steps):
         optimizer.zero_grad()
@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     data = {"train": read_labeled_file(Path(args.data_dir) / "train.txt").select(range(args.train_rows)),
             "validation": read_labeled_file(Path(args.data_dir) / "validation.txt"),
             "real": read_labeled_file(args.real)}
-    x = features({**{name: list(split["text"]) for name, split in data.items()}, "prompts": list(PROMPTS)})
+    x = features({**{name: list(split["text"]) for name, split in data.items()}, "prompts": [PROMPTS[name] for name in EMOTIONS]})
     prompts = x.pop("prompts")
     y = {name: torch.tensor(split["label"]) for name, split in data.items()}
 
@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
                 for name in ("validation", "real")}
 
     results = {"zero-shot prompts": accuracy({name: x[name] @ prompts.T for name in x})}
-    onehot = torch.nn.functional.one_hot(y["train"], NUM_LABELS).float()
+    onehot = torch.nn.functional.one_hot(y["train"], len(EMOTIONS)).float()
     for label, targets in [("labels", onehot)] + [
             (f"prior w={w:g} T={t:g}", (1 - w) * onehot + w * torch.softmax(t * x["train"] @ prompts.T, 1))
             for t in map(float, args.temperatures.split(",")) for w in map(float, args.weights.split(","))]:

@@ -111,9 +111,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     args = build_parser().parse_args(argv)
     try:
-        corrections = read_corrections(args.corrections, args.text_column, args.label_column)
-        out, summary = adapt(default_adapter(args.adapter), corrections.texts, corrections.labels,
-                             args.output_dir, options_from(args), progress=StepLog())
+        rows = read_corrections(args.corrections, args.text_column, args.label_column)
+        out, summary = adapt(default_adapter(args.adapter), rows.texts, rows.cells, args.output_dir,
+                             options_from(args), progress=StepLog(), where=rows.places)
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_INPUT

@@ -23,6 +23,7 @@ from emotion_app.analysis.shift import (
     fit_for_classifier,
     store_detector,
 )
+from emotion_app.artifacts import read_labels
 from emotion_app.commands import add_engine_options, add_evaluation_options, add_option
 from emotion_app.constants import PRECISIONS
 from emotion_app.data.labelled import DataArguments, load_splits
@@ -39,6 +40,11 @@ def build_parser() -> argparse.ArgumentParser:
                help=f"Training rows (a seeded sample) the shift detector is fitted on; 0: no detector. "
                f"Default {DEFAULT_FIT_ROWS}.")
     parser.add_argument("--seed", type=int, default=0, help="Seed of that sample (default 0).")
+    add_option(parser, "--extra_train_files", "--extra-train-files", nargs="+", default=None,
+               help="More training files the detector's sample is drawn from, as train.py took them "
+                    "(e.g. ../shared/data/goemotions/train.csv for a model trained on it).")
+    add_option(parser, "--label_mapping", "--label-mapping", default=None,
+               help="The label mapping train.py took (configs/mappings/goemotions.json).")
     add_option(parser, "--detector_only", "--detector-only", action="store_true",
                help="Fit the shift detector only, keeping the stored temperature (calibration.json).")
     add_engine_options(parser)  # the engine whose features the detector reads: the app's by default
@@ -55,7 +61,9 @@ def run(args: argparse.Namespace) -> dict:
         raise ValueError(f"--detector_rows must be 0 (no detector) or more, and more with --detector_only; found "
                          f"{args.detector_rows}. Leave it at its default {DEFAULT_FIT_ROWS}.")
     splits = ("train", "validation", "test") if args.detector_rows else ("validation", "test")
-    data = load_splits(DataArguments(data_dir=args.data_dir), splits=splits)
+    data = load_splits(DataArguments(data_dir=args.data_dir, labels=list(read_labels(args.adapter)),
+                                     extra_train_files=args.extra_train_files, label_mapping=args.label_mapping),
+                       splits=splits)
     if args.detector_only:
         return fit_detector(args, data)
     # fp32, as train.py fits it: the temperature belongs to the adapter, not to one engine setting.

@@ -3,7 +3,10 @@
     python -m emotion_app.evaluate --adapter models/minilm-emotion-lora --data_dir ../shared/data/emotion
     python -m emotion_app.evaluate --adapter user/name --split validation --output val-metrics.json
 
-Prints the figures and writes them in metrics.json's format (to --output). With labels of your own
+Prints the figures and writes them in metrics.json's format (to --output). The file's labels are
+read against the model's (a label the model does not have is an error naming the row); a model with
+`neutral` scored on rows without it (dair-ai/emotion) also gets the six-way figures (the six
+emotions alone, comparable with six-label models) and the count of rows it called neutral. With labels of your own
 (--file), it also says what they give: the review threshold for --target_accuracy chosen on them
 ("On your 120 labelled rows, confidence >= 0.80 kept 40% at 91.0% (target 97%)") beside what the
 unlabelled estimate would have said, when the adapter has a shift detector.
@@ -18,14 +21,13 @@ import json
 import logging
 from pathlib import Path
 
-from emotion_app.analysis.metrics import classification_metrics, format_report
+from emotion_app.analysis.metrics import format_report, label_set_metrics
 from emotion_app.analysis.review import threshold_from_labels
 from emotion_app.analysis.shift import describe_estimate, estimate_file_accuracy
 from emotion_app.commands import add_engine_options, add_evaluation_options, add_option
 from emotion_app.constants import DEFAULT_TARGET_ACCURACY, PRECISIONS
 from emotion_app.data.labelled import SPLITS, DataArguments, load_splits
 from emotion_app.engine.classifier import EmotionClassifier
-from emotion_app.labels import LABELS
 
 logger = logging.getLogger(__name__)
 
@@ -48,26 +50,26 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> dict:
-    data_args = DataArguments(data_dir=None if args.file else args.data_dir)
+    classifier = EmotionClassifier.from_adapter(args.adapter, base_model=args.base_model,
+                                                batch_size=args.batch_size, quantize=PRECISIONS[args.precision],
+                                                runtime=args.runtime)
+    data_args = DataArguments(data_dir=None if args.file else args.data_dir, labels=list(classifier.labels))
     if args.file:
         setattr(data_args, f"{args.split}_file", args.file)
     dataset = load_splits(data_args, splits=(args.split,))[args.split]
     if args.max_eval_samples is not None:
         dataset = dataset.select(range(min(args.max_eval_samples, len(dataset))))
-    classifier = EmotionClassifier.from_adapter(args.adapter, base_model=args.base_model,
-                                                batch_size=args.batch_size, quantize=PRECISIONS[args.precision],
-                                                runtime=args.runtime)
     texts, labels = list(dataset["text"]), list(dataset["label"])
     detector = classifier.detector
     details = classifier.predict_details(texts) if detector is not None else None
     probs = details.probabilities if details is not None else classifier.predict_proba(texts)
-    figures = classification_metrics(labels, probs)
+    figures = label_set_metrics(labels, probs, classifier.labels)
     review = threshold_from_labels(probs, labels, args.target_accuracy,
-                                   details.in_distribution if details is not None else None)
+                                   details.in_distribution if details is not None else None, classifier.labels)
     figures["review_from_labels"] = {**vars(review), "summary": review.describe()}
     if details is not None:  # what the file's estimate would have said without the labels
         figures["estimate_without_labels"] = estimate_file_accuracy(detector, probs, details.ood_scores)
-    metrics = {"labels": list(LABELS), "base_model": classifier.info["base_model"],
+    metrics = {"labels": list(classifier.labels), "base_model": classifier.info["base_model"],
                "adapter": args.adapter, "engine": {k: classifier.info[k] for k in ("runtime", "precision")},
                args.split: figures}
     Path(args.output).write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")

@@ -84,10 +84,3 @@ def emotion_columns(labels: Sequence[str]) -> list[int]:
     lowered = [name.lower() for name in labels]
     return [lowered.index(name) for name in EMOTIONS] if set(EMOTIONS) <= set(lowered) else []
 
-
-def check_classifier_labels(classifier: object, expected: Sequence[str], source: str = "the classifier") -> None:
-    """Raise ValueError unless the classifier's `labels` are `expected`, in order."""
-    labels = list(getattr(classifier, "labels", expected))
-    if labels != list(expected):
-        raise ValueError(f"{source} has labels {labels}, expected {list(expected)} in that order. "
-                         "Use the adapter these labels belong to.")

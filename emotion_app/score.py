@@ -117,7 +117,8 @@ def score_file(input_path: str | Path, output_path: str | Path, *, classifier: C
     finally:
         if owned and hasattr(classifier, "close"):
             classifier.close()  # e.g. stops the local Ray instance a RayClassifier started
-    columns = [*stream.columns, *output_names(stream.columns, threshold, ood=detector is not None).values()]
+    columns = [*stream.columns, *output_names(stream.columns, threshold, ood=detector is not None,
+                                              labels=classifier.labels).values()]
     summary = Summary(input=str(input_path), output=str(output_path), rows=stream.n_rows, unscored=unscored,
                       seconds=time.perf_counter() - started, text_column=stream.text_column,
                       columns=columns, notes=list(stream.notes), threshold=threshold, needs_review=review,
@@ -215,7 +216,7 @@ def _stream(stream: TableStream, output_path: Path, classifier: Classifier, thre
     shift warning there sends every row to review (analysis.shift.review_whole_file)."""
     unscored = review = 0
     review_all = None
-    names = output_names(stream.columns, threshold, ood=estimate is not None)
+    names = output_names(stream.columns, threshold, ood=estimate is not None, labels=classifier.labels)
     note = names["note"]
     bar = tqdm(total=stream.n_rows, unit="rows", desc="scoring", file=sys.stderr, dynamic_ncols=True,
                disable=None if progress is None else not progress)

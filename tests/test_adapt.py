@@ -21,7 +21,7 @@ from support import REPO, SPLIT_ROWS, subprocess_env
 
 from emotion_app import adapt as adapt_cli
 from emotion_app.engine.classifier import EmotionClassifier, softmax
-from emotion_app.labels import LABELS
+from emotion_app.labels import EMOTIONS
 from emotion_app.train import adaptation
 from emotion_app.train.adaptation import (
     AdaptOptions,
@@ -123,14 +123,14 @@ def test_metrics_hold_the_lineage(adapted, trained_bert_adapter, data_dir, tiny_
     assert parent["sha256"] == hashlib.sha256(weights_file.read_bytes()).hexdigest()
     assert parent["base_model"] == str(tiny_bert_dir)
     n = len(shifted(TRAIN_FORMS)[0])
-    assert summary["corrections"] == {"n": n, "per_label": {label: n // 6 for label in LABELS}}
+    assert summary["corrections"] == {"n": n, "per_label": {label: n // 6 for label in EMOTIONS}}
     assert summary["forgetting_guard"] == {"method": "replay", "replay_source": str(data_dir),
                                            "replay_rows": len(SPLIT_ROWS["train"])}  # capped at what there is
     assert summary["seed"] == TINY["seed"]
     assert metrics["adaptation"]["parent"] == parent
     assert metrics["training"]["parent_adapter"] == str(trained_bert_adapter)
     assert metrics["training"]["train_rows"] == n + len(SPLIT_ROWS["train"])
-    assert metrics["labels"] == list(LABELS)
+    assert metrics["labels"] == list(EMOTIONS)
     assert metrics["heldout"]["adapted"]["accuracy"] == summary["heldout"]["adapted"]["accuracy"]
     timing = summary["timing"]
     assert timing["to_saved_adapter_s"] == pytest.approx(timing["adaptation_s"] + timing["heldout_s"], abs=0.02)
@@ -354,7 +354,7 @@ def test_holdout_keeps_duplicates_together_and_stratifies():
 
 def _write_corrections(path: Path) -> Path:
     texts, labels = shifted(TRAIN_FORMS)
-    rows = [f"{text},{LABELS[label].upper()}" for text, label in zip(texts, labels)]
+    rows = [f"{text},{EMOTIONS[label].upper()}" for text, label in zip(texts, labels)]
     path.write_text("text,label\n" + "\n".join(rows) + "\n", encoding="utf-8")
     return path
 
@@ -423,7 +423,7 @@ def test_bench_adapt_runs_end_to_end_on_a_tiny_adapter(trained_bert_adapter, dat
     pool = _write_corrections(tmp_path / "pool.csv")
     dev_texts, dev_labels = shifted(UNSEEN_FORMS)
     dev = tmp_path / "dev.csv"
-    rows = "".join(f"{text},{LABELS[label]}\n" for text, label in zip(dev_texts, dev_labels))
+    rows = "".join(f"{text},{EMOTIONS[label]}\n" for text, label in zip(dev_texts, dev_labels))
     dev.write_text("text,label\n" + rows, encoding="utf-8")
     doc = tmp_path / "adaptation.md"
     doc.write_text("# Adaptation\n\nbefore\n\n<!-- bench:start -->\nold table\n<!-- bench:end -->\n\nafter\n",

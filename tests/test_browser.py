@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from app_server import REPO, shared_app
 
-from emotion_app.labels import LABELS
+from emotion_app.labels import EMOTIONS
 
 sync_api = pytest.importorskip("playwright.sync_api")
 expect = sync_api.expect
@@ -84,10 +84,10 @@ def test_predict_shows_six_sorted_bars_and_the_top_emotion(page):
     page.locator("#predict-button").click()
     expect(page.locator("#predict-top")).to_contain_text("joy")
     bars = page.locator('#predict-label [data-testid$="-confidence-set"]')  # gr.Label's rows
-    expect(bars).to_have_count(len(LABELS))
+    expect(bars).to_have_count(len(EMOTIONS))
     rows = bars.evaluate_all("els => els.map(e => [e.getBoundingClientRect().top, e.dataset.testid])")
     top_to_bottom = [name.removesuffix("-confidence-set") for _, name in sorted(rows)]
-    assert sorted(top_to_bottom) == sorted(LABELS) and top_to_bottom[0] == "joy"  # most probable on top
+    assert sorted(top_to_bottom) == sorted(EMOTIONS) and top_to_bottom[0] == "joy"  # most probable on top
     expect(page.locator("#predict-words")).to_contain_text("happy")  # word importance filled in
     expect(page.locator("#predict-top")).not_to_contain_text("Unlike the training data")
     screenshot(page, "predict")
@@ -152,7 +152,7 @@ def test_evaluation_shows_the_confusion_matrix_and_a_live_run(page, tmp_path):
     expect(page.locator("#eval-summary")).to_contain_text("accuracy")
     confusion = page.locator("#eval-confusion")
     expect(confusion.locator(".heatmaplayer")).to_have_count(1)
-    assert confusion.locator(".xtick text").all_text_contents() == list(LABELS)
+    assert confusion.locator(".xtick text").all_text_contents() == list(EMOTIONS)
     expect(page.locator("#eval-per-class")).to_contain_text("macro average")
     screenshot(page, "evaluation")
     labelled = tmp_path / "labelled.txt"
@@ -188,7 +188,7 @@ def test_review_corrects_rows_adapts_and_this_session_uses_the_new_model(page, t
     page.locator("#review-start").click()
     expect(page.locator("#review-card")).to_contain_text("in review order")
     for i in range(10):  # the least confident first; correct ten of them (the minimum)
-        page.locator("#review-label").get_by_label(LABELS[i % len(LABELS)], exact=True).check()
+        page.locator("#review-label").get_by_label(EMOTIONS[i % len(EMOTIONS)], exact=True).check()
         page.locator("#review-next").click()
         expect(page.locator("#review-count")).to_contain_text(f"{i + 1} row(s) corrected")
     page.locator("#adapt-run").click()

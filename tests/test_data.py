@@ -11,7 +11,7 @@ from emotion_app.data.labelled import (
     load_splits,
     read_labeled_file,
 )
-from emotion_app.labels import LABELS
+from emotion_app.labels import EMOTIONS
 
 ROWS = [  # (text, label as written, expected id)
     ("i feel so lonely since she left", "sadness", 0),
@@ -32,7 +32,7 @@ def _frame(rows=ROWS) -> pd.DataFrame:
 def _check(ds: Dataset, texts=TEXTS, ids=IDS):
     assert ds["text"] == texts
     assert ds["label"] == ids
-    assert ds.features["label"].names == list(LABELS)
+    assert ds.features["label"].names == list(EMOTIONS)
     assert ds.features["text"] == Value("string")
 
 
@@ -294,7 +294,7 @@ def test_only_requested_splits_are_read(tmp_path):
 
 # ---- the Hub data set, offline ------------------------------------------------------------------
 
-def _hub_like(label_names=LABELS, text_column="text") -> DatasetDict:
+def _hub_like(label_names=EMOTIONS, text_column="text") -> DatasetDict:
     features = Features({text_column: Value("string"), "label": ClassLabel(names=list(label_names)),
                          "extra": Value("int64")})
     split = {text_column: TEXTS, "label": IDS, "extra": list(range(6))}

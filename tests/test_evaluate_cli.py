@@ -12,7 +12,7 @@ from support import REPO, subprocess_env
 from emotion_app import evaluate as evaluate_cli
 from emotion_app.analysis.metrics import evaluate
 from emotion_app.engine.classifier import EmotionClassifier
-from emotion_app.labels import LABELS
+from emotion_app.labels import EMOTIONS
 
 
 def test_evaluate_command_prints_and_writes_the_metrics(trained_adapter, data_dir, split_rows, tmp_path):
@@ -24,7 +24,7 @@ def test_evaluate_command_prints_and_writes_the_metrics(trained_adapter, data_di
     assert done.returncode == 0, done.stderr[-3000:]
     metrics = json.loads(output.read_text(encoding="utf-8"))
     saved = json.loads((trained_adapter / "metrics.json").read_text(encoding="utf-8"))
-    assert metrics["labels"] == list(LABELS)
+    assert metrics["labels"] == list(EMOTIONS)
     assert metrics["base_model"] == saved["base_model"]
     assert metrics["adapter"] == str(trained_adapter)
     test = metrics["test"]
@@ -48,7 +48,7 @@ def test_evaluate_command_prints_and_writes_the_metrics(trained_adapter, data_di
 def test_evaluate_one_file_with_a_row_limit(trained_adapter, split_rows, tmp_path, capsys):
     path = tmp_path / "mine.csv"
     rows = split_rows["validation"]
-    pd.DataFrame({"text": [t for t, _ in rows], "label": [LABELS[label] for _, label in rows]}).to_csv(path, index=False)
+    pd.DataFrame({"text": [t for t, _ in rows], "label": [EMOTIONS[label] for _, label in rows]}).to_csv(path, index=False)
     output = tmp_path / "out.json"
     evaluate_cli.main(["--adapter", str(trained_adapter), "--file", str(path), "--split", "validation",
                        "--max_eval_samples", "10", "--output", str(output)])

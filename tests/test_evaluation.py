@@ -10,7 +10,7 @@ from emotion_app.analysis.metrics import (
     format_report,
     metrics_from_confusion,
 )
-from emotion_app.labels import LABELS
+from emotion_app.labels import EMOTIONS
 
 # Ten examples worked through by hand (ids: 0 sadness .. 5 surprise).
 Y_TRUE = [0, 0, 0, 1, 1, 2, 3, 4, 5, 5]
@@ -50,7 +50,7 @@ def _probs() -> np.ndarray:
 
 
 def test_confusion_matrix_rows_true_columns_predicted():
-    assert confusion_matrix(Y_TRUE, Y_PRED).tolist() == EXPECTED_MATRIX
+    assert confusion_matrix(Y_TRUE, Y_PRED, 6).tolist() == EXPECTED_MATRIX
 
 
 def test_metrics_from_confusion_match_hand_computed_values():
@@ -59,7 +59,7 @@ def test_metrics_from_confusion_match_hand_computed_values():
     assert metrics["accuracy"] == pytest.approx(EXPECTED_ACCURACY)
     assert metrics["macro_f1"] == pytest.approx(EXPECTED_MACRO_F1)
     assert metrics["weighted_f1"] == pytest.approx(EXPECTED_WEIGHTED_F1)
-    assert list(metrics["per_class"]) == list(LABELS)
+    assert list(metrics["per_class"]) == list(EMOTIONS)
     for label, (precision, recall, f1, support) in EXPECTED_PER_CLASS.items():
         row = metrics["per_class"][label]
         assert row["precision"] == pytest.approx(precision), label
@@ -117,6 +117,7 @@ def test_probability_shape_mismatch_is_a_clear_error():
 
 class _FixedClassifier:
     """Stands in for EmotionClassifier: fixed probabilities, records what it was asked."""
+    labels = EMOTIONS
 
     def __init__(self, probs):
         self.probs = probs
@@ -144,4 +145,4 @@ def test_format_report_lists_every_label_with_its_figures():
     assert "n 10" in lines[1]
     joy = next(line for line in lines if line.startswith("joy"))
     assert joy.split() == ["joy", "0.6667", "1.0000", "0.8000", "2"]
-    assert len(lines) == 3 + len(LABELS)
+    assert len(lines) == 3 + len(EMOTIONS)

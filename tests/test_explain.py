@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from emotion_app.analysis.explain import (
-    NO_EVIDENCE,
+    no_evidence_log_odds,
     explain,
     log_odds,
     occlusion,
@@ -16,11 +16,12 @@ from emotion_app.analysis.explain import (
     without_word,
 )
 from emotion_app.engine.classifier import EmotionClassifier
-from emotion_app.labels import LABELS, NUM_LABELS
+from emotion_app.labels import EMOTIONS
 
 
 class CountingClassifier:
     """Wraps a classifier; records every predict_proba call's texts."""
+    labels = EMOTIONS
 
     def __init__(self, inner):
         self.inner = inner
@@ -41,10 +42,10 @@ def tiny_classifier(directory) -> EmotionClassifier:
     from transformers import AutoConfig, AutoModelForSequenceClassification
 
     from emotion_app.engine.adapters import load_tokenizer
-    from emotion_app.labels import ID2LABEL, LABEL2ID
+    from emotion_app.labels import EMOTIONS
 
     tokenizer = load_tokenizer(str(directory))
-    config = AutoConfig.from_pretrained(directory, num_labels=6, id2label=ID2LABEL, label2id=LABEL2ID,
+    config = AutoConfig.from_pretrained(directory, num_labels=6, id2label=dict(enumerate(EMOTIONS)), label2id={name: i for i, name in enumerate(EMOTIONS)},
                                         initializer_range=0.5, pad_token_id=tokenizer.pad_token_id)
     torch.manual_seed(1)
     model = AutoModelForSequenceClassification.from_config(config)
@@ -78,8 +79,8 @@ def test_scores_are_the_log_odds_changes_computed_by_hand(which, request):
 
     full = classifier.predict_proba([text])[0]
     label = int(full.argmax())
-    assert result["label"] == LABELS[label]
-    assert [result["probabilities"][name] for name in LABELS] == pytest.approx(full, abs=1e-5)
+    assert result["label"] == EMOTIONS[label]
+    assert [result["probabilities"][name] for name in EMOTIONS] == pytest.approx(full, abs=1e-5)
     by_hand = []
     for i, word in enumerate(words):
         shorter = " ".join(words[:i] + words[i + 1:])
@@ -99,8 +100,8 @@ def test_an_explicit_label_is_explained_and_text_spacing_is_kept(bert):
     attributions = occlusion(spy, text, label="fear")
     assert "".join(piece for piece, _ in attributions) == text
     assert [p for p, _ in attributions] == ["  i ", "am\t", "so   ", "scared\n"]
-    fear_odds = log_odds(bert.predict_proba(spy.calls[0] + spy.calls[1])[:, LABELS.index("fear")])
-    expected = ((fear_odds[0] - fear_odds[1:5]) + (fear_odds[5:] - NO_EVIDENCE)) / 2
+    fear_odds = log_odds(bert.predict_proba(spy.calls[0] + spy.calls[1])[:, EMOTIONS.index("fear")])
+    expected = ((fear_odds[0] - fear_odds[1:5]) + (fear_odds[5:] - no_evidence_log_odds(6))) / 2
     assert [s for _, s in attributions] == pytest.approx(expected, abs=1e-6)
     # the variants drop one word and the whitespace before it (after it, for the first word)
     assert spy.calls[0][1:5] == ["  am\tso   scared\n", "  i\tso   scared\n", "  i am   scared\n", "  i am\tso\n"]
@@ -127,10 +128,10 @@ def test_given_probabilities_of_the_text_replace_its_own_pass(bert):
     assert text not in spy.calls[0] and spy.calls[1] == words
     computed = explain(bert, text)
     assert given["label"] == computed["label"]
-    assert [given["probabilities"][name] for name in LABELS] == pytest.approx(shown, abs=1e-7)
+    assert [given["probabilities"][name] for name in EMOTIONS] == pytest.approx(shown, abs=1e-7)
     assert [s for _, s in given["attributions"]] == pytest.approx([s for _, s in computed["attributions"]], abs=1e-4)
     # the given row is what gets explained: a different one changes the label and the scores
-    other = np.full(NUM_LABELS, 0.02)
+    other = np.full(len(EMOTIONS), 0.02)
     other[5] = 0.9
     assert explain(bert, text, full=other)["label"] == "surprise"
     spy.calls.clear()
@@ -170,6 +171,8 @@ def test_too_many_words_and_unknown_labels_are_rejected():
 
 def test_a_classifier_returning_the_wrong_shape_is_reported():
     class Broken:
+        labels = EMOTIONS
+
         def predict_proba(self, texts):
             return np.ones((1, 6)) / 6
 

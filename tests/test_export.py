@@ -26,7 +26,7 @@ from emotion_app import export as export_command
 from emotion_app.engine import onnx as onnx_runtime
 from emotion_app.engine.adapters import load_adapter, load_base_model
 from emotion_app.engine.classifier import EmotionClassifier, softmax
-from emotion_app.labels import ID2LABEL, LABEL2ID, LABELS
+from emotion_app.labels import EMOTIONS
 from emotion_app.train import export, hub
 
 SHIPPED = Path(__file__).resolve().parent.parent / "models" / "minilm-emotion-lora"
@@ -142,13 +142,13 @@ def torch_engine(adapter: Path) -> EmotionClassifier:
 
 
 def check_one_liner(result: dict, engine: EmotionClassifier, texts: list[str], cache: Path) -> None:
-    assert result["id2label"] == {str(i): name for i, name in ID2LABEL.items()}
+    assert result["id2label"] == {str(i): name for i, name in dict(enumerate(EMOTIONS)).items()}
     assert result["peft"] is False  # a plain model: no peft needed, nothing applied twice
     want = engine.logits(texts)
     np.testing.assert_allclose(result["logits"], want, atol=1e-4)
     for scores, row in zip(result["pipeline"], softmax(want)):  # the pipeline: uncalibrated softmax
-        assert sorted(s["label"] for s in scores) == sorted(LABELS)
-        assert scores[0]["label"] == LABELS[int(row.argmax())]
+        assert sorted(s["label"] for s in scores) == sorted(EMOTIONS)
+        assert scores[0]["label"] == EMOTIONS[int(row.argmax())]
         np.testing.assert_allclose([s["score"] for s in scores], sorted(row, reverse=True), atol=1e-4)
     # this project finds the adapter in adapter/ and calibrates
     assert Path(result["engine_dir"]).name == "adapter" and cache in Path(result["engine_dir"]).parents
@@ -195,7 +195,7 @@ def test_the_merged_export_is_the_engines_model(adapter, tmp_path):
                                                "tokenizer_config.json", "README.md", "metrics.json",
                                                "calibration.json"}
     model = AutoModelForSequenceClassification.from_pretrained(str(out)).eval()
-    assert model.config.id2label == ID2LABEL and model.config.label2id == LABEL2ID
+    assert model.config.id2label == dict(enumerate(EMOTIONS)) and model.config.label2id == {name: i for i, name in enumerate(EMOTIONS)}
     assert not hasattr(model, "peft_config")
     ours = load_adapter(str(adapter)).model
     theirs = model.state_dict()
@@ -217,8 +217,8 @@ def test_the_merged_export_is_the_engines_model(adapter, tmp_path):
         logits = np.stack([model(**tokenizer([t], return_tensors="pt")).logits[0].numpy() for t in texts])
     assert np.allclose(logits, engine.logits(texts), atol=1e-5)
     scores = pipeline("text-classification", model=str(out), top_k=None)(texts)
-    assert [s[0]["label"] for s in scores] == [LABELS[i] for i in engine.logits(texts).argmax(1)]
-    assert all(sorted(x["label"] for x in s) == sorted(LABELS) for s in scores)
+    assert [s[0]["label"] for s in scores] == [EMOTIONS[i] for i in engine.logits(texts).argmax(1)]
+    assert all(sorted(x["label"] for x in s) == sorted(EMOTIONS) for s in scores)
     card = (out / "README.md").read_text(encoding="utf-8")
     assert "--merged OUT" in card and "## How it was made" in card and str(adapter) in card
 
@@ -239,7 +239,7 @@ def test_the_onnx_export_runs_in_bare_onnxruntime(adapter, tmp_path):
         "calibration.json"}
     assert (out / "onnx" / name).read_bytes() == engine.model.path.read_bytes()
     config = json.loads((out / "config.json").read_text(encoding="utf-8"))
-    assert config["id2label"] == {str(i): label for i, label in ID2LABEL.items()} and config["model_type"]
+    assert config["id2label"] == {str(i): label for i, label in dict(enumerate(EMOTIONS)).items()} and config["model_type"]
     session = ort.InferenceSession(str(out / "onnx" / name), providers=["CPUExecutionProvider"])
     tokenizer = Tokenizer.from_file(str(out / "tokenizer.json"))
     texts = all_texts()[::4]
@@ -263,7 +263,7 @@ def test_the_onnx_cards_snippet_runs_and_gives_the_engines_probabilities(trained
     engine = EmotionClassifier.from_adapter(str(trained_bert_adapter), num_threads=1)
     want = engine.predict_proba(["i feel so happy today", "this is terrifying"])
     np.testing.assert_allclose(namespace["probs"], want, atol=1e-5)
-    assert printed.getvalue().strip() == str([LABELS[i] for i in want.argmax(1)])
+    assert printed.getvalue().strip() == str([EMOTIONS[i] for i in want.argmax(1)])
 
 
 def test_merged_and_onnx_in_one_folder(trained_bert_adapter, tmp_path):

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from emotion_app.analysis.predictions import NOTE_EMPTY, score_frame
 from emotion_app.data.tables import iter_chunks, read_table
 from emotion_app.data.writers import FORMULA_STARTS, neutralize_formulas, to_safe_csv
-from emotion_app.labels import LABELS
+from emotion_app.labels import EMOTIONS
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 SUFFIXES = [".csv", ".tsv", ".txt", ".jsonl", ".json", ".xlsx", ".xls", ""]
@@ -95,12 +95,12 @@ def test_well_formed_csv_round_trips_cell_for_cell(rows, encoding, chunk_rows):
 
 
 class HashClassifier:
-    labels = LABELS
+    labels = EMOTIONS
 
     def predict_proba(self, texts):
-        out = np.full((len(texts), len(LABELS)), 0.1)
+        out = np.full((len(texts), len(EMOTIONS)), 0.1)
         for i, text in enumerate(texts):
-            out[i, len(text) % len(LABELS)] = 0.5
+            out[i, len(text) % len(EMOTIONS)] = 0.5
         return out
 
 

@@ -8,7 +8,7 @@ import huggingface_hub
 import pytest
 from huggingface_hub.utils import filter_repo_objects
 
-from emotion_app.labels import LABELS
+from emotion_app.labels import EMOTIONS
 from emotion_app.train import hub
 from emotion_app.train.arguments import (
     DataArguments,
@@ -82,8 +82,8 @@ def test_push_uploads_the_merged_model_at_the_root_and_the_adapter_in_its_folder
     assert "adapter_config.json" not in files
     assert not [f for f in files if "checkpoint" in f or "staging" in f or f.endswith((".bin", ".pt", ".pth"))]
     config = json.loads(fake_hub[0].uploaded["config.json"])
-    assert config["id2label"] == {str(i): name for i, name in enumerate(LABELS)}
-    assert config["label2id"] == {name: i for i, name in enumerate(LABELS)}
+    assert config["id2label"] == {str(i): name for i, name in enumerate(EMOTIONS)}
+    assert config["label2id"] == {name: i for i, name in enumerate(EMOTIONS)}
     card = fake_hub[0].uploaded["README.md"].decode()
     assert 'library_name: "transformers"' in card
     assert 'pipeline("text-classification", model="someone/emotion-lora", top_k=None)' in card

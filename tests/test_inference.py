@@ -17,7 +17,7 @@ from emotion_app.engine.adapters import load_adapter
 from emotion_app.engine.classifier import EmotionClassifier, softmax
 from emotion_app.engine.int8 import int8_layer_names, quantize_int8
 from emotion_app.engine.threads import default_num_threads, set_num_threads
-from emotion_app.labels import LABELS
+from emotion_app.labels import EMOTIONS
 
 
 @pytest.fixture(autouse=True)
@@ -56,12 +56,12 @@ def test_engine_matches_the_unmerged_peft_model(adapter_fixture, runtime, reques
     engine = EmotionClassifier.from_adapter(str(adapter), batch_size=4, quantize=False, runtime=runtime)
     assert engine.info["runtime"] == runtime
     want = unmerged_logits(adapter, texts)
-    assert engine.logits(texts).shape == (len(texts), len(LABELS))
+    assert engine.logits(texts).shape == (len(texts), len(EMOTIONS))
     np.testing.assert_allclose(engine.logits(texts), want, atol=1e-5)
     # probabilities: the adapter's calibration temperature (train.py fits one) on the same logits
     want = softmax(want / engine.temperature)
     np.testing.assert_allclose(engine.predict_proba(texts), want, atol=1e-6)
-    assert engine.predict(texts) == [LABELS[i] for i in want.argmax(axis=1)]
+    assert engine.predict(texts) == [EMOTIONS[i] for i in want.argmax(axis=1)]
 
 
 def test_the_adapter_changes_the_answers(trained_bert_adapter, tiny_bert_dir):
@@ -98,7 +98,7 @@ def test_long_texts_are_truncated_to_max_length(trained_bert_adapter):
 
 def test_empty_input_and_empty_text(trained_gpt2_adapter):
     engine = EmotionClassifier.from_adapter(str(trained_gpt2_adapter), quantize=False)
-    assert engine.predict_proba([]).shape == (0, len(LABELS))
+    assert engine.predict_proba([]).shape == (0, len(EMOTIONS))
     assert engine.tokenizer("")["input_ids"] == []  # GPT-2 turns "" into no tokens at all
     probs = engine.predict_proba(["", "i feel so happy today", ""])
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-6)

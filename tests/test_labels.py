@@ -1,23 +1,15 @@
 import numpy as np
 import pytest
 
-from emotion_app.labels import (
-    ID2LABEL,
-    LABEL2ID,
-    LABELS,
-    NUM_LABELS,
-    check_label_maps,
-    parse_label,
-)
+from emotion_app.labels import EMOTIONS, NEUTRAL, check_labels, emotion_columns, label_order, parse_label
 
 DATASET_ORDER = ["sadness", "joy", "love", "anger", "fear", "surprise"]  # dair-ai/emotion's ClassLabel
+SEVEN = (*DATASET_ORDER, "neutral")
 
 
-def test_labels_are_the_data_sets_six_in_order():
-    assert list(LABELS) == DATASET_ORDER
-    assert NUM_LABELS == 6
-    assert ID2LABEL == dict(enumerate(DATASET_ORDER))
-    assert LABEL2ID == {name: i for i, name in enumerate(DATASET_ORDER)}
+def test_the_seed_labels_are_the_data_sets_six_in_order():
+    assert list(EMOTIONS) == DATASET_ORDER
+    assert NEUTRAL == "neutral"
 
 
 @pytest.mark.parametrize("value, expected", [
@@ -29,7 +21,7 @@ def test_parse_label_accepts_names_in_any_case_and_ids(value, expected):
 
 
 @pytest.mark.parametrize("value", ["happiness", "", "6", "-1", 6, -1, 1.5, None, True, "joy!", [1],
-                                   np.int64(6), np.bool_(True)])
+                                   np.int64(6), np.bool_(True), "neutral"])
 def test_parse_label_rejects_anything_else_saying_what_is_expected(value):
     with pytest.raises(ValueError) as err:
         parse_label(value)
@@ -39,16 +31,39 @@ def test_parse_label_rejects_anything_else_saying_what_is_expected(value):
     assert "0-5" in message
 
 
-def test_check_label_maps_accepts_our_order_with_int_or_str_keys():
-    check_label_maps(dict(enumerate(DATASET_ORDER)), "model")
-    check_label_maps({str(i): name for i, name in enumerate(DATASET_ORDER)}, "model")
+def test_parse_label_reads_against_the_models_own_labels():
+    assert parse_label("Neutral", SEVEN) == 6
+    assert parse_label(6, SEVEN) == 6
+    assert parse_label("Billing", ("billing", "shipping")) == 0
+    with pytest.raises(ValueError, match="billing, shipping.*0-1"):
+        parse_label("joy", ("billing", "shipping"))
 
 
-@pytest.mark.parametrize("id2label", [
-    dict(enumerate(["joy", "sadness", "love", "anger", "fear", "surprise"])),  # swapped
-    dict(enumerate(DATASET_ORDER[:5])),  # one missing
-    {0: "LABEL_0", 1: "LABEL_1"},
+@pytest.mark.parametrize("names, expected", [
+    (["joy", "sadness"], EMOTIONS),  # names among the six: the seed's six, in its order
+    (["Neutral", "anger", "joy"], (*EMOTIONS, NEUTRAL)),  # neutral goes after them
+    (DATASET_ORDER + ["neutral"], SEVEN),
+    (["shipping", "billing", "Other"], ("billing", "other", "shipping")),  # anything else: sorted
+    (["joy", "billing"], ("billing", "joy")),
 ])
-def test_check_label_maps_rejects_other_label_sets_naming_the_source(id2label):
-    with pytest.raises(ValueError, match="my-adapter has labels .* expected"):
-        check_label_maps(id2label, "my-adapter")
+def test_label_order_follows_the_documented_rule(names, expected):
+    assert label_order(names) == tuple(expected)
+
+
+@pytest.mark.parametrize("labels, problem", [
+    (["joy"], "at least two"),
+    ([], "at least two"),
+    (["joy", ""], "non-empty"),
+    (["joy", 3], "non-empty"),
+    (["joy", "Joy"], "more than once"),
+])
+def test_check_labels_names_what_is_wrong_and_the_source(labels, problem):
+    with pytest.raises(ValueError, match=problem) as err:
+        check_labels(labels, "labels.json")
+    assert "labels.json" in str(err.value)
+
+
+def test_emotion_columns_find_the_six_in_a_larger_label_list():
+    assert emotion_columns(SEVEN) == [0, 1, 2, 3, 4, 5]
+    assert emotion_columns(("neutral", *reversed(DATASET_ORDER))) == [6, 5, 4, 3, 2, 1]
+    assert emotion_columns(("billing", "shipping")) == []

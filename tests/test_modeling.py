@@ -21,7 +21,7 @@ from emotion_app.engine.adapters import (
     resolve_base,
 )
 from emotion_app.engine.classifier import EmotionClassifier
-from emotion_app.labels import ID2LABEL, LABEL2ID
+from emotion_app.labels import EMOTIONS
 from emotion_app.train.arguments import LoraArguments
 from emotion_app.train.lora import build_lora_model, lora_config
 
@@ -67,7 +67,7 @@ def test_gpt2_gets_eos_as_pad_and_a_six_way_head_replacing_the_one_way_one(tiny_
     base = model.base_model.model
     assert base.score.modules_to_save["default"].weight.shape == (6, 32)
     assert base.config.num_labels == 6
-    assert base.config.id2label == ID2LABEL and base.config.label2id == LABEL2ID
+    assert base.config.id2label == dict(enumerate(EMOTIONS)) and base.config.label2id == {name: i for i, name in enumerate(EMOTIONS)}
     # the transformer itself is the checkpoint's, untouched
     assert torch.equal(base.transformer.wte.weight, checkpoint.transformer.wte.weight)
     trainable = {name for name, p in model.named_parameters() if p.requires_grad}
@@ -144,8 +144,8 @@ def _copy(adapter, tmp_path):
 def test_loaded_adapter_has_our_label_maps_and_the_recorded_base(trained_bert_adapter, tiny_bert_dir):
     loaded = load_adapter(str(trained_bert_adapter))
     assert loaded.base_model == str(tiny_bert_dir)
-    assert loaded.model.config.id2label == ID2LABEL
-    assert loaded.model.config.label2id == LABEL2ID
+    assert loaded.model.config.id2label == dict(enumerate(EMOTIONS))
+    assert loaded.model.config.label2id == {name: i for i, name in enumerate(EMOTIONS)}
     assert loaded.model.config.num_labels == 6
     assert loaded.directory == trained_bert_adapter
     assert not loaded.model.training

@@ -9,19 +9,24 @@ import torch
 from support import quick_train_args, run_train
 
 from emotion_app.constants import MINILM_ID
-from emotion_app.labels import LABEL2ID, NUM_LABELS, PROMPTS
+from emotion_app.labels import EMOTIONS, PROMPTS
 from emotion_app.train.arguments import RunArguments
 from emotion_app.train.prior import check_prior, prior_targets, zero_shot_probabilities
 from emotion_app.train.trainer import _loss, class_weights
 
 
-def test_one_prompt_per_label():
-    assert len(PROMPTS) == NUM_LABELS and len(set(PROMPTS)) == NUM_LABELS
+def test_one_distinct_prompt_per_emotion_and_neutral():
+    assert set(PROMPTS) == {*EMOTIONS, "neutral"} and len(set(PROMPTS.values())) == len(PROMPTS)
+
+
+def test_labels_without_a_prompt_are_refused_before_any_model_loads():
+    with pytest.raises(ValueError, match=r"none for \['billing'\]"):
+        prior_targets("no/such-model", ["a", "b"], [0, 1], 0.3, 50, 16, labels=("billing", "joy"))
 
 
 def test_weight_zero_is_the_plain_labels_and_loads_no_model():
     targets = prior_targets("no/such-model", ["a", "b"], [2, 5], weight=0.0, temperature=50, max_length=16)
-    np.testing.assert_array_equal(targets, np.eye(NUM_LABELS)[[2, 5]])
+    np.testing.assert_array_equal(targets, np.eye(len(EMOTIONS))[[2, 5]])
 
 
 @pytest.mark.parametrize(("weight", "temperature", "found"), [(0.5, 50, "0.5"), (-0.1, 50, "-0.1"),
@@ -35,7 +40,7 @@ def test_bad_settings_say_what_was_expected_and_found(weight, temperature, found
 def test_prior_rows_are_distributions_in_the_texts_order(tiny_bert_dir):
     texts = ["short", "a much longer text than the others in this list", "mid length text", "x"]
     together = zero_shot_probabilities(str(tiny_bert_dir), texts, temperature=50, max_length=16)
-    assert together.shape == (4, NUM_LABELS)
+    assert together.shape == (4, len(EMOTIONS))
     np.testing.assert_allclose(together.sum(1), 1, atol=1e-5)
     # Batched after sorting by length, yet each row is its own text's prior.
     alone = np.concatenate([zero_shot_probabilities(str(tiny_bert_dir), [t], 50, 16) for t in texts])
@@ -46,7 +51,7 @@ def test_targets_mix_the_label_and_the_prior_with_the_label_largest(tiny_bert_di
     texts, labels = ["one text", "another text", "a third"], [0, 3, 5]
     prior = zero_shot_probabilities(str(tiny_bert_dir), texts, 50, 16)
     targets = prior_targets(str(tiny_bert_dir), texts, labels, weight=0.45, temperature=50, max_length=16)
-    np.testing.assert_allclose(targets, 0.55 * np.eye(NUM_LABELS)[labels] + 0.45 * prior, atol=1e-6)
+    np.testing.assert_allclose(targets, 0.55 * np.eye(len(EMOTIONS))[labels] + 0.45 * prior, atol=1e-6)
     np.testing.assert_array_equal(targets.argmax(1), labels)
 
 
@@ -56,7 +61,7 @@ def test_bundled_minilm_prior_reads_the_emotion_of_plain_sentences():
              "anger": "I am furious that they lied to me again",
              "fear": "I am terrified of what the scan will show"}
     prior = zero_shot_probabilities(MINILM_ID, list(texts.values()), 50, 64)
-    assert list(prior.argmax(1)) == [LABEL2ID[name] for name in texts]
+    assert list(prior.argmax(1)) == [{name: i for i, name in enumerate(EMOTIONS)}[name] for name in texts]
 
 
 def _run_args(**overrides):
@@ -64,23 +69,23 @@ def _run_args(**overrides):
 
 
 def test_loss_on_target_distributions_is_their_cross_entropy():
-    logits = torch.randn(4, NUM_LABELS)
-    targets = torch.softmax(torch.randn(4, NUM_LABELS), 1).double()  # as the collator gives them
+    logits = torch.randn(4, len(EMOTIONS))
+    targets = torch.softmax(torch.randn(4, len(EMOTIONS)), 1).double()  # as the collator gives them
     loss = _loss([0, 1, 2, 3, 4, 5], _run_args())
     expected = -(targets.float() * torch.log_softmax(logits, 1)).sum(1).mean()
     outputs = types.SimpleNamespace(logits=logits)
     torch.testing.assert_close(loss(outputs, targets), expected)
     # The Trainer counts the entries of the label tensor (6 per row): the mean is still per row.
-    torch.testing.assert_close(loss(outputs, targets, num_items_in_batch=torch.tensor(4 * NUM_LABELS)), expected)
+    torch.testing.assert_close(loss(outputs, targets, num_items_in_batch=torch.tensor(4 * len(EMOTIONS))), expected)
 
 
 def test_loss_on_label_ids_is_plain_cross_entropy_and_one_hot_targets_match_it():
-    logits, labels = torch.randn(5, NUM_LABELS), torch.tensor([0, 1, 2, 3, 5])
+    logits, labels = torch.randn(5, len(EMOTIONS)), torch.tensor([0, 1, 2, 3, 5])
     loss = _loss([0, 1, 2, 3, 4, 5], _run_args())
     outputs = types.SimpleNamespace(logits=logits)
     expected = torch.nn.functional.cross_entropy(logits, labels)
     torch.testing.assert_close(loss(outputs, labels, num_items_in_batch=torch.tensor(5)), expected)
-    torch.testing.assert_close(loss(outputs, torch.eye(NUM_LABELS)[labels]), expected)
+    torch.testing.assert_close(loss(outputs, torch.eye(len(EMOTIONS))[labels]), expected)
 
 
 def test_class_weights_weigh_each_row_by_its_label():
@@ -88,8 +93,8 @@ def test_class_weights_weigh_each_row_by_its_label():
     weights = class_weights(labels, 1.0)
     assert weights[1] == pytest.approx(6 * weights[0])
     loss = _loss(labels, _run_args(class_weight_power=1.0))
-    logits = torch.randn(2, NUM_LABELS)
-    targets = 0.7 * torch.eye(NUM_LABELS)[[0, 1]] + 0.05  # labels sadness, joy
+    logits = torch.randn(2, len(EMOTIONS))
+    targets = 0.7 * torch.eye(len(EMOTIONS))[[0, 1]] + 0.05  # labels sadness, joy
     rows = -(targets * torch.log_softmax(logits, 1)).sum(1)
     expected = (rows * weights[[0, 1]]).mean()
     torch.testing.assert_close(loss(types.SimpleNamespace(logits=logits), targets), expected)

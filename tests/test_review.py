@@ -7,8 +7,9 @@ import pytest
 
 from emotion_app.analysis.calibration import coverage_curve
 from emotion_app.analysis.metrics import confusion_matrix
+from emotion_app.labels import EMOTIONS
 from emotion_app.analysis.review import (
-    PROB_COLUMNS,
+    prob_columns,
     cell_rows,
     drilldown,
     needs_review,
@@ -48,12 +49,12 @@ PROBS = np.array([r[2] for r in ROWS])
 
 def test_prediction_frame_columns_and_values():
     frame = prediction_frame(TEXTS, TRUE, PROBS)
-    assert list(frame.columns) == ["row", "text", "true", "predicted", "confidence", *PROB_COLUMNS,
+    assert list(frame.columns) == ["row", "text", "true", "predicted", "confidence", *prob_columns(EMOTIONS),
                                    "possibly_mislabeled"]
     assert frame["true"].tolist()[:2] == ["sadness", "sadness"]
     assert frame["predicted"].tolist() == ["joy", "joy", "sadness", "joy", "fear", "fear", "sadness", "joy"]
     assert frame["confidence"].tolist() == pytest.approx([0.97, 0.6, 0.8, 0.9, 0.95, 0.85, 0.7, 0.75])
-    np.testing.assert_allclose(frame[PROB_COLUMNS].to_numpy(), PROBS)
+    np.testing.assert_allclose(frame[prob_columns(EMOTIONS)].to_numpy(), PROBS)
     assert frame["possibly_mislabeled"].tolist() == [True, False, False, False, True, False, False, False]
 
 
@@ -62,7 +63,7 @@ def test_a_cell_lists_its_rows_most_confident_first():
     assert cell["text"].tolist() == ["a", "h", "b"]
     assert cell["row"].tolist() == [0, 7, 1]
     # as many rows as the confusion matrix counts in that cell
-    assert len(cell) == confusion_matrix(TRUE, PROBS.argmax(axis=1))[0, 1]
+    assert len(cell) == confusion_matrix(TRUE, PROBS.argmax(axis=1), 6)[0, 1]
     # ids work as well as names; a diagonal cell lists the right predictions
     assert drilldown(TEXTS, TRUE, PROBS, true=3, predicted=4)["text"].tolist() == ["e", "f"]
     assert drilldown(TEXTS, TRUE, PROBS, true=0, predicted=0)["text"].tolist() == ["c"]

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from support import REPO, subprocess_env
 
-from emotion_app.labels import LABELS
+from emotion_app.labels import EMOTIONS
 from emotion_app.score import (
     EXIT_INPUT,
     EXIT_INTERRUPTED,
@@ -32,7 +32,7 @@ from emotion_app.score import (
 class RowNumberClassifier:
     """Texts look like 'row 17: ...'; row i gets label i % 6 with probability 0.75."""
 
-    labels = LABELS
+    labels = EMOTIONS
 
     def __init__(self, interrupt_after: int | None = None):
         self.calls = 0
@@ -42,7 +42,7 @@ class RowNumberClassifier:
         self.calls += 1
         if self.interrupt_after is not None and self.calls > self.interrupt_after:
             raise KeyboardInterrupt
-        out = np.full((len(texts), len(LABELS)), 0.05)
+        out = np.full((len(texts), len(EMOTIONS)), 0.05)
         for i, text in enumerate(texts):
             out[i, int(text[4:text.index(":")]) % 6] = 0.75
         return out
@@ -52,7 +52,7 @@ def write_rows(path, n: int, header: str = "id,text,gold\n") -> None:
     with open(path, "w", encoding="utf-8", newline="") as handle:
         handle.write(header)
         for i in range(n):
-            handle.write(f'{i},"row {i}: some words, and a comma",{LABELS[(i + 1) % 6]}\n')
+            handle.write(f'{i},"row {i}: some words, and a comma",{EMOTIONS[(i + 1) % 6]}\n')
 
 
 def read_csv(path) -> list[list[str]]:
@@ -67,10 +67,10 @@ def test_streams_every_row_in_order_with_the_output_columns(tmp_path, capsys):
                 classifier=RowNumberClassifier())
     assert code == EXIT_OK
     table = read_csv(target)
-    assert table[0] == ["id", "text", "gold", "emotion", "confidence", *[f"p_{x}" for x in LABELS],
+    assert table[0] == ["id", "text", "gold", "emotion", "confidence", *[f"p_{x}" for x in EMOTIONS],
                         "needs_review", "note"]
     assert [row[0] for row in table[1:]] == [str(i) for i in range(2500)]
-    assert all(row[3] == LABELS[int(row[0]) % 6] and row[4] == "0.75" and row[-2] == "True"
+    assert all(row[3] == EMOTIONS[int(row[0]) % 6] and row[4] == "0.75" and row[-2] == "True"
                for row in table[1:])
     assert "Scored 2,500 rows" in capsys.readouterr().out
 
@@ -93,7 +93,7 @@ def test_tsv_and_jsonl_outputs_and_raw(tmp_path):
     score_file(source, tmp_path / "out.jsonl", classifier=RowNumberClassifier())
     records = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text(encoding="utf-8").splitlines()]
     assert records[2] == {"text": "", "n": "", "emotion": "", "confidence": None,
-                          **{f"p_{x}": None for x in LABELS}, "note": "empty text: not scored"}
+                          **{f"p_{x}": None for x in EMOTIONS}, "note": "empty text: not scored"}
     assert records[0]["p_sadness"] == 0.75
 
 
@@ -206,7 +206,7 @@ def test_200000_rows_stream_in_order_with_flat_memory(tmp_path):
         count = 0
         for count, row in enumerate(reader, start=1):
             i = count - 1
-            if row[0] != str(i) or row[1] != f"row {i}: some words, and a comma" or row[3] != LABELS[i % 6]:
+            if row[0] != str(i) or row[1] != f"row {i}: some words, and a comma" or row[3] != EMOTIONS[i % 6]:
                 pytest.fail(f"output row {count} is {row[:4]}, expected row {i} in order")
     assert count == ROWS
 
@@ -231,7 +231,7 @@ def test_real_command_on_a_tiny_adapter_matches_the_classifier(tmp_path, trained
     expected = EmotionClassifier.from_adapter(str(trained_adapter), **engine).predict_proba([t for t in texts if t])
     got = np.array([[float(x) for x in row[4:10]] for row in rows if row[1]])
     np.testing.assert_allclose(got, expected, atol=1e-4)
-    assert [row[2] for row in rows if row[1]] == [LABELS[i] for i in expected.argmax(axis=1)]
+    assert [row[2] for row in rows if row[1]] == [EMOTIONS[i] for i in expected.argmax(axis=1)]
     assert rows[2][2:] == [""] * (len(rows[2]) - 3) + ["empty text: not scored"]  # (+ OOD columns with a detector)
 
 

@@ -16,26 +16,26 @@ from emotion_app.analysis.predictions import (
     score_frame,
 )
 from emotion_app.data.writers import TableWriter, neutralize_formulas, to_safe_csv
-from emotion_app.labels import LABELS
+from emotion_app.labels import EMOTIONS
 
 
 class KeywordClassifier:
     """Puts 0.9 on the first label named in the text (joy if none), 0.02 on the others."""
 
-    labels = LABELS
+    labels = EMOTIONS
 
     def __init__(self):
         self.calls: list[list[str]] = []
 
     def predict_proba(self, texts):
         self.calls.append(list(texts))
-        out = np.full((len(texts), len(LABELS)), 0.02)
+        out = np.full((len(texts), len(EMOTIONS)), 0.02)
         for i, text in enumerate(texts):
-            out[i, next((j for j, label in enumerate(LABELS) if label in text), 1)] = 0.9
+            out[i, next((j for j, label in enumerate(EMOTIONS) if label in text), 1)] = 0.9
         return out
 
 
-PROB_COLUMNS = [f"p_{label}" for label in LABELS]
+PROB_COLUMNS = [f"p_{label}" for label in EMOTIONS]
 
 
 def frame_of(texts, **extra) -> pd.DataFrame:
@@ -123,7 +123,7 @@ def test_progress_reports_rows_done_up_to_the_total():
 
 def test_bad_classifier_or_column_is_a_clear_error():
     class WrongOrder(KeywordClassifier):
-        labels = tuple(reversed(LABELS))
+        labels = tuple(reversed(EMOTIONS))
 
     class WrongShape(KeywordClassifier):
         def predict_proba(self, texts):

@@ -26,9 +26,9 @@ from emotion_app.analysis.shift import (
 from emotion_app.analysis.review import needs_review
 from emotion_app.artifacts import SHIFT_ARRAYS_FILE, SHIFT_SCALARS_FILE
 from emotion_app.engine.ood import ShiftDetector
-from emotion_app.labels import NUM_LABELS
+from emotion_app.labels import EMOTIONS
 
-D, K = 16, NUM_LABELS
+D, K = 16, len(EMOTIONS)
 
 
 def clusters(n, rng, ood=False):
@@ -311,11 +311,11 @@ def tiny_model(directory):
     from transformers import AutoModelForSequenceClassification
 
     from emotion_app.engine.adapters import load_tokenizer
-    from emotion_app.labels import ID2LABEL, LABEL2ID
+    from emotion_app.labels import EMOTIONS
 
     tokenizer = load_tokenizer(str(directory))
     model = AutoModelForSequenceClassification.from_pretrained(
-        directory, num_labels=K, id2label=ID2LABEL, label2id=LABEL2ID, ignore_mismatched_sizes=True)
+        directory, num_labels=K, id2label=dict(enumerate(EMOTIONS)), label2id={name: i for i, name in enumerate(EMOTIONS)}, ignore_mismatched_sizes=True)
     model.config.pad_token_id = tokenizer.pad_token_id
     return model.eval(), tokenizer
 

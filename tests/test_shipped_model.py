@@ -11,7 +11,7 @@ import pytest
 
 from emotion_app.analysis.metrics import metrics_from_confusion
 from emotion_app.engine.classifier import EmotionClassifier
-from emotion_app.labels import LABELS
+from emotion_app.labels import EMOTIONS
 
 ADAPTER = Path(__file__).resolve().parent.parent / "models" / "minilm-emotion-lora"
 
@@ -42,7 +42,7 @@ def test_shipped_adapter_gets_clear_cases_of_every_emotion(shipped):
     texts = [text for examples in CLEAR.values() for text in examples]
     expected = [label for label, examples in CLEAR.items() for _ in examples]
     probs = shipped.predict_proba(texts)
-    assert probs.shape == (len(texts), len(LABELS))
+    assert probs.shape == (len(texts), len(EMOTIONS))
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
     assert shipped.predict(texts) == expected
 
@@ -55,7 +55,7 @@ def test_shipped_int8_engine_agrees_on_clear_cases(shipped):
 
 def test_shipped_metrics_agree_with_their_confusion_matrices():
     metrics = json.loads((ADAPTER / "metrics.json").read_text(encoding="utf-8"))
-    assert metrics["labels"] == list(LABELS)
+    assert metrics["labels"] == list(EMOTIONS)
     assert metrics["base_model"] == "sentence-transformers/all-MiniLM-L6-v2"
     for split in ("validation", "test"):
         stored = metrics[split]
@@ -63,7 +63,7 @@ def test_shipped_metrics_agree_with_their_confusion_matrices():
         assert stored["n"] == 2000 == derived["n"]
         for key in ("accuracy", "macro_f1", "weighted_f1"):
             assert stored[key] == pytest.approx(derived[key], abs=1e-9)
-        for label in LABELS:
+        for label in EMOTIONS:
             assert stored["per_class"][label] == pytest.approx(derived["per_class"][label])
     config = json.loads((ADAPTER / "adapter_config.json").read_text(encoding="utf-8"))
     assert config["base_model_name_or_path"] == "sentence-transformers/all-MiniLM-L6-v2"
@@ -81,7 +81,7 @@ def test_plain_transformers_and_peft_give_the_engines_probabilities(shipped):
     from emotion_app.engine.adapters import resolve_base
 
     base = resolve_base("sentence-transformers/all-MiniLM-L6-v2")  # the bundled copy: no network
-    model = AutoModelForSequenceClassification.from_pretrained(base, num_labels=len(LABELS))
+    model = AutoModelForSequenceClassification.from_pretrained(base, num_labels=len(EMOTIONS))
     model = PeftModel.from_pretrained(model, str(ADAPTER)).eval()
     tokenizer = AutoTokenizer.from_pretrained(str(ADAPTER))
     texts = [text for examples in CLEAR.values() for text in examples]

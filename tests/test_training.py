@@ -17,7 +17,7 @@ from support import REPO, quick_train_args, run_train, subprocess_env
 from emotion_app.analysis.metrics import classification_metrics, evaluate
 from emotion_app.engine.adapters import load_adapter
 from emotion_app.engine.classifier import EmotionClassifier, softmax
-from emotion_app.labels import ID2LABEL, LABEL2ID, LABELS
+from emotion_app.labels import EMOTIONS
 from emotion_app.train import trainer as training
 from emotion_app.train.arguments import LoraArguments, parse_train_args, train_parser
 from emotion_app.train.lora import build_lora_model
@@ -56,7 +56,7 @@ def test_run_writes_the_adapter_files(run):
 def test_metrics_json_holds_every_required_figure(run, split_rows):
     adapter, base = run
     metrics = _metrics(adapter)
-    assert metrics["labels"] == list(LABELS)
+    assert metrics["labels"] == list(EMOTIONS)
     assert metrics["base_model"] == str(base)
     for split in ("validation", "test"):
         figures = metrics[split]
@@ -66,9 +66,9 @@ def test_metrics_json_holds_every_required_figure(run, split_rows):
         assert matrix.shape == (6, 6)
         assert matrix.sum() == figures["n"]
         assert figures["accuracy"] == pytest.approx(np.trace(matrix) / figures["n"])
-        assert list(figures["per_class"]) == list(LABELS)
+        assert list(figures["per_class"]) == list(EMOTIONS)
         true_counts = np.bincount([label for _, label in split_rows[split]], minlength=6)
-        for i, label in enumerate(LABELS):
+        for i, label in enumerate(EMOTIONS):
             row = figures["per_class"][label]
             assert set(row) == {"precision", "recall", "f1", "support"}
             assert row["support"] == matrix[i].sum() == true_counts[i]
@@ -98,7 +98,7 @@ def test_model_card_has_hub_front_matter_and_the_results(run):
     assert figures["accuracy"] == round(metrics["test"]["accuracy"], 4)
     assert figures["f1"] == round(metrics["test"]["macro_f1"], 4)
     assert f"| test | 24 | {metrics['test']['accuracy']:.2%} |" in body
-    for label in LABELS:
+    for label in EMOTIONS:
         assert f"| {label} |" in body
     # what the figures do not promise, and the detector fitted with the run (or why there is none)
     shift = body[body.index("## Text unlike the training data"):body.index("## Use")]
@@ -131,7 +131,7 @@ def test_reload_reproduces_the_saved_metrics_and_label_maps(run, split_rows):
     # torch, to read the reloaded model's own config (an ONNX model keeps only a JSON copy)
     classifier = EmotionClassifier.from_adapter(str(adapter), quantize=False, num_threads=1, runtime="torch")
     config = classifier.model.config
-    assert config.id2label == ID2LABEL and config.label2id == LABEL2ID and config.num_labels == 6
+    assert config.id2label == dict(enumerate(EMOTIONS)) and config.label2id == {name: i for i, name in enumerate(EMOTIONS)} and config.num_labels == 6
     for split in ("validation", "test"):
         texts = [t for t, _ in split_rows[split]]
         labels = [label for _, label in split_rows[split]]
@@ -224,7 +224,7 @@ def tiny_peft(tiny_bert_dir):
 
 
 def _metrics_stub(base: str) -> dict:
-    return {"name": "stub", "labels": list(LABELS), "base_model": base}
+    return {"name": "stub", "labels": list(EMOTIONS), "base_model": base}
 
 
 def test_save_adapter_records_the_base_as_given_and_clears_a_stale_staging_dir(tiny_peft, tmp_path):

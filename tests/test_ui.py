@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 from support import REPO, subprocess_env
 
-from emotion_app.labels import LABELS
+from emotion_app.labels import EMOTIONS
 from emotion_app.ui import figures
 from emotion_app.ui.common import Limits
 from emotion_app.ui.evaluation import ANY, CONFUSION_VIEWS
@@ -29,7 +29,7 @@ TRIGGERS = {"sadness": "sad", "joy": "happy", "love": "adore", "anger": "angry",
 class FakeClassifier:
     """predict_proba like EmotionClassifier's, from trigger words; records every call."""
 
-    labels = LABELS
+    labels = EMOTIONS
     temperature = 1.0
 
     def __init__(self, directory: Path | None = None):
@@ -40,19 +40,19 @@ class FakeClassifier:
     def predict_proba(self, texts):
         texts = list(texts)
         self.calls.append(texts)
-        scores = np.ones((len(texts), len(LABELS)))
+        scores = np.ones((len(texts), len(EMOTIONS)))
         for i, text in enumerate(texts):
             words = text.lower().split()
-            for j, label in enumerate(LABELS):
+            for j, label in enumerate(EMOTIONS):
                 scores[i, j] += 20 * words.count(TRIGGERS[label])
         return scores / scores.sum(axis=1, keepdims=True)
 
 
 METRICS = {
-    "labels": list(LABELS),
+    "labels": list(EMOTIONS),
     "test": {
         "accuracy": 0.9, "macro_f1": 0.85, "weighted_f1": 0.89, "n": 60,
-        "per_class": {label: {"precision": 0.9, "recall": 0.8, "f1": 0.85, "support": 10} for label in LABELS},
+        "per_class": {label: {"precision": 0.9, "recall": 0.8, "f1": 0.85, "support": 10} for label in EMOTIONS},
         "confusion_matrix": [[8 if i == j else (2 if j == (i + 1) % 6 else 0) for j in range(6)] for i in range(6)],
     },
     "coverage": [[0.0, 1.0, 0.9], [0.5, 0.8, 0.95], [0.9, 0.4, 0.99]],
@@ -79,7 +79,7 @@ def write(path: Path, text: str, encoding: str = "utf-8") -> str:
 
 def test_predict_returns_all_six_probabilities_most_probable_first(handlers):
     probs = handlers.predict_tab.predict("i am so happy , happy today")
-    assert set(probs) == set(LABELS)
+    assert set(probs) == set(EMOTIONS)
     assert list(probs)[0] == "joy"
     values = list(probs.values())
     assert values == sorted(values, reverse=True)
@@ -165,18 +165,18 @@ def test_score_csv_round_trip_keeps_every_row_and_column_in_order(handlers, tmp_
     original = pd.read_csv(source, dtype=str, keep_default_na=False)
     assert len(out) == len(original) == 5
     assert list(out.columns[:3]) == ["id", "text", "source"]
-    assert list(out.columns[3:]) == ["emotion", "confidence", *[f"p_{label}" for label in LABELS], "note"]
+    assert list(out.columns[3:]) == ["emotion", "confidence", *[f"p_{label}" for label in EMOTIONS], "note"]
     assert out["id"].tolist() == original["id"].tolist()
     assert out["source"].tolist() == original["source"].tolist()
     assert out["text"][1] == "so sad\nand alone"  # a quoted newline survives
     assert out["text"][3] == "'=1+2 angry"  # neutralised for spreadsheets
     assert out["emotion"].tolist() == ["joy", "sadness", "", "anger", "surprise"]
-    probs = out.loc[out["emotion"] != "", [f"p_{label}" for label in LABELS]].astype(float)
+    probs = out.loc[out["emotion"] != "", [f"p_{label}" for label in EMOTIONS]].astype(float)
     assert np.allclose(probs.sum(axis=1), 1.0, atol=1e-3)
     assert out["note"][2] != ""  # the empty row says why it has no emotion
     assert "4" in summary and "5 rows" in summary and "empty text" in summary
     assert preview["emotion"].tolist() == ["joy", "sadness", "", "anger", "surprise"]
-    assert list(chart.data[0].x) == [*LABELS, figures.UNSCORED]
+    assert list(chart.data[0].x) == [*EMOTIONS, figures.UNSCORED]
     assert list(chart.data[0].y) == [1, 1, 0, 1, 0, 1, 1]
 
 
@@ -276,7 +276,7 @@ def test_label_count_figure_counts_every_row():
 def test_stored_evaluation_shows_the_metrics_json_figures(handlers):
     summary, table, confusion, state = handlers.evaluation_tab.stored_evaluation()
     assert "90.0%" in summary and "0.850" in summary and "60" in summary
-    assert table["emotion"].tolist() == [*LABELS, "macro average"]
+    assert table["emotion"].tolist() == [*EMOTIONS, "macro average"]
     assert table["support"].tolist() == [10] * 6 + [60]
     assert np.array_equal(np.asarray(confusion.data[0].z), METRICS["test"]["confusion_matrix"])
     assert state["matrix"] == METRICS["test"]["confusion_matrix"]
@@ -289,7 +289,7 @@ def test_confusion_views_counts_and_row_shares(handlers):
     assert counts.data[0].text[0][0] == "8" and counts.data[0].text[0][1] == "2"
     assert np.allclose(np.asarray(shares.data[0].z).sum(axis=1), 1.0)
     assert shares.data[0].text[0][0] == "80%"
-    assert list(counts.data[0].x) == list(LABELS) and list(counts.data[0].y) == list(LABELS)
+    assert list(counts.data[0].x) == list(EMOTIONS) and list(counts.data[0].y) == list(EMOTIONS)
 
 
 def test_confusion_figure_rejects_a_wrong_shape():
@@ -339,7 +339,7 @@ def test_filtering_by_true_and_predicted_label(handlers, tmp_path):
     assert len(handlers.evaluation_tab.filter_rows(state, "sadness", ANY)) == 1
     cell = handlers.evaluation_tab.filter_rows(state, "joy", "joy")  # a diagonal cell: the right predictions
     assert cell["text"].tolist() == ["i feel happy"]
-    probabilities = cell[[f"p_{label}" for label in LABELS]].to_numpy(dtype=float)
+    probabilities = cell[[f"p_{label}" for label in EMOTIONS]].to_numpy(dtype=float)
     assert probabilities.sum(axis=1) == pytest.approx([1.0], abs=1e-3)  # all six, rounded to 4 places
     assert cell["confidence"].item() == pytest.approx(probabilities.max())
     assert handlers.evaluation_tab.filter_rows(state, ANY, "joy")["true"].tolist() == ["sadness"]
@@ -387,7 +387,7 @@ def test_limits_must_be_positive():
 
 def test_model_info_names_base_adapter_labels_and_test_figures(fake):
     text = model_info(fake, METRICS)
-    for part in ("fake-base", "someone/fake-adapter", ", ".join(LABELS), "90.0%", "0.850", "60 rows"):
+    for part in ("fake-base", "someone/fake-adapter", ", ".join(EMOTIONS), "90.0%", "0.850", "60 rows"):
         assert part in text
 
 
@@ -525,7 +525,7 @@ def test_one_session_adapting_never_changes_what_another_session_gets(handlers, 
 
     class Sad(FakeClassifier):
         def predict_proba(self, texts):
-            out = np.full((len(texts), len(LABELS)), 0.02)
+            out = np.full((len(texts), len(EMOTIONS)), 0.02)
             out[:, 0] = 0.9
             return out
 

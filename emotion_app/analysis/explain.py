@@ -3,7 +3,7 @@
     L(x) = log(p / (1 - p)), p = p(label | x)
     score(word) = ( [L(text) - L(text without the word)] + [L(the word alone) - L(no evidence)] ) / 2
 
-with L(no evidence) = log((1/6) / (5/6)), the uniform baseline. Positive: the word pushes the model
+with L(no evidence) = log((1/K) / (1 - 1/K)) for K labels, the uniform baseline. Positive: the word pushes the model
 towards `label`; negative: away from it.
 
 Why both changes from the plain "probability drop when the word is left out":
@@ -34,11 +34,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from emotion_app.labels import LABELS, NUM_LABELS, parse_label
+from emotion_app.labels import parse_label
 
 WORD = re.compile(r"\S+")
 MAX_WORDS = 256  # two extra texts per word go through the model
-NO_EVIDENCE = math.log((1 / NUM_LABELS) / (1 - 1 / NUM_LABELS))  # log-odds of the uniform 1/6
 P_CLIP = 1e-6  # log-odds of probabilities clipped to [P_CLIP, 1 - P_CLIP]
 
 
@@ -80,8 +79,9 @@ def explain(classifier, text: str, label: str | int | None = None, max_words: in
     that is not one row of probabilities.
     """
     spans = _check_text(text, max_words)
-    target = None if label is None else parse_label(label)
-    given = None if full is None else _check_full(full)
+    labels = tuple(classifier.labels)
+    target = None if label is None else parse_label(label, labels)
+    given = None if full is None else _check_full(full, len(labels))
     n = len(spans) if len(spans) > 1 else 0
     variants = [without_word(text, spans, i) for i in range(n)]
     alone = [text[start:end] for start, end in spans[:n]]
@@ -89,30 +89,37 @@ def explain(classifier, text: str, label: str | int | None = None, max_words: in
     # the words alone do not depend on the rest of the text: an engine may look them up (engine/words.py)
     read_alone = getattr(classifier, "predict_words", classifier.predict_proba)
     shown = [given] if given is not None else []
-    probs = np.vstack([*shown, _probabilities(classifier.predict_proba, texts), _probabilities(read_alone, alone)])
+    probs = np.vstack([*shown, _probabilities(classifier.predict_proba, texts, len(labels)),
+                       _probabilities(read_alone, alone, len(labels))])
     full = probs[0]
     if target is None:
         target = int(full.argmax())
     odds = log_odds(probs[:, target])
+    no_evidence = no_evidence_log_odds(len(labels))
     if n:
-        scores = ((odds[0] - odds[1:1 + n]) + (odds[1 + n:] - NO_EVIDENCE)) / 2
+        scores = ((odds[0] - odds[1:1 + n]) + (odds[1 + n:] - no_evidence)) / 2
     else:
-        scores = np.array([odds[0] - NO_EVIDENCE])
+        scores = np.array([odds[0] - no_evidence])
     return {
-        "label": LABELS[target],
-        "probabilities": {name: float(p) for name, p in zip(LABELS, full)},
+        "label": labels[target],
+        "probabilities": {name: float(p) for name, p in zip(labels, full)},
         "attributions": list(zip(_pieces(text, spans), (float(s) for s in scores))),
     }
 
 
-def _probabilities(predict, texts: list[str]) -> np.ndarray:
-    """predict(texts) checked: one row of NUM_LABELS probabilities per text ([0, 6] for none)."""
+def no_evidence_log_odds(num_labels: int) -> float:
+    """The log-odds of a label under the uniform guess 1/K: what a word that says nothing scores from."""
+    return math.log((1 / num_labels) / (1 - 1 / num_labels))
+
+
+def _probabilities(predict, texts: list[str], width: int) -> np.ndarray:
+    """predict(texts) checked: one row of `width` probabilities per text ([0, width] for none)."""
     if not texts:
-        return np.empty((0, NUM_LABELS))
+        return np.empty((0, width))
     probs = np.asarray(predict(texts), dtype=float)
-    if probs.shape != (len(texts), NUM_LABELS):
+    if probs.shape != (len(texts), width):
         raise ValueError(f"{getattr(predict, '__name__', 'predict_proba')} returned shape {probs.shape}: expected "
-                         f"({len(texts)}, {NUM_LABELS}), one row of {NUM_LABELS} probabilities per text.")
+                         f"({len(texts)}, {width}), one row of {width} probabilities per text.")
     return probs
 
 
@@ -140,10 +147,10 @@ def _pieces(text: str, spans: list[tuple[int, int]]) -> list[str]:
     return [text[a:b] for a, b in zip(bounds, bounds[1:])]
 
 
-def _check_full(full) -> np.ndarray:
+def _check_full(full, width: int) -> np.ndarray:
     row = np.asarray(full, dtype=float).reshape(-1)
-    if row.shape != (NUM_LABELS,) or not np.isfinite(row).all():
-        raise ValueError(f"full has shape {np.shape(full)}: expected the text's {NUM_LABELS} finite probabilities "
+    if row.shape != (width,) or not np.isfinite(row).all():
+        raise ValueError(f"full has shape {np.shape(full)}: expected the text's {width} finite probabilities "
                          "in label order (one row of predict_proba), or None to compute them here.")
     return row
 

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from emotion_app.labels import EMOTIONS
+from emotion_app.labels import EMOTIONS, NEUTRAL, emotion_columns
 
 
 def confusion_matrix(y_true: Sequence[int], y_pred: Sequence[int], size: int) -> np.ndarray:
@@ -55,14 +55,40 @@ def classification_metrics(y_true: Sequence[int], probs: np.ndarray, labels: Seq
     return metrics
 
 
+def label_set_metrics(y_true: Sequence[int], probs: np.ndarray, labels: Sequence[str]) -> dict:
+    """classification_metrics over all the model's labels, and, for a model with `neutral` beside
+    the six emotions scored on rows that carry no neutral label (dair-ai/emotion), the seed task's
+    view too: `six_way` (argmax over the six emotions alone, comparable with six-label models) and
+    `called_neutral` (rows whose answer was neutral: wrong in the all-label figures)."""
+    metrics = classification_metrics(y_true, probs, labels)
+    six = emotion_columns(labels)
+    if NEUTRAL not in labels or not six:
+        return metrics
+    neutral = list(labels).index(NEUTRAL)
+    y_true = np.asarray(y_true, dtype=int)
+    called = int((np.asarray(probs).argmax(axis=1) == neutral).sum()) if len(y_true) else 0
+    metrics["called_neutral"] = {"rows": called, "share": called / len(y_true) if len(y_true) else 0.0}
+    if len(y_true) and not (y_true == neutral).any():
+        emotions = np.asarray(probs, dtype=float)[:, six]
+        position = {column: i for i, column in enumerate(six)}
+        metrics["six_way"] = classification_metrics([position[i] for i in y_true],
+                                                    emotions / emotions.sum(axis=1, keepdims=True), EMOTIONS)
+    return metrics
+
+
 def evaluate(classifier, texts: Sequence[str], ids: Sequence[int]) -> dict:
     """Score `texts` with `classifier` (a Predictor) and compute the metrics in its labels."""
-    return classification_metrics(ids, classifier.predict_proba(list(texts)), classifier.labels)
+    return label_set_metrics(ids, classifier.predict_proba(list(texts)), classifier.labels)
 
 
 def format_report(metrics: dict, title: str = "") -> str:
     """A plain-text table of the metrics, for logs and the terminal."""
     lines = [title] if title else []
+    if "six_way" in metrics:
+        six, called = metrics["six_way"], metrics["called_neutral"]
+        lines.append(f"six-way (the six emotions alone): accuracy {six['accuracy']:.4f}  macro-F1 "
+                     f"{six['macro_f1']:.4f}; called neutral: {called['rows']} rows ({called['share']:.2%})")
+        lines.append("all labels (a neutral answer on an emotional row is wrong):")
     lines.append(f"accuracy {metrics['accuracy']:.4f}  macro-F1 {metrics['macro_f1']:.4f}  "
                  f"weighted-F1 {metrics['weighted_f1']:.4f}  n {metrics['n']}")
     lines.append(f"{'label':<10}{'precision':>10}{'recall':>10}{'f1':>10}{'support':>10}")

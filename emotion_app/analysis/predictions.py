@@ -4,7 +4,7 @@ Output columns, after the input's own (the app's download and the CLI write the 
 
     emotion          the most probable label ("" when the row was not scored)
     confidence       the probability of that label
-    p_<label>        one probability per label, in `labels.LABELS` order
+    p_<label>        one probability per label of the model, in its order (classifier.labels)
     in_distribution  whether the text is like the training data (only when the adapter has a
                      shift detector; see analysis/shift.py)
     ood_score        its out-of-distribution score (higher = more unusual; out of distribution
@@ -35,7 +35,7 @@ from emotion_app.analysis.review import check_threshold, needs_review
 from emotion_app.analysis.shift import FileEstimate
 from emotion_app.data.tables import resolve_column
 from emotion_app.engine.classifier import Predictor
-from emotion_app.labels import LABELS, NUM_LABELS, check_classifier_labels
+from emotion_app.labels import EMOTIONS
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ NOTE_LONG = "long text: the model read only its first {n:,} characters"
 
 
 class Classifier(Protocol):
-    """Anything with predict_proba(texts) -> [N, 6] in label order (EmotionClassifier, RayClassifier)."""
+    """Anything with predict_proba(texts) -> [N, labels] in the order of its `labels`."""
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray: ...
 
@@ -61,10 +61,11 @@ def detector_of(classifier: object):
 
 
 def output_names(input_columns: Sequence[object], threshold: float | None = None,
-                 ood: bool = False) -> dict[str, str]:
+                 ood: bool = False, labels: Sequence[str] = EMOTIONS) -> dict[str, str]:
     """Plain output name -> the name used in this table (suffixed `_pred` if the input has it).
-    `ood`: the adapter has a shift detector (`detector_of`), so in_distribution and ood_score too."""
-    plain = ["emotion", "confidence", *[f"p_{label}" for label in LABELS]]
+    `ood`: the adapter has a shift detector (`detector_of`), so in_distribution and ood_score too;
+    one p_<label> column per label of the model."""
+    plain = ["emotion", "confidence", *[f"p_{label}" for label in labels]]
     plain += ["in_distribution", "ood_score"] if ood else []
     plain += ["needs_review"] if threshold is not None else []
     plain += ["note"]
@@ -87,17 +88,17 @@ def score_frame(classifier: Classifier, frame: pd.DataFrame, text_column: str,
                 estimate: FileEstimate | None = None) -> pd.DataFrame:
     """`frame` with the output columns added; same rows, same order, same index. `estimate`
     (with a shift detector) accumulates the rows for the file's accuracy estimate."""
-    check_classifier_labels(classifier)
+    labels = tuple(classifier.labels)
     column = resolve_column(str(text_column), [str(c) for c in frame.columns], "the table")
     if threshold is not None:
         check_threshold(threshold)
     if batch_rows < 1:
         raise ValueError(f"batch_rows must be at least 1, found {batch_rows}.")
     texts = [_cell_text(value) for value in frame[_original_label(frame, column)]]
-    probs, scores = _probabilities(classifier, texts, progress, batch_rows, max_chars)
+    probs, scores = _probabilities(classifier, texts, progress, batch_rows, max_chars, len(labels))
     if estimate is not None and scores is not None:
         estimate.add(probs, scores)
-    outputs = _output_frame(probs, scores, detector_of(classifier), texts, frame, threshold, max_chars)
+    outputs = _output_frame(probs, scores, detector_of(classifier), texts, frame, threshold, max_chars, labels)
     return pd.concat([frame, outputs], axis=1)
 
 
@@ -113,13 +114,13 @@ def _cell_text(value: object) -> str:
 
 
 def _probabilities(classifier: Classifier, texts: list[str], progress, batch_rows: int,
-                   max_chars: int) -> tuple[np.ndarray, np.ndarray | None]:
-    """(probabilities [N, 6], OOD scores [N] or None without a detector); rows with a blank text
+                   max_chars: int, width: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """(probabilities [N, width], OOD scores [N] or None without a detector); rows with a blank text
     stay NaN. The engine (a Predictor) gets every text at once: it sorts them by length, so its
     batches carry little padding, and reports progress itself; with a detector the scores come
     from the same forward pass (`predict_details`). Any other classifier gets `batch_rows` texts
     per call, with progress after each."""
-    probs = np.full((len(texts), NUM_LABELS), np.nan)
+    probs = np.full((len(texts), width), np.nan)
     detector = detector_of(classifier)
     scores = None if detector is None else np.full(len(texts), np.nan)
     todo = np.array([i for i, text in enumerate(texts) if text.strip()], dtype=np.int64)
@@ -132,7 +133,7 @@ def _probabilities(classifier: Classifier, texts: list[str], progress, batch_row
                 progress(blank + done, len(texts))
 
         details = classifier.predict_details([texts[i][:max_chars] for i in todo], engine_progress)
-        probs[todo] = _checked(details.probabilities, len(todo))
+        probs[todo] = _checked(details.probabilities, len(todo), width)
         if scores is not None:
             scores[todo] = details.ood_scores
     else:
@@ -140,10 +141,10 @@ def _probabilities(classifier: Classifier, texts: list[str], progress, batch_row
             index = todo[start:start + batch_rows]
             batch = [texts[i][:max_chars] for i in index]
             if detector is None:
-                probs[index] = _checked(classifier.predict_proba(batch), len(batch))
+                probs[index] = _checked(classifier.predict_proba(batch), len(batch), width)
             else:
                 details = classifier.predict_details(batch)
-                probs[index] = _checked(details.probabilities, len(batch))
+                probs[index] = _checked(details.probabilities, len(batch), width)
                 scores[index] = details.ood_scores
             if progress is not None:
                 progress(blank + start + len(index), len(texts))
@@ -152,27 +153,27 @@ def _probabilities(classifier: Classifier, texts: list[str], progress, batch_row
     return probs, scores
 
 
-def _checked(probs: object, n: int) -> np.ndarray:
+def _checked(probs: object, n: int, width: int) -> np.ndarray:
     array = np.asarray(probs, dtype=np.float64)
-    if array.shape != (n, NUM_LABELS) or not np.isfinite(array).all():
+    if array.shape != (n, width) or not np.isfinite(array).all():
         raise ValueError(f"the classifier returned an array of shape {array.shape} (finite: "
                          f"{bool(np.isfinite(array).all()) if array.size else 'n/a'}), expected ({n}, "
-                         f"{NUM_LABELS}) finite probabilities. Check the classifier's predict_proba.")
+                         f"{width}) finite probabilities, one per label. Check the classifier's predict_proba.")
     return array
 
 
 def _output_frame(probs: np.ndarray, scores: np.ndarray | None, detector, texts: list[str], frame: pd.DataFrame,
-                  threshold: float | None, max_chars: int) -> pd.DataFrame:
-    names = output_names(frame.columns, threshold, ood=scores is not None)
+                  threshold: float | None, max_chars: int, labels: tuple[str, ...]) -> pd.DataFrame:
+    names = output_names(frame.columns, threshold, ood=scores is not None, labels=labels)
     scored = ~np.isnan(probs[:, 0])
     best = np.where(scored, np.nan_to_num(probs).argmax(axis=1), -1)
     confidence = probs.max(axis=1, initial=-np.inf, where=~np.isnan(probs))
     confidence = np.where(scored, confidence, np.nan)
     columns: dict[str, object] = {
-        names["emotion"]: [LABELS[i] if i >= 0 else "" for i in best],
+        names["emotion"]: [labels[i] if i >= 0 else "" for i in best],
         names["confidence"]: np.round(confidence, PROB_DECIMALS),
     }
-    for j, label in enumerate(LABELS):
+    for j, label in enumerate(labels):
         columns[names[f"p_{label}"]] = np.round(probs[:, j], PROB_DECIMALS)
     inside = None
     if scores is not None:

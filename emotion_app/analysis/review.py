@@ -26,22 +26,26 @@ import pandas as pd
 
 from emotion_app.analysis.calibration import threshold_for_accuracy
 from emotion_app.analysis.shift import check_target, review_threshold_for_accuracy
-from emotion_app.labels import LABELS, NUM_LABELS, parse_label
+from emotion_app.labels import EMOTIONS, parse_label
 
 MISLABEL_MAX_P_TRUE = 0.05
 MISLABEL_MIN_CONFIDENCE = 0.9
-PROB_COLUMNS = [f"p_{name}" for name in LABELS]
 
 
-def _check_rows(texts: Sequence[str], true_ids: Sequence[int], probs) -> tuple[list[str], np.ndarray, np.ndarray]:
+def prob_columns(labels: Sequence[str]) -> list[str]:
+    return [f"p_{name}" for name in labels]
+
+
+def _check_rows(texts: Sequence[str], true_ids: Sequence[int], probs,
+                labels: Sequence[str]) -> tuple[list[str], np.ndarray, np.ndarray]:
     texts = list(texts)
     probs = np.asarray(probs, dtype=float)
-    if probs.shape != (len(texts), NUM_LABELS):
-        raise ValueError(f"probabilities have shape {probs.shape}: expected ({len(texts)}, {NUM_LABELS}), "
-                         "one row per text in LABELS order.")
+    if probs.shape != (len(texts), len(labels)):
+        raise ValueError(f"probabilities have shape {probs.shape}: expected ({len(texts)}, {len(labels)}), "
+                         "one row per text in the model's label order.")
     if len(true_ids) != len(texts):
         raise ValueError(f"found {len(true_ids)} true labels for {len(texts)} texts: expected one label per text.")
-    true_ids = np.array([parse_label(v) for v in true_ids], dtype=int)
+    true_ids = np.array([parse_label(v, labels) for v in true_ids], dtype=int)
     return texts, true_ids, probs
 
 
@@ -54,38 +58,40 @@ def possibly_mislabeled(true_ids, probs, max_p_true: float = MISLABEL_MAX_P_TRUE
     return (p_true < max_p_true) & (probs.max(axis=1) > min_confidence)
 
 
-def prediction_frame(texts: Sequence[str], true_ids: Sequence[int], probs) -> pd.DataFrame:
+def prediction_frame(texts: Sequence[str], true_ids: Sequence[int], probs,
+                     labels: Sequence[str] = EMOTIONS) -> pd.DataFrame:
     """All rows: row (position in the input), text, true, predicted, confidence, p_<label>...,
-    possibly_mislabeled. Labels as names; probabilities as given (pass calibrated ones)."""
-    texts, true_ids, probs = _check_rows(texts, true_ids, probs)
+    possibly_mislabeled. Labels as names; probabilities as given (pass calibrated ones), one
+    column per label of the model (`labels`)."""
+    texts, true_ids, probs = _check_rows(texts, true_ids, probs, labels)
     predicted = probs.argmax(axis=1)
     frame = pd.DataFrame({
         "row": np.arange(len(texts)),
         "text": texts,
-        "true": [LABELS[i] for i in true_ids],
-        "predicted": [LABELS[i] for i in predicted],
+        "true": [labels[i] for i in true_ids],
+        "predicted": [labels[i] for i in predicted],
         "confidence": probs.max(axis=1),
     })
-    for j, column in enumerate(PROB_COLUMNS):
+    for j, column in enumerate(prob_columns(labels)):
         frame[column] = probs[:, j]
     frame["possibly_mislabeled"] = possibly_mislabeled(true_ids, probs)
     return frame
 
 
 def drilldown(texts: Sequence[str], true_ids: Sequence[int], probs, true: str | int | None = None,
-              predicted: str | int | None = None) -> pd.DataFrame:
+              predicted: str | int | None = None, labels: Sequence[str] = EMOTIONS) -> pd.DataFrame:
     """The rows of one confusion-matrix cell, most confident first.
 
     `true` and `predicted` are label names or ids. Both given: that cell (the diagonal cells are
     the right predictions). Either left out (None): any label on that side, misclassified rows
     only, so drilldown(texts, y, p) lists every misclassified row. Columns: see prediction_frame.
     """
-    frame = prediction_frame(texts, true_ids, probs)
+    frame = prediction_frame(texts, true_ids, probs, labels)
     keep = np.ones(len(frame), dtype=bool)
     if true is not None:
-        keep &= (frame["true"] == LABELS[parse_label(true)]).to_numpy()
+        keep &= (frame["true"] == labels[parse_label(true, labels)]).to_numpy()
     if predicted is not None:
-        keep &= (frame["predicted"] == LABELS[parse_label(predicted)]).to_numpy()
+        keep &= (frame["predicted"] == labels[parse_label(predicted, labels)]).to_numpy()
     if true is None or predicted is None:
         keep &= (frame["true"] != frame["predicted"]).to_numpy()
     rows = frame[keep].sort_values("confidence", ascending=False, kind="stable")
@@ -98,8 +104,8 @@ def needs_review(probs, threshold: float, in_distribution=None) -> np.ndarray:
     (NaN probabilities) is not."""
     threshold = check_threshold(threshold)
     probs = np.asarray(probs, dtype=float)
-    if probs.ndim != 2 or probs.shape[1] != NUM_LABELS:
-        raise ValueError(f"probabilities have shape {probs.shape}: expected [N, {NUM_LABELS}].")
+    if probs.ndim != 2 or probs.shape[1] < 2:
+        raise ValueError(f"probabilities have shape {probs.shape}: expected [N, labels], one row per text.")
     review = np.nan_to_num(probs.max(axis=1), nan=1.0) < threshold
     return review if in_distribution is None else review | ~np.asarray(in_distribution, dtype=bool)
 
@@ -161,18 +167,18 @@ class LabelledReview:
 
 
 def threshold_from_labels(probs, labels: Sequence[int], target: float = 0.97,
-                          in_distribution=None) -> LabelledReview:
+                          in_distribution=None, names: Sequence[str] = EMOTIONS) -> LabelledReview:
     """The review threshold for `target` chosen on the user's own labelled rows (their coverage
     curve: the lowest confidence threshold whose kept rows reach the target), with what it keeps.
     With `in_distribution` (the detector's flags), OOD rows are never kept, as in `needs_review`.
     Labels the user gave beat any estimate: use this whenever corrected rows of the file exist."""
     probs = np.asarray(probs, dtype=float)
-    if probs.ndim != 2 or probs.shape[1] != NUM_LABELS or len(probs) == 0:
-        raise ValueError(f"probabilities have shape {probs.shape}: expected [N, {NUM_LABELS}] with N >= 1, one row "
+    if probs.ndim != 2 or probs.shape[1] != len(names) or len(probs) == 0:
+        raise ValueError(f"probabilities have shape {probs.shape}: expected [N, {len(names)}] with N >= 1, one row "
                          "per labelled text.")
     if len(labels) != len(probs):
         raise ValueError(f"found {len(labels)} labels for {len(probs)} rows: expected one label per row.")
-    true_ids = np.array([parse_label(v) for v in labels], dtype=int)
+    true_ids = np.array([parse_label(v, names) for v in labels], dtype=int)
     correct = probs.argmax(axis=1) == true_ids
     ind = np.ones(len(probs), dtype=bool) if in_distribution is None else np.asarray(in_distribution, dtype=bool)
     confidence = probs.max(axis=1)
@@ -197,13 +203,15 @@ def review_summary(probs, threshold: float) -> dict:
 
 def score_split(classifier, texts: Sequence[str], labels: Sequence[int]) -> pd.DataFrame:
     """prediction_frame of a labelled split, with the classifier's (calibrated) probabilities."""
-    return prediction_frame(texts, labels, classifier.predict_proba(list(texts)))
+    return prediction_frame(texts, labels, classifier.predict_proba(list(texts)), classifier.labels)
 
 
 def cell_rows(frame: pd.DataFrame, true: str | int | None = None, predicted: str | int | None = None) -> pd.DataFrame:
     """drilldown on a prediction_frame already computed (e.g. the test split, scored once)."""
-    probs = frame[PROB_COLUMNS].to_numpy()
-    rows = drilldown(frame["text"].tolist(), frame["true"].tolist(), probs, true, predicted)
+    columns = [str(c) for c in frame.columns if str(c).startswith("p_")]
+    labels = [c.removeprefix("p_") for c in columns]
+    rows = drilldown(frame["text"].tolist(), frame["true"].tolist(), frame[columns].to_numpy(), true, predicted,
+                     labels)
     # keep the caller's row numbers (positions in the original split)
     rows["row"] = frame["row"].to_numpy()[rows["row"].to_numpy()]
     return rows

@@ -62,8 +62,7 @@ def load_splits(args: DataArguments, splits: tuple[str, ...] = SPLITS, dropped: 
     if not files:
         data = load_hub_splits(args.dataset_name, args.dataset_config, splits)
         if args.labels and list(args.labels) != list(EMOTIONS):
-            raise ValueError(f"--labels {args.labels} does not match the Hub data set's labels {list(EMOTIONS)}: "
-                             "leave --labels out, or give local files with those labels.")
+            data = DatasetDict({split: relabel(ds, check_labels(args.labels, "--labels")) for split, ds in data.items()})
         _check_missing(data, splits)
         return _limit(data, args.max_train_samples, args.max_eval_samples)
     mapping = read_label_mapping(args.label_mapping) if args.label_mapping else None
@@ -87,6 +86,20 @@ def load_splits(args: DataArguments, splits: tuple[str, ...] = SPLITS, dropped: 
         raise ValueError(f"the training rows all have the label {only!r}: expected rows of at least two labels. "
                          "Add rows of the other labels.")
     return data
+
+
+def relabel(dataset: Dataset, labels) -> Dataset:
+    """Six-emotion rows (the Hub data set) with their ids in `labels` (a model with more labels, e.g.
+    neutral); ValueError naming the emotions `labels` lacks."""
+    if list(labels) == list(EMOTIONS):
+        return dataset
+    lowered = [name.lower() for name in labels]
+    missing = [name for name in EMOTIONS if name not in lowered]
+    if missing:
+        raise ValueError(f"the Hub data set's labels {list(EMOTIONS)} include {missing}, which --labels {list(labels)} "
+                         "lacks: expected every label of the data among the model's. Use local files with its labels.")
+    ids = [lowered.index(EMOTIONS[i]) for i in dataset["label"]]
+    return Dataset.from_dict({"text": dataset["text"], "label": ids}, features=features(labels))
 
 
 def _check_missing(data, splits) -> None:

@@ -31,7 +31,6 @@ from collections.abc import Sequence
 import numpy as np
 
 from emotion_app.engine.classifier import EmotionClassifier, Predictor, _check_texts
-from emotion_app.labels import NUM_LABELS
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +66,7 @@ class RayClassifier(Predictor):
         engine = EmotionClassifier.from_adapter(adapter, base_model=base_model, token=token,
                                                 batch_size=batch_size, quantize=quantize, runtime=runtime)
         self.temperature = engine.temperature
+        self.labels = engine.labels
         self.detector = engine.detector
         self.feature_dim = engine.feature_dim
         self.info = {**engine.info, "engine": "ray", "num_workers": num_workers}
@@ -84,14 +84,14 @@ class RayClassifier(Predictor):
         return self._run(texts, False, progress)[0]
 
     def logits_and_features(self, texts: Sequence[str], progress=None) -> tuple[np.ndarray, np.ndarray]:
-        """(raw logits [N, 6], head features [N, D]), in input order, from one forward pass."""
+        """(raw logits [N, labels], head features [N, D]), in input order, from one forward pass."""
         return self._run(texts, True, progress)
 
     def _run(self, texts: Sequence[str], features: bool, progress) -> tuple[np.ndarray, np.ndarray | None]:
         import ray.data
 
         texts = _check_texts(texts)
-        out = np.zeros((len(texts), NUM_LABELS), dtype=np.float32)
+        out = np.zeros((len(texts), len(self.labels)), dtype=np.float32)
         feats = np.zeros((len(texts), self.feature_dim or 0), dtype=np.float32) if features else None
         if not texts:
             return out, feats

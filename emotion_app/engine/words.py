@@ -30,7 +30,6 @@ from pathlib import Path
 import numpy as np
 
 from emotion_app.engine.onnx import OnnxModel
-from emotion_app.labels import NUM_LABELS
 
 logger = logging.getLogger(__name__)
 
@@ -40,12 +39,12 @@ FILE_SUFFIX = ".words.npz"
 
 
 class WordTable:
-    """Raw logits [K, 6] of K single-token texts, looked up by their token ids."""
+    """Raw logits [K, labels] of K single-token texts, looked up by their token ids."""
 
     def __init__(self, ids: np.ndarray, logits: np.ndarray):
         ids, logits = np.asarray(ids, dtype=np.int64), np.asarray(logits, dtype=np.float32)
-        if ids.ndim != 2 or logits.shape != (len(ids), NUM_LABELS) or not np.isfinite(logits).all():
-            raise ValueError(f"a word table needs ids [K, L] and finite logits [K, {NUM_LABELS}]; found ids "
+        if ids.ndim != 2 or logits.ndim != 2 or len(logits) != len(ids) or not np.isfinite(logits).all():
+            raise ValueError(f"a word table needs ids [K, L] and finite logits [K, labels]; found ids "
                              f"{ids.shape} and logits {logits.shape}. Delete the file to build it again.")
         self.ids, self.logits = ids, logits
         self._rows = {tuple(row): i for i, row in enumerate(ids.tolist())}
@@ -102,7 +101,7 @@ def build(classifier) -> WordTable:
         raise ValueError("the model's config names no vocab_size: expected one to list the words to tabulate.")
     _, sequences = single_token_words(classifier.tokenizer, int(vocabulary_size))
     ids = np.array(sequences, dtype=np.int64).reshape(len(sequences), -1)
-    logits = np.zeros((len(ids), NUM_LABELS), dtype=np.float32)
+    logits = np.zeros((len(ids), len(classifier.labels)), dtype=np.float32)
     for start in range(0, len(ids), TABLE_BATCH):
         batch = ids[start:start + TABLE_BATCH]
         logits[start:start + len(batch)] = model(batch, np.ones_like(batch))
@@ -133,7 +132,10 @@ def attach(classifier) -> threading.Thread | None:
         return None
     if path.is_file():
         try:
-            classifier.word_table = WordTable.load(path)
+            table = WordTable.load(path)
+            if table.logits.shape[1] != len(classifier.labels):
+                raise ValueError(f"{table.logits.shape[1]} logits a word, the model has {len(classifier.labels)} labels")
+            classifier.word_table = table
             return None
         except (OSError, ValueError, KeyError) as err:
             logger.warning("ignoring the unreadable word table %s (%s); building it again", path, err)

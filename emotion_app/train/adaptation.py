@@ -41,11 +41,11 @@ from pathlib import Path
 import numpy as np
 
 from emotion_app.analysis.calibration import calibration_metrics
-from emotion_app.analysis.metrics import classification_metrics
+from emotion_app.analysis.metrics import classification_metrics, label_set_metrics
 from emotion_app.artifacts import ADAPTER_FILES, file_sha256
 from emotion_app.constants import DEFAULT_DATASET, DEFAULT_DATASET_CONFIG
 from emotion_app.engine.classifier import softmax
-from emotion_app.labels import LABELS, NUM_LABELS, parse_label
+from emotion_app.labels import EMOTIONS, parse_label
 
 logger = logging.getLogger(__name__)
 
@@ -103,13 +103,27 @@ class Reference:
     splits: dict[str, tuple[list[str], np.ndarray]]
     reason: str = ""
 
+    def in_labels(self, labels: Sequence[str]) -> Reference:
+        """The same rows with their ids in a model's `labels` (e.g. the six emotions + neutral); none,
+        with the reason, when the model lacks one of the six emotions (it cannot be replayed or scored)."""
+        if not self.splits or list(labels) == list(EMOTIONS):
+            return self
+        lowered = [name.lower() for name in labels]
+        missing = [name for name in EMOTIONS if name not in lowered]
+        if missing:
+            return Reference(None, {}, f"the model's labels ({', '.join(labels)}) lack {', '.join(missing)}, so "
+                                       f"{self.source} can neither be replayed nor measured")
+        ids = np.array([lowered.index(name) for name in EMOTIONS], dtype=np.int64)
+        return Reference(self.source, {split: (texts, ids[y]) for split, (texts, y) in self.splits.items()})
+
 
 # --- input checks --------------------------------------------------------------------------------
 
 def check_corrections(texts: Sequence[str], labels: Sequence[object],
-                      where: Sequence[str] | None = None) -> Corrections:
+                      where: Sequence[str] | None = None, names: Sequence[str] = EMOTIONS) -> Corrections:
     """The corrections as a Corrections, or a ValueError naming the first bad row.
-    Labels may be ids 0-5 or names (any case), as `labels.parse_label` reads them."""
+    Labels are names of the model's labels `names` (any case) or their ids, as `labels.parse_label`
+    reads them."""
     if isinstance(texts, str):
         raise ValueError("texts must be a list of strings, found a single string. Wrap it: [text].")
     texts, labels = list(texts), list(labels)
@@ -121,9 +135,10 @@ def check_corrections(texts: Sequence[str], labels: Sequence[object],
         if not isinstance(text, str) or not text.strip():
             raise ValueError(f"{place}: the text is {text!r}: expected a non-empty text. Fill it in or remove the row.")
         try:  # numpy scalars (an array of ids) as the Python numbers parse_label takes
-            ids.append(parse_label(label.item() if isinstance(label, np.generic) else label))
+            ids.append(parse_label(label.item() if isinstance(label, np.generic) else label, names))
         except ValueError as err:
-            raise ValueError(f"{place} ({_preview(text)}): {err}. Fix the label or remove the row.") from None
+            raise ValueError(f"{place} ({_preview(text)}): {err} (the labels of the model being adapted). "
+                             "Fix the label or remove the row.") from None
     if len(texts) < MIN_CORRECTIONS:
         raise ValueError(f"found {len(texts)} corrections: expected at least {MIN_CORRECTIONS}, fewer cannot "
                          "be learnt from or measured. Correct more rows and try again.")
@@ -243,21 +258,23 @@ def holdout_folds(corrections: Corrections, holdout: str, folds: int, seed: int)
 # --- the run -------------------------------------------------------------------------------------
 
 def adapt(adapter: str, texts: Sequence[str], labels: Sequence[object], output_dir: str | Path,
-          options: AdaptOptions | None = None, progress: Progress | None = None) -> tuple[Path, dict]:
+          options: AdaptOptions | None = None, progress: Progress | None = None,
+          where: Sequence[str] | None = None) -> tuple[Path, dict]:
     """Adapt `adapter` (a directory or Hub id) to the corrections; write the new adapter to
     `output_dir`. `progress(step, total)` is called after every optimizer step (all trainings:
     the held-out ones, then the final one). Returns (output_dir, summary), the summary being
     metrics.json's `adaptation` entry: parent, corrections, forgetting guard, held-out and
-    dair-ai test figures of parent and adapted model, timing and notes."""
+    dair-ai test figures of parent and adapted model, timing and notes. `labels` are names of the
+    adapter's labels or their ids; `where` names each row for messages (a file's lines)."""
     from emotion_app.engine.adapters import read_adapter
 
     started = time.perf_counter()
     options = options or AdaptOptions()
     check_options(options)
-    corrections = check_corrections(texts, labels)
     source = read_adapter(adapter)
+    corrections = check_corrections(texts, labels, where, source.labels)
     out = check_output_dir(output_dir, source.directory)
-    reference = load_reference(options.replay_data)
+    reference = load_reference(options.replay_data).in_labels(source.labels)
     session = _Session.open(adapter, source, options, reference, corrections, progress)
     session.timing["load_s"] = time.perf_counter() - started
     return out, session.run(out, started)
@@ -289,7 +306,7 @@ class _Session:
 
         set_num_threads()
         tokenizer = load_tokenizer(source.tokenizer_source, options.max_length)
-        base = load_base_model(source.base_model, tokenizer.pad_token_id)
+        base = load_base_model(source.base_model, tokenizer.pad_token_id, source.labels)
         try:  # the parent's own LoRA weights and head, to train further
             with warnings.catch_warnings():
                 # peft asks transformers the deprecated is_gradient_checkpointing: its FutureWarning
@@ -335,7 +352,7 @@ class _Session:
 
     def _cross_fit(self, folds: list[np.ndarray], parent_corr: np.ndarray) -> np.ndarray:
         """Logits of each held-out row from the model trained without its fold (NaN elsewhere)."""
-        out = np.full((len(self.corrections.texts), NUM_LABELS), np.nan, dtype=np.float32)
+        out = np.full((len(self.corrections.texts), len(self.source.labels)), np.nan, dtype=np.float32)
         for number, held in enumerate(folds):
             train = np.setdiff1d(np.arange(len(self.corrections.texts)), held)
             self.fit(train, parent_corr, self.options.seed)
@@ -372,10 +389,10 @@ class _Session:
         from emotion_app.engine.classifier import EmotionClassifier
 
         if not texts:
-            return np.zeros((0, NUM_LABELS), dtype=np.float32)
+            return np.zeros((0, len(self.source.labels)), dtype=np.float32)
         merged = copy.deepcopy(self.model).merge_and_unload()
         return EmotionClassifier(merged, self.tokenizer, max_length=self.options.max_length,
-                                 batch_size=64).logits(texts)
+                                 batch_size=64, labels=self.source.labels).logits(texts)
 
     # -- figures --
 
@@ -394,13 +411,14 @@ class _Session:
         labels = self.corrections.labels
         held = np.sort(np.concatenate(folds)) if folds else np.zeros(0, dtype=np.int64)
         test = self.reference.splits.get("test")
-        metrics = {"name": out.name, "labels": list(LABELS), "base_model": self.source.base_model}
+        names = self.source.labels
+        metrics = {"name": out.name, "labels": list(names), "base_model": self.source.base_model}
         if test is not None:
-            metrics["test"] = classification_metrics(test[1], softmax(adapted_test))
+            metrics["test"] = label_set_metrics(test[1], softmax(adapted_test), names)
         if len(held):
             metrics["heldout"] = {"method": method,
-                                  "parent": classification_metrics(labels[held], softmax(parent_corr[held])),
-                                  "adapted": classification_metrics(labels[held], softmax(out_of_fold[held]))}
+                                  "parent": classification_metrics(labels[held], softmax(parent_corr[held]), names),
+                                  "adapted": classification_metrics(labels[held], softmax(out_of_fold[held]), names)}
         metrics.update(_calibration(out_of_fold[held], labels[held], calibration_rows, test, adapted_test,
                                     self.source.directory, self.notes))
         metrics["training"] = {**dataclasses.asdict(self.options), **recipe, "base_model": self.source.base_model,
@@ -409,14 +427,14 @@ class _Session:
         return metrics
 
     def _summary(self, out, metrics, parent_test, test, recipe) -> dict:
-        counts = np.bincount(self.corrections.labels, minlength=NUM_LABELS).tolist()
+        counts = np.bincount(self.corrections.labels, minlength=len(self.source.labels)).tolist()
         summary = {
             "output_dir": str(out),
             "parent": {"adapter": self.adapter, "directory": str(self.source.directory),
                        "sha256": self.parent_sha256,
                        "base_model": self.source.base_model},
             "corrections": {"n": len(self.corrections.texts),
-                            "per_label": dict(zip(LABELS, counts))},
+                            "per_label": dict(zip(self.source.labels, counts))},
             "forgetting_guard": self._guard(recipe),
             "seed": self.options.seed,
             "heldout": _gain(metrics.get("heldout"), metrics.get("heldout", {}).get("method", "none")),
@@ -426,7 +444,8 @@ class _Session:
         }
         if test is not None:
             summary["dair_test"] = {"source": self.reference.source, **_gain(
-                {"parent": classification_metrics(test[1], softmax(parent_test)), "adapted": metrics["test"]}, "test")}
+                {"parent": label_set_metrics(test[1], softmax(parent_test), self.source.labels),
+                 "adapted": metrics["test"]}, "test")}
         else:
             self.notes.append(f"No dair-ai/emotion test split to measure forgetting on: {self.reference.reason}.")
         return summary
@@ -557,11 +576,12 @@ def _length_batches(rng: np.random.Generator, ids: list[list[int]], batch_size: 
 
 
 
-def read_corrections(path: str | Path, text_column: str | None = None, label_column: str | None = None) -> Corrections:
-    """A corrections file, read as every labelled file is (`data.labelled.read_labeled_file`, over
-    the one table reader: CSV, TSV, `text;label` .txt, JSON Lines, xlsx, Parquet): a text column and
-    a label column (found by name in any case or by their content, or named) of names or ids 0-5."""
-    from emotion_app.data.labelled import read_labeled_file
+def read_corrections(path: str | Path, text_column: str | None = None, label_column: str | None = None):
+    """A corrections file's rows (`data.labelled.RawRows`: texts, label cells as written, where each
+    row is), read as every labelled file is (`data.labelled.read_raw_rows`, over the one table
+    reader: CSV, TSV, `text;label` .txt, JSON Lines, xlsx, Parquet): a text column and a label column
+    (found by name in any case or by their content, or named). `adapt` reads the labels against the
+    adapter's own."""
+    from emotion_app.data.labelled import read_raw_rows
 
-    data = read_labeled_file(path, text_column, label_column)
-    return check_corrections(list(data["text"]), list(data["label"]))
+    return read_raw_rows(path, text_column, label_column)

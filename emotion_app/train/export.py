@@ -1,5 +1,5 @@
 """Exports of an adapter for tools that do not know PEFT: the merged model (safetensors + config
-with the six labels + tokenizer + card) and the engine's ONNX model in the layout Optimum and
+with the adapter's labels + tokenizer + card) and the engine's ONNX model in the layout Optimum and
 transformers.js expect; `hub_folder` is what a push uploads (merged at the root, adapter in
 adapter/). The command is `python -m emotion_app.export` (emotion_app/export.py)."""
 
@@ -12,9 +12,15 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from emotion_app.artifacts import ADAPTER_FILES, ADAPTER_SUBFOLDER
+from emotion_app.artifacts import (
+    ADAPTER_FILES,
+    ADAPTER_SUBFOLDER,
+    CALIBRATION_FILE,
+    LABELS_FILE,
+    METRICS_FILE,
+    read_labels,
+)
 from emotion_app.engine.adapters import load_adapter, read_adapter, resolve_base
-from emotion_app.labels import LABELS
 from emotion_app.train.card import export_card, model_card, write_text
 
 logger = logging.getLogger(__name__)
@@ -25,7 +31,7 @@ STAGING = ".export-staging"
 TOKENIZER_NAMES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json",
                    "vocab.txt", "vocab.json", "merges.txt", "spiece.model", "sentencepiece.bpe.model",
                    "tokenizer.model")
-SIDE_FILES = ("calibration.json", "metrics.json")  # copied into exports when the adapter has them
+SIDE_FILES = (CALIBRATION_FILE, METRICS_FILE, LABELS_FILE)  # copied into exports when the adapter has them
 # The adapter's files that go into a pushed repo's adapter/ folder (never checkpoints or staging).
 ADAPTER_NAMES = (*ADAPTER_FILES, *TOKENIZER_NAMES, *SIDE_FILES, "README.md")
 
@@ -95,9 +101,10 @@ def _metrics(directory: Path, base_model: str) -> dict:
         except (UnicodeDecodeError, json.JSONDecodeError) as err:
             logger.warning("ignoring the unreadable %s (%s): the export's card has no results", path, err)
         else:
-            if isinstance(metrics, dict):
-                return {**metrics, "base_model": metrics.get("base_model") or base_model}
-    return {"name": directory.name, "labels": list(LABELS), "base_model": base_model}
+            if isinstance(metrics, dict):  # the labels are the adapter's own (labels.json), whatever it says
+                return {**metrics, "labels": list(read_labels(directory)),
+                        "base_model": metrics.get("base_model") or base_model}
+    return {"name": directory.name, "labels": list(read_labels(directory)), "base_model": base_model}
 
 
 def _write(item: Export, adapter: str, source, loaded, metrics: dict, repo_id: str | None) -> None:

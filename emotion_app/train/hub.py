@@ -1,7 +1,7 @@
 """Publishing to the Hugging Face Hub: an adapter in the Hub-native layout, or an export folder.
 
 A repo that `push_adapter` fills holds the adapter merged into its base at its root (config.json
-with the six labels, model.safetensors, the tokenizer, the card), so that
+with the adapter's labels, model.safetensors, the tokenizer, the card), so that
 `pipeline("text-classification", model="user/name", top_k=None)` and the Hub's widget work without
 peft, and the adapter itself in `adapter/` (with metrics.json and calibration.json), where
 `EmotionClassifier.from_adapter("user/name")` and peft (`subfolder="adapter"`) find it.

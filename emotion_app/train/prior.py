@@ -16,15 +16,15 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from emotion_app.labels import PROMPTS
+from emotion_app.labels import EMOTIONS, PROMPTS
 
 logger = logging.getLogger(__name__)
 
 BATCH = 128
 
 
-def prior_targets(base_model: str, texts: Sequence[str], ids: Sequence[int], labels: Sequence[str], weight: float,
-                  temperature: float, max_length: int) -> np.ndarray:
+def prior_targets(base_model: str, texts: Sequence[str], ids: Sequence[int], weight: float,
+                  temperature: float, max_length: int, labels: Sequence[str] = EMOTIONS) -> np.ndarray:
     """[N, labels] soft targets: (1 - weight) * one-hot(label) + weight * zero-shot prior."""
     check_prior(weight, temperature)
     onehot = np.eye(len(labels), dtype=np.float32)[np.asarray(ids, dtype=int)]
@@ -34,8 +34,8 @@ def prior_targets(base_model: str, texts: Sequence[str], ids: Sequence[int], lab
     if missing:
         raise ValueError(f"--prior_weight needs a prompt per label; there is none for {missing} (prompts exist for "
                          f"{', '.join(PROMPTS)}). Use --prior_weight 0 for these labels.")
-    prior = zero_shot_probabilities(base_model, texts, [PROMPTS[name.lower()] for name in labels], temperature,
-                                    max_length)
+    prior = zero_shot_probabilities(base_model, texts, temperature, max_length,
+                                    [PROMPTS[name.lower()] for name in labels])
     return (1 - weight) * onehot + weight * prior
 
 
@@ -48,9 +48,11 @@ def check_prior(weight: float, temperature: float) -> None:
                          f"{temperature}. The base's cosines differ by a few hundredths, so use e.g. 50.")
 
 
-def zero_shot_probabilities(base_model: str, texts: Sequence[str], prompts: Sequence[str], temperature: float,
-                            max_length: int) -> np.ndarray:
-    """softmax(temperature * cosine(mean-pooled base embedding of each text, of each prompt))."""
+def zero_shot_probabilities(base_model: str, texts: Sequence[str], temperature: float, max_length: int,
+                            prompts: Sequence[str] | None = None) -> np.ndarray:
+    """softmax(temperature * cosine(mean-pooled base embedding of each text, of each prompt));
+    the prompts default to the six emotions'."""
+    prompts = prompts or [PROMPTS[name] for name in EMOTIONS]
     from transformers import AutoModel
 
     from emotion_app.engine.adapters import load_tokenizer, resolve_base

@@ -22,7 +22,7 @@ import torch
 from transformers import DataCollatorWithPadding, Trainer, set_seed
 
 from emotion_app.analysis.calibration import calibration_metrics
-from emotion_app.analysis.metrics import classification_metrics, format_report
+from emotion_app.analysis.metrics import classification_metrics, format_report, label_set_metrics
 from emotion_app.analysis.shift import DEFAULT_FIT_ROWS, SHIFTED, fit_from_passes, sample_rows, shifted_copies
 from emotion_app.artifacts import (
     ADAPTER_CONFIG,
@@ -32,6 +32,7 @@ from emotion_app.artifacts import (
     write_labels,
 )
 from emotion_app.data.labelled import load_splits
+from emotion_app.labels import EMOTIONS
 from emotion_app.engine.classifier import EmotionClassifier, softmax
 from emotion_app.train.arguments import (
     DataArguments,
@@ -65,9 +66,9 @@ def train(model_args: ModelArguments, data_args: DataArguments, lora_args: LoraA
     data = load_splits(data_args, dropped=dropped)
     labels = tuple(data["train"].features["label"].names)
     logger.info("Labels: %s", ", ".join(labels))
-    targets = prior_targets(model_args.base_model, data["train"]["text"], data["train"]["label"], labels,
+    targets = prior_targets(model_args.base_model, data["train"]["text"], data["train"]["label"],
                             run_args.prior_weight, run_args.prior_temperature,
-                            model_args.max_length) if run_args.prior_weight else None
+                            model_args.max_length, labels) if run_args.prior_weight else None
     model, tokenizer = build_lora_model(model_args.base_model, lora_args, model_args.max_length, labels)
     if partner is not None:  # an adapter that cannot be mixed with this one must fail now, not after training
         _mix_with(partner, model, tokenizer, run_args, model_args.base_model, check_only=True)
@@ -112,7 +113,7 @@ def measure(model, tokenizer, data, model_args: ModelArguments, eval_batch_size:
         # Raw logits and features, computed once: the metrics (at T = 1), the temperature fit and
         # the shift detector share them.
         passes[split] = (*classifier.logits_and_features(list(data[split]["text"])), data[split]["label"])
-        metrics[split] = classification_metrics(data[split]["label"], softmax(passes[split][0]), labels)
+        metrics[split] = label_set_metrics(data[split]["label"], softmax(passes[split][0]), labels)
         logger.info("\n%s", format_report(metrics[split], f"{split}:"))
     metrics.update(calibration_metrics(passes["validation"][0], data["validation"]["label"],
                                        passes["test"][0], data["test"]["label"]))
@@ -201,12 +202,12 @@ def _trainer(model, tokenizer, data, targets: np.ndarray | None, max_length: int
         processing_class=tokenizer,
         data_collator=DataCollatorWithPadding(tokenizer),
         compute_metrics=functools.partial(_trainer_metrics, labels=labels),
-        compute_loss_func=_loss(data["train"]["label"], labels, run_args)
+        compute_loss_func=_loss(data["train"]["label"], run_args, labels)
         if run_args.class_weight_power or run_args.prior_weight else None,
     )
 
 
-def class_weights(ids, labels, power: float) -> torch.Tensor:
+def class_weights(ids, power: float, labels=EMOTIONS) -> torch.Tensor:
     """(1 / frequency) ** power per class, scaled so that the mean weight over the examples is 1."""
     if power == 0:
         return torch.ones(len(labels))
@@ -220,10 +221,10 @@ def class_weights(ids, labels, power: float) -> torch.Tensor:
     return torch.tensor(weights, dtype=torch.float32)
 
 
-def _loss(ids, labels, run_args: RunArguments):
+def _loss(ids, run_args: RunArguments, labels=EMOTIONS):
     """Cross-entropy against label ids (validation) or target distributions (training), each row
     weighted by its label's class weight; the label is a target's largest share (prior_weight < 0.5)."""
-    weights = class_weights(ids, labels, run_args.class_weight_power)
+    weights = class_weights(ids, run_args.class_weight_power, labels)
     if run_args.class_weight_power:  # 0: all ones
         logger.info("Class weights: %s", dict(zip(labels, weights.round(decimals=3).tolist())))
 

@@ -27,7 +27,6 @@ import gradio as gr
 import pandas as pd
 
 from emotion_app.artifacts import read_metrics
-from emotion_app.labels import LABELS
 from emotion_app.ui.common import Limits, bullets
 from emotion_app.ui.sessions import SessionModels
 
@@ -47,6 +46,11 @@ class AdaptHandlers:
         self.models = models
         self.limits = limits
         self.output_dir = Path(output_dir) if output_dir else Path(tempfile.gettempdir()) / "emotion-app"
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        """The labels a correction may take: the app's model's (an adapted model keeps its parent's)."""
+        return tuple(self.models.default.labels)
 
     # --- review ----------------------------------------------------------------------------------
 
@@ -73,8 +77,8 @@ class AdaptHandlers:
         if not state:
             raise gr.Error("Nothing to review: label a file in the Batch CSV tab first.")
         if label and label != SKIP:
-            if label not in LABELS:
-                raise gr.Error(f"label {label!r}: expected one of {', '.join(LABELS)} or skip.")
+            if label not in self.labels:
+                raise gr.Error(f"label {label!r}: expected one of {', '.join(self.labels)} or skip.")
             row = int(state["rows"].loc[state["pos"], "row"])
             state["labels"][row] = label
         state["pos"] = min(max(state["pos"] + step, 0), len(state["rows"]) - 1)
@@ -139,7 +143,8 @@ class AdaptHandlers:
             from emotion_app.data.labelled import read_labeled_file
 
             try:  # checked here, so a bad file is refused at once with the row it fails on
-                read_labeled_file(upload, max_bytes=self.limits.max_bytes, max_rows=self.limits.max_rows)
+                read_labeled_file(upload, labels=self.labels, max_bytes=self.limits.max_bytes,
+                                  max_rows=self.limits.max_rows)
             except ValueError as err:
                 raise gr.Error(str(err)) from None
             return upload
@@ -248,11 +253,11 @@ def build(handlers: AdaptHandlers, scored: gr.State, header: gr.Markdown) -> Non
     """The tab's components and events; `scored` is the Batch tab's last result, `header` the
     page's model panel."""
     gr.Markdown("### 1. Review\nRows of the file the Batch CSV tab labelled, those that need review first, "
-                "then the least confident. Pick the right emotion (or skip) and go on.")
+                "then the least confident. Pick the right label (or skip) and go on.")
     review = gr.State()
     start = gr.Button("Review the last labelled file", elem_id="review-start")
     card = gr.Markdown(elem_id="review-card")
-    label = gr.Radio([*LABELS, SKIP], label="Right label", elem_id="review-label")
+    label = gr.Radio([*handlers.labels, SKIP], label="Right label", elem_id="review-label")
     with gr.Row():
         back = gr.Button("Back", elem_id="review-back")
         save = gr.Button("Save and next", variant="primary", elem_id="review-next")

@@ -91,14 +91,14 @@ class BatchHandlers:
         if len(scored) != len(table.frame):  # the scorer promises this; a broken promise must not pass
             raise gr.Error(f"Scoring returned {len(scored)} rows for {len(table.frame)} input rows; "
                            "nothing was written. Please report this.")
-        names = output_names(table.frame.columns, threshold, ood=detector is not None)
+        names = output_names(table.frame.columns, threshold, ood=detector is not None, labels=classifier.labels)
         result = estimate.result() if estimate is not None else None
         review_all = review_whole_file(result, threshold)
         if review_all:
             review_every_row(scored, names)
         result_path = self._result_path(path)
         to_safe_csv(scored, result_path, excel_bom=True)
-        counts = figures.label_counts(scored[names["emotion"]].tolist())
+        counts = figures.label_counts(scored[names["emotion"]].tolist(), classifier.labels)
         trust = _trust_lines(result, threshold, review_all)
         summary = self._score_summary(scored, names, table, column, threshold, seconds, trust, review_all)
         preview = self._score_preview(scored, names, column, threshold)

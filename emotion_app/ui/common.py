@@ -76,8 +76,15 @@ def check_threshold(threshold: float | None) -> float | None:
 
 
 def metrics_summary(metrics: dict, title: str) -> str:
-    return (f"**{title}**\n\naccuracy **{metrics['accuracy']:.1%}** · macro-F1 **{metrics['macro_f1']:.3f}** · "
+    """The figures in one line; for a model with neutral scored on emotional rows, the six-way ones
+    (the six emotions alone) first, then all labels (a neutral answer counted wrong)."""
+    line = (f"accuracy **{metrics['accuracy']:.1%}** · macro-F1 **{metrics['macro_f1']:.3f}** · "
             f"weighted-F1 {metrics.get('weighted_f1', float('nan')):.3f} · {metrics.get('n', 0):,} rows")
+    if "six_way" in metrics:
+        six, called = metrics["six_way"], metrics["called_neutral"]
+        line = (f"six emotions alone: accuracy **{six['accuracy']:.1%}** · macro-F1 **{six['macro_f1']:.3f}** · "
+                f"called neutral: {called['rows']:,} rows ({called['share']:.1%})\n\nall labels: {line}")
+    return f"**{title}**\n\n{line}"
 
 
 def bullets(lines: Sequence[str]) -> str:

@@ -10,7 +10,6 @@ import gradio as gr
 import numpy as np
 import pandas as pd
 
-from emotion_app.labels import LABELS
 from emotion_app.ui import figures
 from emotion_app.ui.common import (
     BATCH_CONCURRENCY,
@@ -22,9 +21,14 @@ from emotion_app.ui.common import (
 from emotion_app.ui.sessions import SessionModels
 
 ANY = "any"
-# The drill-down table: the row, its labels, all six probabilities, and the label-noise flag.
-ROW_COLUMNS = ["row", "text", "true", "predicted", "confidence", *[f"p_{label}" for label in LABELS],
-               "possibly_mislabeled"]
+
+
+def row_columns(labels: Sequence[str]) -> list[str]:
+    """The drill-down table: the row, its labels, one probability per label, and the label-noise flag."""
+    return ["row", "text", "true", "predicted", "confidence", *[f"p_{label}" for label in labels],
+            "possibly_mislabeled"]
+
+
 CONFUSION_VIEWS = ("counts", "share of true label")
 PROGRESS_ROWS = 256  # rows per classifier call in a live evaluation (progress is reported after each)
 
@@ -48,16 +52,22 @@ class EvaluationHandlers:
         self.metrics_note = metrics_note
         self.hub_loader = hub_loader or load_hub_test
 
+    @property
+    def labels(self) -> tuple[str, ...]:
+        """The app's model's labels (an adapted model keeps its parent's)."""
+        return tuple(self.models.default.labels)
+
     def stored_evaluation(self) -> tuple:
         """The Evaluation tab's start: the adapter's test figures from metrics.json."""
         test = (self.metrics or {}).get("test")
+        empty = {"matrix": None, "rows": None, "labels": list(self.labels)}
         if not isinstance(test, dict) or "confusion_matrix" not in test:
             note = self.metrics_note or "The adapter's metrics.json has no test figures."
-            return f"{note} Run an evaluation below.", None, None, {"matrix": None, "rows": None}
+            return f"{note} Run an evaluation below.", None, None, empty
         title = f"Stored test figures of this adapter (metrics.json, {test.get('n', '?'):,} rows)"
-        return (metrics_summary(test, title), figures.per_class_table(test),
-                figures.confusion_figure(test["confusion_matrix"]),
-                {"matrix": test["confusion_matrix"], "rows": None})
+        return (metrics_summary(test, title), figures.per_class_table(test, self.labels),
+                figures.confusion_figure(test["confusion_matrix"], self.labels),
+                {**empty, "matrix": test["confusion_matrix"]})
 
     def stored_calibration(self) -> tuple:
         """(reliability figure, coverage figure) from metrics.json, or (None, None) if uncalibrated."""
@@ -75,8 +85,10 @@ class EvaluationHandlers:
         if not path:
             raise gr.Error("No file: upload a labelled file (.txt `text;label` lines, or a CSV/TSV/JSON "
                            "Lines/Excel/Parquet table with a text and a label column) first.")
-        try:
-            data = read_labeled_file(path, max_bytes=self.limits.max_bytes, max_rows=self.limits.max_rows)
+        labels = self.models.classifier(request).labels
+        try:  # the file's labels are read as the model's: one it does not have is an error naming the row
+            data = read_labeled_file(path, labels=labels, max_bytes=self.limits.max_bytes,
+                                     max_rows=self.limits.max_rows)
         except ValueError as err:
             raise gr.Error(str(err)) from None
         return self._evaluate(data["text"], data["label"], Path(path).name, progress, request)
@@ -84,16 +96,22 @@ class EvaluationHandlers:
     def evaluate_hub(self, progress=gr.Progress(), request: gr.Request = None) -> tuple:
         """Evaluate on dair-ai/emotion test from the Hub."""
         progress(None, desc="Loading dair-ai/emotion test from the Hub")
+        from emotion_app.data.labelled import relabel
+
         try:
             data = self.hub_loader()
         except (OSError, ValueError) as err:
             raise gr.Error(f"Could not load dair-ai/emotion test from the Hugging Face Hub: {err}. "
                            "Check the network, or upload a labelled file instead.") from None
+        try:
+            data = relabel(data, self.models.classifier(request).labels)
+        except ValueError as err:
+            raise gr.Error(str(err)) from None
         return self._evaluate(data["text"], data["label"], "dair-ai/emotion test (Hub)", progress, request)
 
     def _evaluate(self, texts: Sequence[str], labels: Sequence[int], source: str, progress, request=None) -> tuple:
         from emotion_app.analysis.calibration import coverage_curve
-        from emotion_app.analysis.metrics import classification_metrics
+        from emotion_app.analysis.metrics import label_set_metrics
         from emotion_app.analysis.review import prediction_frame
         from emotion_app.ui.figures import coverage_figure, reliability_figure
 
@@ -103,12 +121,12 @@ class EvaluationHandlers:
                            "here. Evaluate a sample, or use python -m emotion_app.evaluate.")
         classifier = self.models.classifier(request)
         probs, scores = self._probabilities(texts, progress, classifier)
-        metrics = classification_metrics(labels, probs)
-        rows = prediction_frame(texts, labels, probs)
+        metrics = label_set_metrics(labels, probs, classifier.labels)
+        rows = prediction_frame(texts, labels, probs, classifier.labels)
         summary = metrics_summary(metrics, f"Live evaluation on {source} ({len(texts):,} rows)")
         summary += "\n\n" + bullets(self._trust_lines(probs, labels, scores, metrics["accuracy"], classifier))
-        state = {"matrix": metrics["confusion_matrix"], "rows": rows}
-        return (summary, figures.per_class_table(metrics), state, reliability_figure(probs, labels),
+        state = {"matrix": metrics["confusion_matrix"], "rows": rows, "labels": list(classifier.labels)}
+        return (summary, figures.per_class_table(metrics, classifier.labels), state, reliability_figure(probs, labels),
                 coverage_figure(coverage_curve(probs, labels)))
 
     def refresh(self, state: dict | None, view: str, true: str | None, predicted: str | None) -> tuple:
@@ -130,7 +148,7 @@ class EvaluationHandlers:
             return []
         detector = detector_of(classifier)
         inside = None if scores is None else ~detector.is_out_of_distribution(scores)
-        review = threshold_from_labels(probs, labels, DEFAULT_TARGET_ACCURACY, inside)
+        review = threshold_from_labels(probs, labels, DEFAULT_TARGET_ACCURACY, inside, classifier.labels)
         lines = [f"Review threshold from your labels: {review.describe('labelled')} Use it for files like this one "
                  "rather than the test split's."]
         if scores is None:
@@ -143,7 +161,7 @@ class EvaluationHandlers:
         return lines
 
     def _probabilities(self, texts: list[str], progress, classifier) -> tuple[np.ndarray, np.ndarray | None]:
-        """(probabilities [N, 6], OOD scores [N] or None without a shift detector), one pass. The
+        """(probabilities [N, labels], OOD scores [N] or None without a shift detector), one pass. The
         engine takes every text at once (sorted by length, progress per batch); another classifier
         gets PROGRESS_ROWS texts at a time."""
         from emotion_app.analysis.predictions import detector_of
@@ -166,14 +184,15 @@ class EvaluationHandlers:
             else:
                 parts.append(np.asarray(classifier.predict_proba(batch), dtype=float))
             progress((min(start + PROGRESS_ROWS, len(texts)), len(texts)), desc="Evaluating", unit="rows")
-        probs = np.concatenate(parts) if parts else np.zeros((0, len(LABELS)))
+        probs = np.concatenate(parts) if parts else np.zeros((0, len(classifier.labels)))
         return probs, (np.concatenate(scores) if scores else np.zeros(0)) if with_scores else None
 
     def show_confusion(self, state: dict | None, view: str):
         matrix = (state or {}).get("matrix")
         if matrix is None:
             return None
-        return figures.confusion_figure(matrix, normalize=view == CONFUSION_VIEWS[1])
+        labels = (state or {}).get("labels") or self.labels
+        return figures.confusion_figure(matrix, labels, normalize=view == CONFUSION_VIEWS[1])
 
     def filter_rows(self, state: dict | None, true: str | None, predicted: str | None) -> pd.DataFrame:
         """Rows of the last live evaluation: misclassified ones, or one confusion-matrix cell when
@@ -193,11 +212,13 @@ class EvaluationHandlers:
         return cell_rows(rows, None if true in (None, ANY) else true, None if predicted in (None, ANY) else predicted)
 
     def _shown_rows(self, picked: pd.DataFrame | None) -> pd.DataFrame:
+        columns = row_columns(self.labels)
         if picked is None:
-            return pd.DataFrame(columns=ROW_COLUMNS)
-        shown = picked.loc[:, ROW_COLUMNS].head(self.limits.listed_rows).copy()
+            return pd.DataFrame(columns=columns)
+        columns = row_columns([str(c).removeprefix("p_") for c in picked.columns if str(c).startswith("p_")])
+        shown = picked.loc[:, columns].head(self.limits.listed_rows).copy()
         shown["row"] += 1  # people count from 1
-        shown[ROW_COLUMNS[4:-1]] = shown[ROW_COLUMNS[4:-1]].round(4)
+        shown[columns[4:-1]] = shown[columns[4:-1]].round(4)
         return shown
 
     def _count_text(self, picked: pd.DataFrame | None, true: str | None, predicted: str | None) -> str:
@@ -220,12 +241,13 @@ def build(handlers: EvaluationHandlers) -> None:
             view = gr.Radio(list(CONFUSION_VIEWS), value=CONFUSION_VIEWS[0], label="Confusion matrix shows")
             confusion = gr.Plot(figure_value, label="Confusion matrix", elem_id="eval-confusion")
         with gr.Column():
-            per_class = gr.Dataframe(table_value, label="Per emotion", interactive=False, elem_id="eval-per-class")
+            per_class = gr.Dataframe(table_value, label="Per label", interactive=False, elem_id="eval-per-class")
     with gr.Row():
         reliability = gr.Plot(reliability_value, label="Reliability (calibration)", elem_id="eval-reliability")
         coverage = gr.Plot(coverage_value, label="Accuracy vs coverage", elem_id="eval-coverage")
     gr.Markdown("### Evaluate again, live\nUpload a labelled file (`text;label` lines, or a CSV/TSV/JSON "
-                "Lines/Excel/Parquet table with a text and a label column; labels as names or ids 0-5), or use the "
+                "Lines/Excel/Parquet table with a text and a label column; labels as the model's names or its ids), "
+                "or use the "
                 "`dair-ai/emotion` test split from the Hugging Face Hub (needs the network).")
     with gr.Row():
         labelled = gr.File(label="Labelled file", file_types=list(UPLOAD_TYPES),
@@ -235,8 +257,8 @@ def build(handlers: EvaluationHandlers) -> None:
             hub_button = gr.Button("Evaluate on dair-ai/emotion test (Hub)", elem_id="eval-hub-button")
     gr.Markdown("### Rows behind the figures")
     with gr.Row():
-        true = gr.Dropdown([ANY, *LABELS], value=ANY, label="True label", elem_id="eval-true")
-        predicted = gr.Dropdown([ANY, *LABELS], value=ANY, label="Predicted label", elem_id="eval-predicted")
+        true = gr.Dropdown([ANY, *handlers.labels], value=ANY, label="True label", elem_id="eval-true")
+        predicted = gr.Dropdown([ANY, *handlers.labels], value=ANY, label="Predicted label", elem_id="eval-predicted")
     count = gr.Markdown(handlers.count_rows(state_value, ANY, ANY))
     rows = gr.Dataframe(handlers.filter_rows(state_value, ANY, ANY), label="Rows", interactive=False,
                         wrap=True, elem_id="eval-rows")

@@ -1,8 +1,9 @@
 """Plotly figures and tables for the app: label counts, confusion matrix, per-class report.
 
-Every emotion keeps one colour everywhere (EMOTION_COLORS), so a user learns it once. The
-functions take plain numbers (dicts, lists, arrays) and return plotly figures or pandas frames;
-nothing here knows about gradio or the model.
+Every emotion keeps one colour everywhere (EMOTION_COLORS), so a user learns it once; `neutral` is
+grey, and labels of other models (a user's own categories) get muted colours (`label_color`). The
+functions take plain numbers (dicts, lists, arrays) and the model's labels, and return plotly
+figures or pandas frames; nothing here knows about gradio.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from emotion_app.analysis.calibration import (
     expected_calibration_error,
     reliability_bins,
 )
-from emotion_app.labels import LABELS, NUM_LABELS
+from emotion_app.labels import NEUTRAL
 
 # One colour per emotion (colour-blind-friendly Okabe-Ito hues where they fit the mood).
 EMOTION_COLORS: dict[str, str] = {
@@ -29,41 +30,52 @@ EMOTION_COLORS: dict[str, str] = {
     "anger": "#D55E00",
     "fear": "#6A3D9A",
     "surprise": "#009E73",
+    NEUTRAL: "#8C96A0",
 }
+OTHER_COLORS = ("#5D6D7E", "#A3917B", "#7B8D6F", "#8E7C93", "#6F8F9E", "#A08C6B")  # other labels, muted
 UNSCORED = "(not scored)"
-UNSCORED_COLOR = "#9E9E9E"
-PER_CLASS_COLUMNS = ["emotion", "precision", "recall", "f1", "support"]
+UNSCORED_COLOR = "#BDBDBD"
+PER_CLASS_COLUMNS = ["label", "precision", "recall", "f1", "support"]
+
+
+def label_color(label: str, labels: Sequence[str] = ()) -> str:
+    """The label's colour: its emotion's, else a muted one picked by its place in `labels`."""
+    if label.lower() in EMOTION_COLORS:
+        return EMOTION_COLORS[label.lower()]
+    others = [name for name in labels if name.lower() not in EMOTION_COLORS]
+    return OTHER_COLORS[others.index(label) % len(OTHER_COLORS)] if label in others else OTHER_COLORS[0]
 
 
 def sorted_probabilities(probabilities: Mapping[str, float]) -> list[tuple[str, float]]:
-    """(label, probability) pairs, most probable first; ties keep the label order."""
-    _check_probability_labels(probabilities)
-    pairs = [(label, float(probabilities[label])) for label in LABELS]
+    """(label, probability) pairs, most probable first; ties keep the model's label order."""
+    pairs = [(str(label), float(p)) for label, p in probabilities.items()]
+    if len(pairs) < 2 or not all(np.isfinite(p) for _, p in pairs):
+        raise ValueError(f"probabilities {probabilities!r}: expected one finite probability per label of the model.")
     return sorted(pairs, key=lambda pair: -pair[1])
 
 
-def label_counts(emotions: Sequence[str]) -> dict[str, int]:
-    """Rows per emotion in label order, then the rows without a label (empty text) if any."""
+def label_counts(emotions: Sequence[str], labels: Sequence[str]) -> dict[str, int]:
+    """Rows per label in the model's label order, then the rows without a label (empty text) if any."""
     values = ["" if value is None else str(value) for value in emotions]
-    unknown = sorted({value for value in values if value and value not in LABELS})
+    unknown = sorted({value for value in values if value and value not in labels})
     if unknown:
-        raise ValueError(f"unknown emotions {unknown}: expected only {', '.join(LABELS)} or an empty "
+        raise ValueError(f"unknown labels {unknown}: expected only {', '.join(labels)} or an empty "
                          "value for a row that was not scored.")
-    counts = {label: values.count(label) for label in LABELS}
+    counts = {label: values.count(label) for label in labels}
     unscored = values.count("")
     if unscored:
         counts[UNSCORED] = unscored
     return counts
 
 
-def label_count_figure(counts: Mapping[str, int], title: str = "Rows per emotion") -> go.Figure:
-    """Bars of rows per emotion (in label order, then the unscored rows), with counts and shares."""
+def label_count_figure(counts: Mapping[str, int], title: str = "Rows per label") -> go.Figure:
+    """Bars of rows per label (in label order, then the unscored rows), with counts and shares."""
     names = list(counts)
     values = [int(counts[name]) for name in names]
     total = sum(values)
     fig = go.Figure(go.Bar(
         x=names, y=values,
-        marker_color=[EMOTION_COLORS.get(name, UNSCORED_COLOR) for name in names],
+        marker_color=[UNSCORED_COLOR if name == UNSCORED else label_color(name, names) for name in names],
         text=[f"{value:,} ({value / total:.0%})" if total else "0" for value in values],
         textposition="auto", hovertemplate="%{x}: %{y:,} rows<extra></extra>",
     ))
@@ -79,15 +91,19 @@ def row_normalized(matrix: np.ndarray) -> np.ndarray:
     return np.divide(matrix, sums, out=np.zeros_like(matrix), where=sums > 0)
 
 
-def confusion_figure(matrix: Sequence[Sequence[int]], normalize: bool = False,
+def confusion_figure(matrix: Sequence[Sequence[int]], labels: Sequence[str], normalize: bool = False,
                      title: str = "") -> go.Figure:
-    """Heatmap: true label down, predicted across, in label order; counts or row shares written in."""
-    counts = _check_matrix(matrix)
+    """Heatmap: true label down, predicted across, in label order; counts or row shares written in.
+    Every label of the model is a column; a true label no row carries (neutral on dair-ai/emotion)
+    has no row, so the matrix shows the file's labels against the model's answers."""
+    counts = _check_matrix(matrix, len(labels))
+    present = [i for i in range(len(labels)) if counts[i].sum() > 0] or list(range(len(labels)))
+    counts = counts[present]
     shares = row_normalized(counts)
     values = shares if normalize else counts
     text = [[f"{v:.0%}" if normalize else f"{int(v):,}" for v in row] for row in values]
     fig = go.Figure(go.Heatmap(
-        z=values, x=list(LABELS), y=list(LABELS), text=text, texttemplate="%{text}",
+        z=values, x=list(labels), y=[labels[i] for i in present], text=text, texttemplate="%{text}",
         colorscale="Blues", zmin=0, zmax=1 if normalize else None,
         customdata=np.dstack([counts, shares]),
         hovertemplate="true %{y}, predicted %{x}<br>%{customdata[0]:,} rows "
@@ -103,31 +119,26 @@ def confusion_figure(matrix: Sequence[Sequence[int]], normalize: bool = False,
     return fig
 
 
-def per_class_table(metrics: Mapping) -> pd.DataFrame:
-    """Per-class precision/recall/F1/support (rounded), one row per emotion, then the macro average."""
+def per_class_table(metrics: Mapping, labels: Sequence[str]) -> pd.DataFrame:
+    """Per-class precision/recall/F1/support (rounded), one row per label of the model, then the
+    macro average."""
     per_class = metrics.get("per_class")
-    if not isinstance(per_class, Mapping) or any(label not in per_class for label in LABELS):
-        raise ValueError(f"metrics have no per_class entry for every emotion: expected keys {list(LABELS)}, "
+    if not isinstance(per_class, Mapping) or any(label not in per_class for label in labels):
+        raise ValueError(f"metrics have no per_class entry for every label: expected keys {list(labels)}, "
                          f"found {sorted(per_class) if isinstance(per_class, Mapping) else per_class!r}. "
                          "Evaluate the adapter again to rewrite its metrics.json.")
     rows = [[label, *(round(float(per_class[label][key]), 4) for key in ("precision", "recall", "f1")),
-             int(per_class[label]["support"])] for label in LABELS]
+             int(per_class[label]["support"])] for label in labels]
     macro = [round(float(np.mean([row[i] for row in rows])), 4) for i in (1, 2, 3)]
     rows.append(["macro average", *macro, sum(row[4] for row in rows)])
     return pd.DataFrame(rows, columns=PER_CLASS_COLUMNS)
 
 
-def _check_probability_labels(probabilities: Mapping[str, float]) -> None:
-    if set(probabilities) != set(LABELS):
-        raise ValueError(f"probabilities are keyed {sorted(probabilities)}: expected exactly the labels "
-                         f"{list(LABELS)}.")
-
-
-def _check_matrix(matrix) -> np.ndarray:
+def _check_matrix(matrix, size: int) -> np.ndarray:
     counts = np.asarray(matrix)
-    if counts.shape != (NUM_LABELS, NUM_LABELS):
-        raise ValueError(f"confusion matrix has shape {counts.shape}: expected ({NUM_LABELS}, {NUM_LABELS}), "
-                         "true labels down and predicted across in label order.")
+    if counts.shape != (size, size):
+        raise ValueError(f"confusion matrix has shape {counts.shape}: expected ({size}, {size}), one row and "
+                         "column per label of the model, true labels down and predicted across in label order.")
     return counts.astype(np.int64)
 
 

@@ -1,8 +1,9 @@
-"""The app's page: the model panel, the three tabs and the queue, around one classifier.
+"""The app's page: the model panel, the four tabs and the queue, around one classifier.
 
 Each tab is a module with its own handler class (plain methods: text and file paths in, values
 and figures out, so tests call them with a fake classifier) and a `build` that lays it out and
-wires its events: `predict.py`, `batch.py`, `evaluation.py`. This module only puts them together.
+wires its events: `predict.py`, `batch.py`, `adapt.py`, `evaluation.py`. This module only puts them
+together. The labels are the classifier's own (its adapter's labels.json).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from pathlib import Path
 import gradio as gr
 
 from emotion_app.artifacts import read_metrics
-from emotion_app.labels import LABELS, check_classifier_labels
+from emotion_app.labels import EMOTIONS, NEUTRAL
 from emotion_app.storage import cache_root
 from emotion_app.ui import adapt, batch, evaluation, predict
 from emotion_app.ui.common import PREDICT_CONCURRENCY, QUEUE_SIZE, QUEUE_STATUS_SECONDS, Limits
@@ -35,10 +36,6 @@ class Handlers:
     def create(cls, classifier, limits: Limits | None = None, metrics: dict | None = None,
                metrics_note: str = "", hub_loader: Callable | None = None,
                output_dir: str | Path | None = None, adapted_dir: str | Path | None = None) -> Handlers:
-        try:
-            check_classifier_labels(classifier)
-        except ValueError as err:
-            raise ValueError(f"{err} The app needs this project's labels.") from None
         limits = limits or Limits()
         models = SessionModels(classifier, Path(adapted_dir) if adapted_dir else cache_root() / "adapted")
         return cls(models, predict.PredictHandlers(models, limits),
@@ -65,7 +62,7 @@ def model_info(classifier, metrics: dict | None) -> str:
     info = getattr(classifier, "info", {}) or {}
     lines = [f"**Base model:** `{info.get('base_model', 'unknown')}`",
              f"**Adapter:** `{info.get('adapter', 'unknown')}`",
-             f"**Labels:** {', '.join(LABELS)}"]
+             f"**Labels:** {', '.join(classifier.labels)}"]
     from emotion_app.storage import cache_root, describe
 
     lines.append(f"**Storage:** {describe(cache_root())}")
@@ -79,6 +76,15 @@ def model_info(classifier, metrics: dict | None) -> str:
     return " · ".join(lines)
 
 
+def describe_labels(labels) -> str:
+    """The page's first line: what the model answers, in plain words."""
+    emotions = [name for name in labels if name.lower() in EMOTIONS]
+    if len(emotions) == len(EMOTIONS) and len(labels) <= len(EMOTIONS) + 1:
+        neutral = " or no clear emotion (neutral)" if NEUTRAL in labels else ""
+        return f"Six emotions in English text{neutral}: {', '.join(labels)}."
+    return f"{len(labels)} labels: {', '.join(labels)}."
+
+
 def build_demo(classifier, *, limits: Limits | None = None, metrics: dict | None = None,
                hub_loader: Callable | None = None, output_dir: str | Path | None = None,
                title: str = "Emotion classifier") -> gr.Blocks:
@@ -89,7 +95,7 @@ def build_demo(classifier, *, limits: Limits | None = None, metrics: dict | None
         metrics, note = stored_metrics((getattr(classifier, "info", {}) or {}).get("directory"))
     handlers = Handlers.create(classifier, limits, metrics, note, hub_loader, output_dir)
     with gr.Blocks(title=title, analytics_enabled=False) as demo:
-        gr.Markdown(f"# {title}\nSix emotions in English text: {', '.join(LABELS)}. "
+        gr.Markdown(f"# {title}\n{describe_labels(classifier.labels)} "
                     "Type a sentence, label a whole spreadsheet, or check how well the model does.")
         gr.Markdown(model_info(classifier, metrics), elem_id="model-info")
         session_model = gr.Markdown(handlers.adapt_tab.header(), elem_id="session-model")

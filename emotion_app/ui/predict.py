@@ -1,18 +1,18 @@
-"""The Predict tab: one text -> the six probabilities (gr.Label), the top one in words and the words
-behind the answer."""
+"""The Predict tab: one text -> one probability per label of the model (gr.Label), the top one in
+words ("no clear emotion" when `neutral` wins) and the words behind the answer."""
 
 from __future__ import annotations
 
 import gradio as gr
 import numpy as np
 
-from emotion_app.labels import LABELS
+from emotion_app.labels import NEUTRAL
 from emotion_app.ui import figures
 from emotion_app.ui.common import CLASSIFY_BATCH, PREDICT_CONCURRENCY, Limits
 from emotion_app.ui.sessions import SessionModels
 
-UNFAMILIAR = ("**Unlike the training data.** This text does not look like the English sentences the model "
-              "learned from (dair-ai/emotion), so its confidence is likely too high: read the text yourself.")
+UNFAMILIAR = ("**Unlike the training data.** This text does not look like the English texts the model "
+              "learned from, so its confidence is likely too high: read the text yourself.")
 CHECK_UNAVAILABLE = "*The check for text unlike the training data is unavailable for this adapter (no shift detector).*"
 
 EXAMPLES = [
@@ -22,6 +22,9 @@ EXAMPLES = [
     "i was shocked and amazed when i saw the final results",
     "i feel nervous and scared about the surgery tomorrow",
     "i love the way he cares for me, he is so sweet and tender",
+    "Our meeting is moved to 3pm in room B.",
+    "The package was delivered to the front desk on Tuesday.",
+    "my flight got cancelled and nobody at the desk would help, unbelievable",
 ]
 
 
@@ -53,10 +56,10 @@ class PredictHandlers:
             if problem:
                 answers.append({"error": problem})
             elif detector_of(classifier) is None:
-                answers.append(dict(zip(LABELS, classifier.predict_proba([text])[0].tolist())))
+                answers.append(dict(zip(classifier.labels, classifier.predict_proba([text])[0].tolist())))
             else:
                 details = classifier.predict_details([text])
-                answers.append({**dict(zip(LABELS, details.probabilities[0].tolist())),
+                answers.append({**dict(zip(classifier.labels, details.probabilities[0].tolist())),
                                 "in_distribution": bool(details.in_distribution[0])})
         return [answers]
 
@@ -67,15 +70,18 @@ class PredictHandlers:
         text = self._check_text(text)
         classifier = self.models.classifier(request)
         probabilities, familiar = self._predict(text, classifier)
-        shown = [probabilities[name] for name in LABELS]  # the explanation explains these, not a second pass
+        shown = [probabilities[name] for name in classifier.labels]  # the explanation explains these, not a second pass
         return (probabilities, self.summary(probabilities, familiar), *self.explain(text, request, shown))
 
     @staticmethod
     def summary(probabilities: dict, familiar: bool | None = True) -> str:
-        """The top emotion in words, with UNFAMILIAR when `familiar` is False and CHECK_UNAVAILABLE
-        when it is None (no shift detector)."""
+        """The top label in words ("No clear emotion" when it is neutral), with UNFAMILIAR when
+        `familiar` is False and CHECK_UNAVAILABLE when it is None (no shift detector)."""
         top, confidence = figures.sorted_probabilities(probabilities)[0]
-        summary = f"### {top} · {confidence:.1%}\nTop emotion and its probability."
+        if top == NEUTRAL:
+            summary = f"### No clear emotion · {confidence:.1%}\nThe model reads this text as neutral."
+        else:
+            summary = f"### {top} · {confidence:.1%}\nTop answer and its probability."
         if confidence < 0.5:
             summary += " Below 50 %: the model is unsure, read the text yourself."
         note = {False: UNFAMILIAR, None: CHECK_UNAVAILABLE}.get(familiar, "")
@@ -91,13 +97,14 @@ class PredictHandlers:
         else:
             details = classifier.predict_details([text])
             probs, familiar = np.asarray(details.probabilities, dtype=float), bool(details.in_distribution[0])
-        if probs.shape != (1, len(LABELS)):
+        labels = classifier.labels
+        if probs.shape != (1, len(labels)):
             raise gr.Error(f"The model returned probabilities of shape {probs.shape}, expected (1, "
-                           f"{len(LABELS)}). The adapter does not fit this app.")
-        return dict(figures.sorted_probabilities(dict(zip(LABELS, probs[0].tolist())))), familiar
+                           f"{len(labels)}), one per label. The adapter does not fit this app.")
+        return dict(figures.sorted_probabilities(dict(zip(labels, probs[0].tolist())))), familiar
 
     def explain(self, text: str | None, request: gr.Request = None, full: list[float] | None = None) -> tuple[list, str]:
-        """(word importances for gr.HighlightedText, a note) for the predicted emotion; `full`, the
+        """(word importances for gr.HighlightedText, a note) for the predicted label; `full`, the
         text's probabilities in label order when they are already known (analysis.explain.explain)."""
         from emotion_app.analysis.explain import explain
 
@@ -111,7 +118,7 @@ class PredictHandlers:
         strongest = max((abs(score) for _, score in attributions), default=0.0)
         top = max(attributions, key=lambda pair: pair[1])
         note = (f"Red words pushed the model towards **{result['label']}**, purple ones away from it: how much "
-                "each word moves the log-odds of that emotion, averaged over leaving it out of the text and "
+                "each word moves the log-odds of that answer, averaged over leaving it out of the text and "
                 f"reading it alone (strongest word fully coloured; here **{top[0].strip()}**, {top[1]:+.2f}).")
         # gr.HighlightedText colours by the score in [-1, 1]; scale so the strongest word shows clearly
         scale = 1.0 / strongest if strongest > 0 else 1.0
@@ -144,11 +151,12 @@ def build(handlers: PredictHandlers) -> None:
             gr.Examples(EXAMPLES, inputs=text, label="Examples (click one, then Classify)")
         with gr.Column(scale=1):
             top = gr.Markdown(elem_id="predict-top")
-            # gr.Label draws the six probabilities as sorted bars in the browser: the server sends the
+            # gr.Label draws the probabilities as sorted bars in the browser: the server sends the
             # dict, not a plotly figure (whose building and JSON took 11 % of a page answer's CPU).
-            probabilities = gr.Label(label="Probabilities", num_top_classes=len(LABELS), elem_id="predict-label")
+            probabilities = gr.Label(label="Probabilities", num_top_classes=len(handlers.models.default.labels),
+                                     elem_id="predict-label")
     with gr.Accordion("Why? Word importance", open=True):
-        words = gr.HighlightedText(label="Word importance for the top emotion", elem_id="predict-words",
+        words = gr.HighlightedText(label="Word importance for the top answer", elem_id="predict-words",
                                    show_legend=False)
         words_note = gr.Markdown()
     # The page gets everything in one event (one round trip, one queue slot); the explanation is
@@ -158,8 +166,8 @@ def build(handlers: PredictHandlers) -> None:
           outputs=[probabilities, top, words, words_note], api_name="show", api_visibility="undocumented",
           concurrency_id="predict", concurrency_limit=PREDICT_CONCURRENCY, show_progress="minimal")
     gr.api(handlers.predict, api_name="predict", concurrency_id="predict", concurrency_limit=PREDICT_CONCURRENCY,
-           api_description="Probabilities of the six emotions for one text, most probable first.")
+           api_description="Probabilities of the model's labels for one text, most probable first.")
     gr.api(handlers.classify, api_name="classify", batch=True, max_batch_size=CLASSIFY_BATCH,
            concurrency_id="classify", concurrency_limit=1,
-           api_description="The six calibrated probabilities of one text, {label: p} in label order (and "
+           api_description="The calibrated probabilities of one text, {label: p} in the model's label order (and "
            "in_distribution); concurrent calls are answered together.")
