@@ -6,11 +6,13 @@
 
 Serves on http://127.0.0.1:7860 unless GRADIO_SERVER_NAME / GRADIO_SERVER_PORT say otherwise
 (Hugging Face Spaces sets them). Upload limits: --max_mb / EMOTION_MAX_MB and --max_rows /
-EMOTION_MAX_ROWS. Engine: --precision / EMOTION_PRECISION (auto, int8, fp32) and --runtime /
-EMOTION_RUNTIME (auto, onnxruntime, torch). A local adapter on a local (or the bundled MiniLM)
-base loads from local paths only, so the app starts without the network and never waits on a Hub
-time-out; the Hub features (the Evaluation tab's test split, Hub adapters) use the network when
-there is one. HF_HUB_OFFLINE is only ever set by you.
+EMOTION_MAX_ROWS. Memory: --max_sessions / EMOTION_MAX_SESSIONS, the gradio sessions whose state
+stays in memory (about 165 KB each; see emotion_app/ui/sessions.py). Engine: --precision /
+EMOTION_PRECISION (auto, int8, fp32) and --runtime / EMOTION_RUNTIME (auto, onnxruntime, torch).
+A local adapter on a local (or the bundled MiniLM) base loads from local paths only, so the app
+starts without the network and never waits on a Hub time-out; the Hub features (the Evaluation
+tab's test split, Hub adapters) use the network when there is one. HF_HUB_OFFLINE is only ever set
+by you.
 
 On CPU the engine runs an ONNX export of the model, cached on disk ($EMOTION_APP_CACHE, else
 ~/.cache/emotion_app). A first start builds it in a child process while this one imports gradio,
@@ -21,6 +23,7 @@ then the explanation's word table (engine/words.py) in a background thread at lo
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import os
 import subprocess
@@ -38,6 +41,7 @@ logger = logging.getLogger("app")
 def build_parser() -> argparse.ArgumentParser:
     from emotion_app.commands import add_adapter_option, add_engine_options
     from emotion_app.constants import DEFAULT_ADAPTER, MAX_UPLOAD_MB, MAX_UPLOAD_ROWS
+    from emotion_app.ui.sessions import MAX_SESSION_STATES
 
     parser = argparse.ArgumentParser(prog="python app.py", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -54,6 +58,11 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"Largest upload (table or labelled file) in MB (default $EMOTION_MAX_MB or {MAX_UPLOAD_MB:g}).")
     parser.add_argument("--max_rows", type=int, default=_env_number("EMOTION_MAX_ROWS", MAX_UPLOAD_ROWS, int),
                         help=f"Most rows per uploaded file (default $EMOTION_MAX_ROWS or {MAX_UPLOAD_ROWS}).")
+    parser.add_argument("--max_sessions", type=int,
+                        default=_env_number("EMOTION_MAX_SESSIONS", MAX_SESSION_STATES, int),
+                        help="Gradio sessions (pages, API callers) whose state stays in memory, about 165 KB "
+                             "each; the least recently used go first (default $EMOTION_MAX_SESSIONS or "
+                             f"{MAX_SESSION_STATES}).")
     return parser
 
 
@@ -88,12 +97,14 @@ def build(args: argparse.Namespace):
     adapter, options = engine_options(args)
     from emotion_app.engine import words
     from emotion_app.engine.classifier import EmotionClassifier
+    from emotion_app.storage import cache_root, describe
     from emotion_app.ui.common import Limits
     from emotion_app.ui.layout import build_demo
 
-    if args.max_mb <= 0 or args.max_rows < 1:
-        raise SystemExit(f"error: limits must be positive, found --max_mb {args.max_mb} and --max_rows "
-                         f"{args.max_rows}. Pass e.g. --max_mb 50 --max_rows 100000.")
+    if args.max_mb <= 0 or args.max_rows < 1 or args.max_sessions < 1:
+        raise SystemExit(f"error: limits must be positive, found --max_mb {args.max_mb}, --max_rows "
+                         f"{args.max_rows} and --max_sessions {args.max_sessions}. Pass e.g. --max_mb 50 "
+                         "--max_rows 100000 --max_sessions 1000.")
     started = time.perf_counter()
     try:
         classifier = EmotionClassifier.from_adapter(adapter, **options)
@@ -103,8 +114,11 @@ def build(args: argparse.Namespace):
     words.attach(classifier)  # the explanation's words alone: read from the cache, or built in the background
     logger.info("Loaded adapter %s on %s in %.1f s", args.adapter, classifier.info.get("base_model"),
                 time.perf_counter() - started)
+    logger.info("Storage: %s", describe(cache_root()))  # the page says where in words only
     limits = Limits(max_bytes=int(args.max_mb * 1024 * 1024), max_rows=args.max_rows)
-    return build_demo(classifier, limits=limits), limits
+    demo = build_demo(classifier, limits=limits)
+    bound_session_memory(demo, args.max_sessions)
+    return demo, limits
 
 
 def prepare(args: argparse.Namespace) -> None:
@@ -166,6 +180,18 @@ def lighten_gradio_analytics() -> None:
     environment still wins."""
     os.environ.setdefault("GRADIO_ANALYTICS_CACHE_FREQUENCY", "500")
     os.environ.setdefault("GRADIO_ANALYTICS_MAX_EVENTS", "1000")
+
+
+def bound_session_memory(demo, max_sessions: int) -> None:
+    """Bound what gradio keeps per session, which a long-running server otherwise gains with every
+    new session (with a session per API call, 165 KB a call: docs in emotion_app/ui/sessions.py):
+    its session states, by launch's documented `state_session_capacity`, and its queue's record
+    of pending events, which no setting bounds."""
+    from emotion_app.ui.sessions import bound_queue_records
+
+    bound_queue_records(demo._queue)  # the queue exists: build_demo configured it
+    # layout.launch owns the other launch options; the capacity joins whichever launch is called
+    demo.launch = functools.partial(demo.launch, state_session_capacity=max_sessions)
 
 
 def serve(demo, limits) -> None:

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 from support import (
+    NEUTRAL_SPLIT_ROWS,
+    SEVEN_LABELS,
     SPLIT_ROWS,
     build_tiny_bert,
     build_tiny_gpt2,
@@ -90,6 +92,20 @@ def trained_gpt2_adapter(tmp_path_factory, gpt2_config_file) -> Path:
     """A tiny GPT-2 adapter trained by `python train.py config.json --max_steps 4 --output_dir ...`."""
     output = tmp_path_factory.mktemp("gpt2-adapter") / "adapter"
     run_train([str(gpt2_config_file), "--max_steps", "4", "--output_dir", str(output)])
+    return output
+
+
+@pytest.fixture(scope="session")
+def neutral_data_dir(tmp_path_factory) -> Path:
+    """The six-label files plus plain sentences labelled `neutral` in every split."""
+    return write_split_files(tmp_path_factory.mktemp("neutral-data"), NEUTRAL_SPLIT_ROWS, SEVEN_LABELS)
+
+
+@pytest.fixture(scope="session")
+def seven_label_adapter(tmp_path_factory, tiny_bert_dir, neutral_data_dir) -> Path:
+    """A tiny BERT adapter with seven labels (the six + neutral), trained by `python train.py`."""
+    output = tmp_path_factory.mktemp("seven-adapter") / "adapter"
+    run_train(quick_train_args(tiny_bert_dir, neutral_data_dir, output, steps=12))
     return output
 
 

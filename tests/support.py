@@ -50,6 +50,15 @@ EXAMPLES = _examples()  # 96 rows, every label in every block of 24
 # train: templates 0-1 (48 rows), validation: template 2, test: template 3 (24 rows each)
 SPLIT_ROWS = {"train": EXAMPLES[:48], "validation": EXAMPLES[48:72], "test": EXAMPLES[72:]}
 
+# Plain sentences that carry no emotion, for models with a seventh outcome, `neutral` (id 6).
+SEVEN_LABELS = (*LABEL_NAMES, "neutral")
+NEUTRAL_TEXTS = [template.format(word) for template in
+                 ("the meeting is moved to room {}", "the parcel arrives at the {} desk",
+                  "please send the {} report by noon", "the bus to the {} station leaves at nine")
+                 for word in ("north", "south", "east", "west")]
+NEUTRAL_SPLIT_ROWS = {split: rows + [(text, 6) for text in NEUTRAL_TEXTS[i::3]]
+                      for i, (split, rows) in enumerate(SPLIT_ROWS.items())}
+
 # Subprocesses: offline, one thread (the machine is small and shared), no accelerator.
 SUBPROCESS_ENV = {
     "HF_HUB_OFFLINE": "1",
@@ -68,11 +77,12 @@ def subprocess_env() -> dict[str, str]:
     return env
 
 
-def write_split_files(directory: Path, rows: dict[str, list[tuple[str, int]]] | None = None) -> Path:
+def write_split_files(directory: Path, rows: dict[str, list[tuple[str, int]]] | None = None,
+                      names: tuple[str, ...] = LABEL_NAMES) -> Path:
     """train/validation/test.txt in the original release's `text;label-name` format."""
     directory.mkdir(parents=True, exist_ok=True)
     for split, split_rows in (rows or SPLIT_ROWS).items():
-        lines = [f"{text};{LABEL_NAMES[label]}" for text, label in split_rows]
+        lines = [f"{text};{names[label]}" for text, label in split_rows]
         (directory / f"{split}.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
     return directory
 

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from emotion_app.analysis.predictions import NOTE_EMPTY, score_frame
 from emotion_app.data.tables import iter_chunks, read_table
-from emotion_app.data.writers import FORMULA_STARTS, neutralize_formulas, to_safe_csv
+from emotion_app.data.writers import FORMULA_STARTS, is_formula, neutralize_formulas, to_safe_csv
 from emotion_app.labels import EMOTIONS
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -124,7 +124,7 @@ def test_written_csv_is_neutralised_exactly_and_raw_is_exact(texts):
         safe = _read_back(to_safe_csv(frame, Path(directory) / "safe.csv"))
         raw = _read_back(to_safe_csv(frame, Path(directory) / "raw.csv", raw=True))
     assert raw == texts
-    assert safe == ["'" + t if t.startswith(FORMULA_STARTS) else t for t in texts]
+    assert safe == ["'" + t if is_formula(t) else t for t in texts]
     assert neutralize_formulas(frame)["text"].tolist() == safe
 
 

@@ -3,14 +3,35 @@ Lines, written beside the target and renamed into place, so a failure leaves no 
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 import os
+import re
 import tempfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+# Characters a spreadsheet runs a cell from: the ASCII ones, their full-width forms (which Excel and
+# LibreOffice also accept in some locales) and the small forms.
+FORMULA_CHARS = frozenset("=+-@\uff1d\uff0b\uff0d\uff20\ufe66\ufe62\ufe63\ufe6b")
+# A cell starting with one of these is guarded (kept for callers that test with str.startswith);
+# `is_formula` is the whole rule, which also looks past leading spaces and line breaks.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\uff1d", "\uff0b", "\uff0d", "\uff20")
+# What a spreadsheet skips before it looks for a formula: spaces and line breaks of any kind, and
+# invisible characters.
+LEADING = re.compile(r"[\s\u200b\u200c\u200d\u2060\ufeff]*")
+OUTPUT_SUFFIXES = {".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
+
+
+def is_formula(value: str) -> bool:
+    """Whether a spreadsheet opening the file could run `value` as a formula: it starts with one of
+    = + - @ (or a full-width form), after any leading spaces or line breaks, or with a tab or CR."""
+    if value.startswith(("\t", "\r")):
+        return True
+    return value[LEADING.match(value).end():][:1] in FORMULA_CHARS
 
 
 def neutralize_formulas(frame: pd.DataFrame) -> pd.DataFrame:
@@ -24,12 +45,10 @@ def neutralize_formulas(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-
 def _neutral(value: object) -> object:
-    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+    if isinstance(value, str) and is_formula(value):
         return "'" + value
     return value
-
 
 
 def output_format(path: str | Path) -> str:
@@ -41,12 +60,11 @@ def output_format(path: str | Path) -> str:
     return OUTPUT_SUFFIXES[suffix]
 
 
-
 class TableWriter:
     """Writes a table chunk by chunk (format from the suffix) to a temporary file beside `path`,
     renamed into place by close(): a run that fails half-way never leaves a file that looks complete.
-    CSV/TSV cells are neutralised against formula injection unless raw; JSON Lines is for programs
-    and is written as is."""
+    CSV/TSV cells are neutralised against formula injection unless raw, and a cell holding the
+    delimiter, a quote or a line break is quoted; JSON Lines is for programs and is written as is."""
 
     def __init__(self, path: str | Path, raw: bool = False, excel_bom: bool = False):
         self.path = Path(path)
@@ -72,7 +90,8 @@ class TableWriter:
             # CRLF as RFC 4180 and Excel expect; it also makes the writer quote a lone \r in a cell,
             # which it leaves bare when the line ends are \n (the row would then break in two)
             safe.to_csv(self._handle, sep="\t" if self.format == "tsv" else ",", index=False,
-                        header=self._columns is None, lineterminator="\r\n", na_rep="")
+                        header=self._columns is None, lineterminator="\r\n", na_rep="",
+                        quoting=csv.QUOTE_MINIMAL, quotechar='"', doublequote=True)
         self._columns = columns
         self.rows += len(frame)
 
@@ -101,14 +120,12 @@ class TableWriter:
             self.abort()
 
 
-
 def _json_value(value: object) -> object:
     if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
         return None
     if isinstance(value, np.generic):
         return value.item()
     return value
-
 
 
 def to_safe_csv(frame: pd.DataFrame, path: str | Path, raw: bool = False, excel_bom: bool = False) -> Path:
@@ -120,10 +137,3 @@ def to_safe_csv(frame: pd.DataFrame, path: str | Path, raw: bool = False, excel_
     with TableWriter(path, raw=raw, excel_bom=excel_bom) as writer:
         writer.write(frame)
     return Path(path)
-
-
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-
-
-
-OUTPUT_SUFFIXES = {".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl"}

@@ -8,6 +8,7 @@ together. The labels are the classifier's own (its adapter's labels.json).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,12 +61,10 @@ def stored_metrics(directory: str | Path | None) -> tuple[dict | None, str]:
 def model_info(classifier, metrics: dict | None) -> str:
     """The model panel: base, adapter, labels and the stored test figures."""
     info = getattr(classifier, "info", {}) or {}
-    lines = [f"**Base model:** `{info.get('base_model', 'unknown')}`",
-             f"**Adapter:** `{info.get('adapter', 'unknown')}`",
-             f"**Labels:** {', '.join(classifier.labels)}"]
-    from emotion_app.storage import cache_root, describe
-
-    lines.append(f"**Storage:** {describe(cache_root())}")
+    lines = [f"**Base model:** {shown_name(info.get('base_model', 'unknown'))}",
+             f"**Adapter:** {shown_name(info.get('adapter', 'unknown'))}",
+             f"**Labels:** {', '.join(classifier.labels)}",
+             f"**Models are kept in:** {storage_in_words(cache_root())}"]
     temperature = getattr(classifier, "temperature", 1.0)
     if temperature != 1.0:
         lines.append(f"**Calibration:** temperature {temperature:.3f} (probabilities are calibrated)")
@@ -74,6 +73,27 @@ def model_info(classifier, metrics: dict | None) -> str:
         lines.append(f"**Test set:** accuracy {test['accuracy']:.1%}, macro-F1 {test['macro_f1']:.3f} "
                      f"on {test.get('n', 0):,} rows")
     return " · ".join(lines)
+
+
+def shown_name(name: object) -> str:
+    """A model as the public page names it: a Hub id as it is, a folder on the server by its own
+    name only (where it lies is the server's business; the log says, app.py)."""
+    text = str(name)
+    path = Path(text).expanduser()
+    if path.is_absolute() or text.startswith((".", "~")) or path.exists():
+        return f"`{path.name or text}` (a folder on this machine)"
+    return f"`{text}`"
+
+
+def storage_in_words(root: Path) -> str:
+    """Where the engine's models and adapted models are kept, in words (the log names the path)."""
+    from emotion_app.storage import SPACE_STORAGE
+
+    if root.is_relative_to(SPACE_STORAGE):
+        return "the Space's persistent storage (kept across restarts)"
+    if os.environ.get("SPACE_ID"):
+        return "this machine's cache (a Space restart starts it afresh)"
+    return "this machine's cache"
 
 
 def describe_labels(labels) -> str:

@@ -7,6 +7,12 @@ Adapted models live under one folder (storage.cache_root() / "adapted"); at most
 stay loaded at once (the least recently used is unloaded, and loads again from disk when its
 session asks), at most `max_kept` stay on disk (the oldest go first), and a session's models are
 deleted when it ends (`end_session`, wired to the page's unload).
+
+Gradio keeps its own records per session, and a server that runs for weeks must bound them: one
+session per page, but also one per API call from curl on /call/... or from a fresh gradio_client.
+Its state (a copy of every component's config, about 165 KB a session on this page) is bounded by
+launch's `state_session_capacity` (`MAX_SESSION_STATES`, set by app.py); its queue's record of
+each session's pending events is not bounded at all, so `bound_queue_records` prunes it.
 """
 
 from __future__ import annotations
@@ -25,6 +31,10 @@ logger = logging.getLogger(__name__)
 
 MAX_LOADED = 2  # adapted engines in memory at once (each about 100 MB with its ONNX model)
 MAX_KEPT = 20  # adapted adapter directories on disk at once, all sessions together
+# Gradio session states kept in memory (the least recently used go first): about 165 MB at most.
+# A page idle while this many newer sessions came loses its scored table and column choices.
+MAX_SESSION_STATES = 1000
+PRUNE_EVERY = 100  # new sessions between two prunings of gradio's pending-event record
 
 
 @dataclass
@@ -144,3 +154,43 @@ def _load_engine(directory: str):
     classifier = EmotionClassifier.from_adapter(directory)
     classifier.share_cores_by_batch()  # served beside the app's own model, as app.py does
     return classifier
+
+
+class PendingEventIds(dict):
+    """Gradio's record of each session's pending event ids (`Queue.pending_event_ids_session`),
+    less the sessions with none pending. Gradio empties a session's set as its answers are
+    delivered but drops the key only when a page disconnects mid-stream, so a session per API
+    call leaves a key and an empty set (about 0.4 KB) per call, for good. Every `prune_every` new
+    sessions the empty ones go. Gradio adds a session here, on its event loop, between two awaits
+    that also fill the set, so no coroutine sees an empty set it is about to use disappear."""
+
+    def __init__(self, records=(), prune_every: int = PRUNE_EVERY):
+        super().__init__(records)
+        self.prune_every, self._added = prune_every, 0
+
+    def __setitem__(self, session: str, event_ids: set) -> None:
+        if session not in self:
+            self._added += 1
+            if self._added % self.prune_every == 0:
+                self.prune()
+        super().__setitem__(session, event_ids)
+
+    def prune(self) -> None:
+        for session in [session for session, event_ids in self.items() if not event_ids]:
+            del self[session]
+
+
+def bound_queue_records(queue, prune_every: int = PRUNE_EVERY) -> bool:
+    """Swap gradio's pending-event record in `queue` (a Blocks' `_queue`) for a PendingEventIds.
+    A private attribute, for want of any setting or hook that bounds it (gradio 6.31); should a
+    gradio release rename it, say so and leave the queue as it is. True when bounded."""
+    records = getattr(queue, "pending_event_ids_session", None)
+    if isinstance(records, PendingEventIds):
+        return True
+    if type(records) is not dict:
+        logger.warning("gradio's queue has no pending_event_ids_session dict (found %s): its per-session "
+                       "record stays unbounded. Check benchmarks/soak_app.py against this gradio version.",
+                       type(records).__name__)
+        return False
+    queue.pending_event_ids_session = PendingEventIds(records, prune_every)
+    return True

@@ -1,0 +1,186 @@
+"""Labels come from the model: a seven-label adapter (the six emotions + neutral) trained through the
+real train.py works in the engine, the scoring CLI, evaluation, the app's handlers, adaptation and
+export; bad label sets are refused with what was expected; six-label adapters stay as they were."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+from support import LABEL_NAMES, NEUTRAL_TEXTS, REPO, SEVEN_LABELS, quick_train_args, run_train, subprocess_env
+
+from emotion_app import evaluate as evaluate_cli
+from emotion_app.artifacts import LABELS_FILE, read_labels
+from emotion_app.data.labelled import DataArguments, load_splits, read_labeled_file
+from emotion_app.engine.adapters import read_adapter
+from emotion_app.engine.classifier import EmotionClassifier
+from emotion_app.labels import EMOTIONS
+from emotion_app.score import EXIT_OK, main as score_main
+
+PLAIN = "the meeting is moved to room north"
+
+
+@pytest.fixture(scope="module")
+def seven(seven_label_adapter):
+    return EmotionClassifier.from_adapter(str(seven_label_adapter))
+
+
+def test_train_py_records_the_labels_it_found_in_the_data(seven_label_adapter):
+    assert read_labels(seven_label_adapter) == SEVEN_LABELS
+    metrics = json.loads((seven_label_adapter / "metrics.json").read_text(encoding="utf-8"))
+    assert metrics["labels"] == list(SEVEN_LABELS) and metrics["training"]["labels"] == list(SEVEN_LABELS)
+    card = (seven_label_adapter / "README.md").read_text(encoding="utf-8")
+    assert "6 neutral" in card and "num_labels=7" in card
+
+
+def test_a_six_label_run_records_the_six_emotions_and_an_adapter_without_the_file_loads_as_six(
+        trained_bert_adapter, tmp_path):
+    assert read_labels(trained_bert_adapter) == EMOTIONS
+    old = tmp_path / "old-adapter"
+    shutil.copytree(trained_bert_adapter, old)
+    (old / LABELS_FILE).unlink()  # as every adapter made before labels were recorded
+    assert read_adapter(str(old)).labels == EMOTIONS
+    np.testing.assert_array_equal(EmotionClassifier.from_adapter(str(old), runtime="torch").predict_proba(["i feel sad"]),
+                                  EmotionClassifier.from_adapter(str(trained_bert_adapter),
+                                                                 runtime="torch").predict_proba(["i feel sad"]))
+
+
+def test_the_engine_answers_with_the_models_labels(seven):
+    assert seven.labels == SEVEN_LABELS
+    probs = seven.predict_proba([PLAIN, "i feel so sad today"])
+    assert probs.shape == (2, 7)
+    np.testing.assert_allclose(probs.sum(axis=1), 1, atol=1e-5)
+    assert seven.predict([PLAIN])[0] in SEVEN_LABELS
+
+
+def test_the_scoring_cli_writes_p_neutral_and_neutral_answers(seven_label_adapter, tmp_path):
+    source, target = tmp_path / "in.csv", tmp_path / "out.csv"
+    pd.DataFrame({"text": [*NEUTRAL_TEXTS[:4], "i feel so happy today"]}).to_csv(source, index=False)
+    assert score_main([str(source), "-o", str(target), "--adapter", str(seven_label_adapter)]) == EXIT_OK
+    out = pd.read_csv(target, keep_default_na=False)
+    assert [c for c in out.columns if c.startswith("p_")] == [f"p_{name}" for name in SEVEN_LABELS]
+    probs = out[[f"p_{name}" for name in SEVEN_LABELS]].to_numpy()
+    assert list(out["emotion"]) == [SEVEN_LABELS[i] for i in probs.argmax(axis=1)]
+
+
+def test_evaluating_a_seven_label_model_on_a_six_label_file_gives_both_figures(seven_label_adapter, data_dir,
+                                                                               tmp_path, capsys):
+    output = tmp_path / "m.json"
+    evaluate_cli.main(["--adapter", str(seven_label_adapter), "--file", str(data_dir / "test.txt"),
+                       "--output", str(output)])
+    figures = json.loads(output.read_text(encoding="utf-8"))["test"]
+    assert figures["n"] == 24 and set(figures["per_class"]) == set(SEVEN_LABELS)
+    assert figures["six_way"]["n"] == 24 and figures["six_way"]["accuracy"] >= figures["accuracy"]
+    assert 0 <= figures["called_neutral"]["rows"] <= 24
+    matrix = np.array(figures["confusion_matrix"])
+    assert matrix.shape == (7, 7) and matrix[6].sum() == 0  # no true neutral row; answers may be neutral
+    assert figures["accuracy"] == pytest.approx(np.trace(matrix) / 24)
+    assert "six-way" in capsys.readouterr().out
+
+
+def test_a_file_with_a_label_the_model_lacks_is_refused_naming_the_row(trained_bert_adapter, tmp_path):
+    path = tmp_path / "mine.csv"
+    pd.DataFrame({"text": ["i feel sad", PLAIN], "label": ["sadness", "neutral"]}).to_csv(path, index=False)
+    with pytest.raises(SystemExit, match=r"row 3.*unknown label 'neutral'"):
+        evaluate_cli.main(["--adapter", str(trained_bert_adapter), "--file", str(path),
+                           "--output", str(tmp_path / "m.json")])
+
+
+def test_the_page_says_no_clear_emotion_when_neutral_wins(seven, tmp_path):
+    from emotion_app.ui.layout import Handlers
+
+    handlers = Handlers.create(seven, output_dir=tmp_path / "out", adapted_dir=tmp_path / "adapted")
+    answer = handlers.predict_tab.predict(PLAIN)
+    assert set(answer) == set(SEVEN_LABELS)
+    neutral_first = {"neutral": 0.7, **{name: 0.05 for name in EMOTIONS}}
+    assert "No clear emotion" in handlers.predict_tab.summary(neutral_first)
+    assert "No clear emotion" not in handlers.predict_tab.summary({**neutral_first, "joy": 0.9, "neutral": 0.01})
+    [classified] = handlers.predict_tab.classify([PLAIN])
+    assert set(classified[0]) - {"in_distribution"} == set(SEVEN_LABELS)
+
+
+def test_adaptation_learns_from_neutral_corrections(seven_label_adapter, tmp_path):
+    from emotion_app.train.adaptation import AdaptOptions, adapt
+
+    texts = [*NEUTRAL_TEXTS[:8], *(f"i feel so {w} today" for w in ("sad", "happy", "angry", "scared"))]
+    labels = ["neutral"] * 8 + ["sadness", "joy", "anger", "fear"]
+    out, summary = adapt(str(seven_label_adapter), texts, labels, tmp_path / "adapted",
+                         AdaptOptions(epochs=5, learning_rate=3e-2, batch_size=8, max_length=32, holdout="none"))
+    assert read_labels(out) == SEVEN_LABELS
+    assert summary["corrections"]["per_label"]["neutral"] == 8
+
+
+def test_corrections_with_a_label_the_model_lacks_are_refused(trained_bert_adapter, tmp_path):
+    from emotion_app.train.adaptation import adapt
+
+    with pytest.raises(ValueError, match=r"correction 2 .*unknown label 'neutral'"):
+        adapt(str(trained_bert_adapter), ["i feel sad", PLAIN] * 4, ["sadness", "neutral"] * 4, tmp_path / "a")
+    assert not (tmp_path / "a").exists()
+
+
+def test_the_merged_export_loads_in_a_pipeline_with_seven_named_labels(seven_label_adapter, tmp_path):
+    from transformers import pipeline
+
+    from emotion_app.train.export import export
+
+    out = tmp_path / "merged"
+    export(str(seven_label_adapter), merged=out)
+    classify = pipeline("text-classification", model=str(out), top_k=None)
+    assert {row["label"] for row in classify([PLAIN])[0]} == set(SEVEN_LABELS)
+
+
+def test_train_py_maps_multi_label_rows_and_records_what_it_dropped(tiny_bert_dir, data_dir, tmp_path):
+    extra = tmp_path / "reddit.csv"
+    pd.DataFrame({"text": ["so happy for you", "this is awful", PLAIN, "what is this", "lol ok"],
+                  "labels": ["joy amusement", "anger sadness", "neutral", "curiosity", "amusement,approval"],
+                  "id": ["a", "b", "c", "d", "e"]}).to_csv(extra, index=False)
+    mapping = tmp_path / "map.json"
+    mapping.write_text(json.dumps({"amusement": "joy", "curiosity": None, "approval": None}), encoding="utf-8")
+    out = tmp_path / "mapped"
+    run_train(quick_train_args(tiny_bert_dir, data_dir, out, steps=3)
+              + ["--extra_train_files", str(extra), "--label_mapping", str(mapping)])
+    training = json.loads((out / "metrics.json").read_text(encoding="utf-8"))["training"]
+    assert training["labels"] == list(SEVEN_LABELS) and training["train_rows"] == 48 + 3
+    assert training["rows_dropped_by_label_mapping"] == {
+        str(extra): {"several labels after mapping": 1, "no label after mapping": 1}}
+
+
+@pytest.mark.parametrize("rows, flags, problem", [
+    ({"train": ["a;joy", "b;joy"]}, [], "all have the label 'joy'"),
+    ({}, ["--labels", "joy", "Joy"], "more than once"),
+    ({}, ["--labels", "joy", ""], "non-empty"),
+    ({"validation": ["a;joy", "b;billing"]}, [], "line 2: unknown label 'billing'"),
+])
+def test_bad_label_sets_are_refused_before_training(tiny_bert_dir, data_dir, tmp_path, rows, flags, problem):
+    import subprocess
+    import sys
+
+    data = tmp_path / "data"
+    shutil.copytree(data_dir, data)
+    for split, lines in rows.items():
+        (data / f"{split}.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    out = tmp_path / "out"
+    done = subprocess.run([sys.executable, str(REPO / "train.py"), *quick_train_args(tiny_bert_dir, data, out),
+                           *flags], cwd=REPO, env=subprocess_env(), capture_output=True, text=True, timeout=600)
+    assert done.returncode != 0 and problem in done.stderr
+    assert not (out / "adapter_config.json").exists()
+
+
+def test_an_adapter_whose_head_does_not_match_its_labels_is_refused(seven_label_adapter, tmp_path):
+    broken = tmp_path / "broken"
+    shutil.copytree(seven_label_adapter, broken, ignore=shutil.ignore_patterns("checkpoints"))
+    (broken / LABELS_FILE).write_text(json.dumps({"labels": list(LABEL_NAMES)}), encoding="utf-8")
+    with pytest.raises(ValueError, match=r"head with 7 outputs but its labels.json name 6 labels"):
+        read_adapter(str(broken))
+
+
+def test_local_files_are_read_against_a_given_label_list(neutral_data_dir):
+    data = load_splits(DataArguments(data_dir=str(neutral_data_dir)))
+    assert data["train"].features["label"].names == list(SEVEN_LABELS)
+    test = read_labeled_file(neutral_data_dir / "test.txt", labels=SEVEN_LABELS)
+    assert "neutral" in {SEVEN_LABELS[i] for i in test["label"]}
+    with pytest.raises(ValueError, match="unknown label 'neutral'"):
+        read_labeled_file(neutral_data_dir / "test.txt")  # the six emotions by default
