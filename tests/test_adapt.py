@@ -271,8 +271,9 @@ def test_refuses_too_few_corrections_and_names_the_minimum(trained_bert_adapter,
 def test_refuses_a_label_outside_the_six_and_names_the_row(tmp_path):
     path = tmp_path / "fixed.csv"
     path.write_text("text,label\ni am glad,joy\ni am sad,Sadness\nwhat a day,3\nyuck,disgust\n", encoding="utf-8")
-    with pytest.raises(ValueError, match=r"fixed\.csv, row 5: unknown label 'disgust'"):
-        read_corrections(path)
+    rows = read_corrections(path)  # labels are read against the adapter's own, in adapt()
+    with pytest.raises(ValueError, match=r"fixed\.csv, row 5 \('yuck'\): unknown label 'disgust'"):
+        check_corrections(rows.texts, rows.cells, rows.places)
     with pytest.raises(ValueError, match=r"correction 3 \('c'\): unknown label 6"):
         check_corrections(list("abcdefghijkl"), [0, 1, 6] + [0] * 9)
 
