@@ -73,11 +73,13 @@ CHECK_UNAVAILABLE = ("The check for text unlike the training data is unavailable
 
 # --- fitting ---------------------------------------------------------------------------------------
 
-def fit_detector(features, labels, num_classes: int,
+def fit_detector(features, labels, num_classes: int | None = None,
                  shrinkage: float = DEFAULT_SHRINKAGE) -> ShiftDetector:
     """Class means, shared within-class covariance and a background Gaussian from training rows.
     Both covariances get `shrinkage` x (mean eigenvalue) on the diagonal."""
     x = check_features(features, None)
+    if num_classes is None:  # the classes the labels name (pass the model's count when some have no row)
+        num_classes = int(np.max(labels)) + 1 if len(labels) else 0
     y = _check_labels(labels, len(x), num_classes)
     counts = np.bincount(y, minlength=num_classes)
     if counts.min() < 2:
