@@ -18,7 +18,7 @@ from emotion_app.labels import EMOTIONS
 from emotion_app.ui import figures
 from emotion_app.ui.common import Limits
 from emotion_app.ui.evaluation import ANY, CONFUSION_VIEWS
-from emotion_app.ui.layout import Handlers, build_demo, model_info
+from emotion_app.ui.layout import Handlers, build_demo, describe_labels, model_info
 from emotion_app.ui.layout import stored_metrics as read_metrics
 
 # One trigger word per emotion; the fake classifier puts most of its mass on the words it sees.
@@ -119,9 +119,10 @@ def test_the_page_says_when_a_text_is_unlike_the_training_data(handlers):
     assert "Unlike" not in handlers.predict_tab.summary(probs, familiar=True)
 
 
-def test_sorted_probabilities_rejects_missing_labels():
-    with pytest.raises(ValueError, match="expected exactly the labels"):
-        figures.sorted_probabilities({"joy": 1.0})
+def test_sorted_probabilities_rejects_a_single_or_non_finite_value():
+    for bad in ({"joy": 1.0}, {"joy": float("nan"), "fear": 0.5}):
+        with pytest.raises(ValueError, match="one finite probability per label"):
+            figures.sorted_probabilities(bad)
 
 
 def test_explain_scores_each_word_and_scales_the_strongest_to_one(handlers):
@@ -260,14 +261,14 @@ def test_review_hint_reads_the_test_coverage_curve(handlers, fake):
 
 
 def test_label_count_figure_counts_every_row():
-    counts = figures.label_counts(["joy", "joy", "", "fear"])
+    counts = figures.label_counts(["joy", "joy", "", "fear"], EMOTIONS)
     assert counts == {"sadness": 0, "joy": 2, "love": 0, "anger": 0, "fear": 1, "surprise": 0,
                       figures.UNSCORED: 1}
     bar = figures.label_count_figure(counts).data[0]
     assert list(bar.y) == [0, 2, 0, 0, 1, 0, 1]
     assert bar.text[1] == "2 (50%)"
-    with pytest.raises(ValueError, match="unknown emotions"):
-        figures.label_counts(["joy", "happiness"])
+    with pytest.raises(ValueError, match="unknown labels"):
+        figures.label_counts(["joy", "happiness"], EMOTIONS)
 
 
 # --- Evaluation -----------------------------------------------------------------------------------
@@ -276,7 +277,7 @@ def test_label_count_figure_counts_every_row():
 def test_stored_evaluation_shows_the_metrics_json_figures(handlers):
     summary, table, confusion, state = handlers.evaluation_tab.stored_evaluation()
     assert "90.0%" in summary and "0.850" in summary and "60" in summary
-    assert table["emotion"].tolist() == [*EMOTIONS, "macro average"]
+    assert table["label"].tolist() == [*EMOTIONS, "macro average"]
     assert table["support"].tolist() == [10] * 6 + [60]
     assert np.array_equal(np.asarray(confusion.data[0].z), METRICS["test"]["confusion_matrix"])
     assert state["matrix"] == METRICS["test"]["confusion_matrix"]
@@ -294,13 +295,13 @@ def test_confusion_views_counts_and_row_shares(handlers):
 
 def test_confusion_figure_rejects_a_wrong_shape():
     with pytest.raises(ValueError, match=r"expected \(6, 6\)"):
-        figures.confusion_figure([[1, 2], [3, 4]])
+        figures.confusion_figure([[1, 2], [3, 4]], EMOTIONS)
 
 
 def test_without_metrics_the_tab_says_so(fake, tmp_path):
     summary, table, confusion, state = Handlers.create(fake, metrics_note="No metrics here.").evaluation_tab.stored_evaluation()
     assert "No metrics here." in summary and table is None and confusion is None
-    assert state == {"matrix": None, "rows": None}
+    assert state == {"matrix": None, "rows": None, "labels": list(EMOTIONS)}
 
 
 def test_read_metrics_explains_missing_and_broken_files(tmp_path):
@@ -326,7 +327,7 @@ def test_evaluate_file_computes_metrics_and_lists_the_misclassified_rows(handler
     assert "7 rows" in summary and f"{6 / 7:.1%}" in summary
     matrix = np.asarray(state["matrix"])
     assert matrix.sum() == 7 and matrix[0, 1] == 1 and np.trace(matrix) == 6
-    assert table.loc[table["emotion"] == "sadness", "recall"].item() == pytest.approx(0.5)
+    assert table.loc[table["label"] == "sadness", "recall"].item() == pytest.approx(0.5)
     confusion, count, rows = handlers.evaluation_tab.refresh(state, CONFUSION_VIEWS[0], ANY, ANY)
     assert rows[["row", "text", "true", "predicted"]].values.tolist() == [[3, "i feel happy", "sadness", "joy"]]
     assert "1 misclassified rows" in count
@@ -373,11 +374,12 @@ def test_hub_evaluation_uses_the_loaded_split(fake):
 # --- The page -------------------------------------------------------------------------------------
 
 
-def test_handlers_refuse_a_classifier_with_other_labels():
+def test_handlers_take_the_labels_of_a_classifier_with_other_labels():
     other = FakeClassifier()
     other.labels = ("positive", "negative")
-    with pytest.raises(ValueError, match="expected"):
-        Handlers.create(other)
+    handlers = Handlers.create(other)
+    assert handlers.evaluation_tab.labels == ("positive", "negative")
+    assert "2 labels: positive, negative" in describe_labels(other.labels)
 
 
 def test_limits_must_be_positive():
