@@ -241,16 +241,18 @@ def test_adapter_without_its_head_is_refused_not_given_a_random_one(trained_bert
 def test_adapter_with_a_head_of_another_size_is_refused(trained_bert_adapter, tmp_path):
     adapter = _copy(trained_bert_adapter, tmp_path)
     _rewrite_weights(adapter, lambda w: {k: (v[:5] if ".classifier." in k else v) for k, v in w.items()})
-    with pytest.raises(ValueError, match=r"head with 5 outputs: expected 6"):
+    with pytest.raises(ValueError, match=r"head with 5 outputs but its labels.json name 6 labels"):
         load_adapter(str(adapter))
 
 
-def test_adapter_trained_with_another_label_order_is_refused(trained_bert_adapter, tmp_path):
+def test_the_labels_an_adapter_records_name_its_outputs_and_a_broken_record_is_refused(trained_bert_adapter,
+                                                                                        tmp_path):
     adapter = _copy(trained_bert_adapter, tmp_path)
-    metrics = json.loads((adapter / "metrics.json").read_text())
-    metrics["labels"] = ["joy", "sadness", "love", "anger", "fear", "surprise"]
-    (adapter / "metrics.json").write_text(json.dumps(metrics))
-    with pytest.raises(ValueError, match=rf"adapter {adapter} has labels \['joy', 'sadness'"):
+    order = ["joy", "sadness", "love", "anger", "fear", "surprise"]
+    (adapter / "labels.json").write_text(json.dumps({"labels": order}))
+    assert load_adapter(str(adapter)).labels == tuple(order)
+    (adapter / "labels.json").write_text(json.dumps(order))
+    with pytest.raises(ValueError, match=r"labels.json holds .*expected \{\"labels\""):
         load_adapter(str(adapter))
 
 

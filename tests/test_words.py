@@ -94,9 +94,9 @@ def test_engines_without_a_cache_file_get_no_table(trained_bert_adapter, cache):
 
 
 def test_a_malformed_table_is_refused():
-    with pytest.raises(ValueError, match=r"needs ids \[K, L\] and finite logits \[K, 6\]; found ids \(2, 3\) "
-                                         r"and logits \(2, 5\). Delete the file"):
-        words.WordTable(np.zeros((2, 3)), np.zeros((2, 5)))
+    with pytest.raises(ValueError, match=r"needs ids \[K, L\] and finite logits \[K, labels\]; found ids \(2, 3\) "
+                                         r"and logits \(3, 5\). Delete the file"):
+        words.WordTable(np.zeros((2, 3)), np.zeros((3, 5)))
 
 
 def test_a_read_only_cache_keeps_the_table_in_memory(trained_bert_adapter, cache, monkeypatch, caplog):
