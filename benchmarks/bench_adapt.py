@@ -42,6 +42,7 @@ from emotion_app.train.adaptation import (
     REPLAY_PER_CORRECTION,
     AdaptOptions,
     adapt,
+    check_corrections,
     read_corrections,
 )
 
@@ -168,7 +169,8 @@ def _targets_text(found: dict) -> str:
 def main(argv: list[str] | None = None) -> dict:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     args = build_parser().parse_args(argv)
-    pool, dev = read_corrections(args.pool), read_corrections(args.dev)
+    pool, dev = (check_corrections(rows.texts, rows.cells, rows.places)
+                 for rows in (read_corrections(args.pool), read_corrections(args.dev)))
     parent = EmotionClassifier.from_adapter(args.adapter, quantize=False, runtime="torch")
     parent_dev = _short(evaluate(parent, dev.texts, dev.labels))
     load_start = os.getloadavg()

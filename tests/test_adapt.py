@@ -329,7 +329,8 @@ def test_reads_corrections_through_the_shared_table_reader(tmp_path, monkeypatch
     monkeypatch.setattr(adaptation, "MIN_CORRECTIONS", 2)
     path = tmp_path / name
     path.write_text(content, encoding="utf-8")
-    corrections = read_corrections(path)
+    rows = read_corrections(path)
+    corrections = check_corrections(rows.texts, rows.cells, rows.places)
     assert corrections.texts == ["i am glad", "i am sad"]
     assert corrections.labels.tolist() == [1, 0]
 

@@ -193,7 +193,7 @@ def test_the_merged_export_is_the_engines_model(adapter, tmp_path):
     assert export.export(str(adapter), merged=out) == [out]
     assert {p.name for p in out.iterdir()} == {"config.json", "model.safetensors", "tokenizer.json",
                                                "tokenizer_config.json", "README.md", "metrics.json",
-                                               "calibration.json"}
+                                               "calibration.json", "labels.json"}
     model = AutoModelForSequenceClassification.from_pretrained(str(out)).eval()
     assert model.config.id2label == dict(enumerate(EMOTIONS)) and model.config.label2id == {name: i for i, name in enumerate(EMOTIONS)}
     assert not hasattr(model, "peft_config")
@@ -236,7 +236,7 @@ def test_the_onnx_export_runs_in_bare_onnxruntime(adapter, tmp_path):
     assert (adapter.parent.name.startswith("gpt2")) == (name == "model.onnx")
     assert {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()} == {
         f"onnx/{name}", "config.json", "tokenizer.json", "tokenizer_config.json", "README.md", "metrics.json",
-        "calibration.json"}
+        "calibration.json", "labels.json"}
     assert (out / "onnx" / name).read_bytes() == engine.model.path.read_bytes()
     config = json.loads((out / "config.json").read_text(encoding="utf-8"))
     assert config["id2label"] == {str(i): label for i, label in dict(enumerate(EMOTIONS)).items()} and config["model_type"]
