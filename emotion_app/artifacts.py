@@ -35,18 +35,21 @@ SHIFT_ARRAYS = ("means", "precision", "background_mean", "background_precision")
 def read_metrics(directory: str | Path) -> dict | None:
     """The adapter's metrics.json as a dict; None when the directory has none. ValueError, saying
     what is wrong with it, when it exists but is not a JSON object."""
-    path = Path(directory) / METRICS_FILE
+    return _read_object(Path(directory) / METRICS_FILE, "the JSON that training writes",
+                        "Train, calibrate or download the adapter again.")
+
+
+def _read_object(path: Path, expected: str, fix: str) -> dict | None:
+    """A JSON object file; None when absent, ValueError saying what is wrong when not an object."""
     if not path.is_file():
         return None
     try:
-        metrics = json.loads(path.read_text(encoding="utf-8"))
+        record = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise ValueError(f"{path} could not be read ({err}): expected the JSON that training writes. "
-                         "Train, calibrate or download the adapter again.") from None
-    if not isinstance(metrics, dict):
-        raise ValueError(f"{path} holds {type(metrics).__name__}: expected a JSON object. "
-                         "Train, calibrate or download the adapter again.")
-    return metrics
+        raise ValueError(f"{path} could not be read ({err}): expected {expected}. {fix}") from None
+    if not isinstance(record, dict):
+        raise ValueError(f"{path} holds {str(record)[:80]!r}: expected {expected}. {fix}")
+    return record
 
 
 def read_labels(directory: str | Path) -> tuple[str, ...]:
@@ -55,16 +58,12 @@ def read_labels(directory: str | Path) -> tuple[str, ...]:
     from emotion_app.labels import EMOTIONS, check_labels
 
     path = Path(directory) / LABELS_FILE
-    if not path.is_file():
+    expected, fix = '{"labels": [names...]} as train.py writes it', "Train or download the adapter again."
+    record = _read_object(path, expected, fix)
+    if record is None:
         return EMOTIONS
-    try:
-        record = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise ValueError(f"{path} could not be read ({err}): expected {{\"labels\": [names...]}} as train.py "
-                         "writes it. Train or download the adapter again.") from None
-    if not isinstance(record, dict) or not isinstance(record.get("labels"), list):
-        raise ValueError(f"{path} holds {str(record)[:80]!r}: expected {{\"labels\": [names...]}}. "
-                         "Train or download the adapter again.")
+    if not isinstance(record.get("labels"), list):
+        raise ValueError(f"{path} holds {str(record)[:80]!r}: expected {expected}. {fix}")
     return check_labels(record["labels"], str(path))
 
 
