@@ -27,11 +27,11 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from emotion_app.analysis.metrics import classification_metrics  # noqa: E402
+from emotion_app.analysis.metrics import label_set_metrics  # noqa: E402
 from emotion_app.data.labelled import read_labeled_file  # noqa: E402
 from emotion_app.engine.adapters import load_adapter  # noqa: E402
 from emotion_app.engine.classifier import EmotionClassifier, softmax  # noqa: E402
-from emotion_app.labels import EMOTIONS, NEUTRAL, emotion_columns  # noqa: E402
+from emotion_app.labels import EMOTIONS, NEUTRAL, parse_label  # noqa: E402
 
 logger = logging.getLogger("bench_real_text")
 
@@ -64,17 +64,16 @@ def plain_peft_logits(adapter: str, texts: list[str]) -> tuple[np.ndarray, tuple
 
 
 def figures(probs: np.ndarray, labels: tuple[str, ...], truth: list[str]) -> dict:
-    six = emotion_columns(labels) or list(range(len(labels)))
     out = {"n": len(truth)}
     called = np.array([labels[i] for i in probs.argmax(axis=1)])
     out["called_neutral"] = float((called == NEUTRAL).mean()) if NEUTRAL in labels else 0.0
-    if truth and truth[0] == NEUTRAL and set(truth) == {NEUTRAL}:
+    if set(truth) == {NEUTRAL}:
         return out
-    ids = [EMOTIONS.index(name) for name in truth]
-    six_way = classification_metrics(ids, probs[:, six] / probs[:, six].sum(axis=1, keepdims=True), EMOTIONS)
+    metrics = label_set_metrics([parse_label(name, labels) for name in truth], probs, labels)
+    six_way = metrics.get("six_way", metrics)  # a six-label model's own figures are six-way
     out["six_way_accuracy"], out["six_way_macro_f1"] = six_way["accuracy"], six_way["macro_f1"]
     if len(labels) != len(EMOTIONS):
-        out["all_labels_accuracy"] = float((called == np.array(truth)).mean())
+        out["all_labels_accuracy"] = metrics["accuracy"]
     return out
 
 

@@ -78,6 +78,17 @@ def _label_error(value: object, labels: Sequence[str]) -> str:
             f"or an id 0-{len(labels) - 1}")
 
 
+def emotion_ids_in(labels: Sequence[str]) -> list[int]:
+    """Where each of the six emotions (seed ids 0-5) sits in `labels`, so six-emotion rows can be
+    read by a model with more labels (neutral); ValueError naming the emotions `labels` lacks."""
+    ids = emotion_columns(labels)
+    if not ids:
+        missing = [name for name in EMOTIONS if name not in {n.lower() for n in labels}]
+        raise ValueError(f"the labels {list(labels)} lack {', '.join(missing)}: expected all six emotions to read "
+                         "rows of dair-ai/emotion. Use data with the model's own labels.")
+    return ids
+
+
 def emotion_columns(labels: Sequence[str]) -> list[int]:
     """The positions of the seed's six emotions in `labels` (the six-way view of a larger model);
     empty unless all six are there."""

@@ -26,7 +26,7 @@ from datasets import ClassLabel, Dataset, DatasetDict, Features, Value, concaten
 
 from emotion_app.constants import DEFAULT_DATASET, DEFAULT_DATASET_CONFIG
 from emotion_app.data.tables import read_table, resolve_column
-from emotion_app.labels import EMOTIONS, check_labels, label_order, parse_label
+from emotion_app.labels import EMOTIONS, check_labels, emotion_ids_in, label_order, parse_label
 
 logger = logging.getLogger(__name__)
 
@@ -73,7 +73,7 @@ def load_splits(args: DataArguments, splits: tuple[str, ...] = SPLITS, dropped: 
     labels = check_labels(args.labels, "--labels") if args.labels else \
         infer_labels([cell for rows in raw.get("train", ()) for cell in rows.cells])
     data = DatasetDict({split: concatenate_datasets([encode(rows, labels) for rows in parts])
-                        if len(parts) > 1 else encode(parts[0], labels) for split, parts in raw.items()})
+                        for split, parts in raw.items()})
     for split, parts in raw.items():
         for rows in parts:
             if rows.dropped:
@@ -93,13 +93,9 @@ def relabel(dataset: Dataset, labels) -> Dataset:
     neutral); ValueError naming the emotions `labels` lacks."""
     if list(labels) == list(EMOTIONS):
         return dataset
-    lowered = [name.lower() for name in labels]
-    missing = [name for name in EMOTIONS if name not in lowered]
-    if missing:
-        raise ValueError(f"the Hub data set's labels {list(EMOTIONS)} include {missing}, which --labels {list(labels)} "
-                         "lacks: expected every label of the data among the model's. Use local files with its labels.")
-    ids = [lowered.index(EMOTIONS[i]) for i in dataset["label"]]
-    return Dataset.from_dict({"text": dataset["text"], "label": ids}, features=features(labels))
+    ids = emotion_ids_in(labels)
+    return Dataset.from_dict({"text": dataset["text"], "label": [ids[i] for i in dataset["label"]]},
+                             features=features(labels))
 
 
 def _check_missing(data, splits) -> None:
@@ -126,11 +122,14 @@ def read_label_mapping(path: str | Path) -> dict[str, str | None]:
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
         raise ValueError(f"--label_mapping {path} could not be read as JSON ({err}): expected an object "
                          'such as {"amusement": "joy", "approval": null}. Check the path.') from None
-    bad = {k: v for k, v in mapping.items() if not (v is None or isinstance(v, str) and v.strip())} \
-        if isinstance(mapping, dict) else mapping
-    if not isinstance(mapping, dict) or bad:
-        raise ValueError(f"--label_mapping {path}: expected an object of source label -> label name or null, "
-                         f"found {str(bad)[:120]}. Fix those entries.")
+    if not isinstance(mapping, dict):
+        raise ValueError(f"--label_mapping {path} holds {str(mapping)[:120]}: expected an object of source label -> "
+                         "label name or null. Fix the file.")
+    bad = {key: value for key, value in mapping.items() if value is not None and not (isinstance(value, str)
+                                                                                       and value.strip())}
+    if bad:
+        raise ValueError(f"--label_mapping {path}: expected a label name or null for each source label, found "
+                         f"{str(bad)[:120]}. Fix those entries.")
     return {key.strip().lower(): value.strip().lower() if value else None for key, value in mapping.items()}
 
 

@@ -45,7 +45,7 @@ from emotion_app.analysis.metrics import classification_metrics, label_set_metri
 from emotion_app.artifacts import ADAPTER_FILES, file_sha256
 from emotion_app.constants import DEFAULT_DATASET, DEFAULT_DATASET_CONFIG
 from emotion_app.engine.classifier import softmax
-from emotion_app.labels import EMOTIONS, parse_label
+from emotion_app.labels import EMOTIONS, emotion_ids_in, parse_label
 
 logger = logging.getLogger(__name__)
 
@@ -108,12 +108,10 @@ class Reference:
         with the reason, when the model lacks one of the six emotions (it cannot be replayed or scored)."""
         if not self.splits or list(labels) == list(EMOTIONS):
             return self
-        lowered = [name.lower() for name in labels]
-        missing = [name for name in EMOTIONS if name not in lowered]
-        if missing:
-            return Reference(None, {}, f"the model's labels ({', '.join(labels)}) lack {', '.join(missing)}, so "
-                                       f"{self.source} can neither be replayed nor measured")
-        ids = np.array([lowered.index(name) for name in EMOTIONS], dtype=np.int64)
+        try:
+            ids = np.array(emotion_ids_in(labels), dtype=np.int64)
+        except ValueError as err:
+            return Reference(None, {}, f"{err} So {self.source} can neither be replayed nor measured")
         return Reference(self.source, {split: (texts, ids[y]) for split, (texts, y) in self.splits.items()})
 
 

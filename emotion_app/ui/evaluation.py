@@ -212,9 +212,8 @@ class EvaluationHandlers:
         return cell_rows(rows, None if true in (None, ANY) else true, None if predicted in (None, ANY) else predicted)
 
     def _shown_rows(self, picked: pd.DataFrame | None) -> pd.DataFrame:
-        columns = row_columns(self.labels)
         if picked is None:
-            return pd.DataFrame(columns=columns)
+            return pd.DataFrame(columns=row_columns(self.labels))
         columns = row_columns([str(c).removeprefix("p_") for c in picked.columns if str(c).startswith("p_")])
         shown = picked.loc[:, columns].head(self.limits.listed_rows).copy()
         shown["row"] += 1  # people count from 1
