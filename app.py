@@ -39,7 +39,7 @@ logger = logging.getLogger("app")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from emotion_app.commands import add_adapter_option, add_engine_options
+    from emotion_app.cli.options import add_adapter_option, add_engine_options
     from emotion_app.constants import DEFAULT_ADAPTER, MAX_UPLOAD_MB, MAX_UPLOAD_ROWS
     from emotion_app.ui.sessions import MAX_SESSION_STATES
 

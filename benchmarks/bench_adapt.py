@@ -1,4 +1,4 @@
-"""Adaptation benchmark: K corrections -> python -m emotion_app.adapt's core -> accuracy and time.
+"""Adaptation benchmark: K corrections -> python -m emotion_app adapt's core -> accuracy and time.
 
     python benchmarks/bench_adapt.py        # K = 25, 50, 100, 200: docs/bench_adapt.json + docs/adaptation.md
     python benchmarks/bench_adapt.py --sizes 100 --holdout none --epochs 6 --output /tmp/e6.json --no-doc

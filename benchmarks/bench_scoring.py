@@ -7,7 +7,7 @@ an id column) it measures, in each of --rounds rounds (default 3; medians report
 per round), one after the other on this machine:
 - naive: transformers.pipeline on the unmerged PEFT model, batch size 1, on --naive-rows texts
   (rows/s; the same baseline as bench_inference.py);
-- the scoring CLI end to end, start-up included (`python -m emotion_app.score IN -o OUT`, wall
+- the scoring CLI end to end, start-up included (`python -m emotion_app score IN -o OUT`, wall
   time of the whole process), at each --chunk-rows of the sweep; its ratio to the naive rows/s;
 - the app's Batch tab: the same file through the running app's /score_csv API (gradio_client;
   upload, scoring and the result file), its rows/s and its share of the CLI's best rows/s. The app
@@ -65,10 +65,10 @@ def write_input(texts: list[str], path: Path) -> Path:
 
 
 def bench_cli(adapter: str, source: Path, chunk_rows: int, rows: int) -> dict:
-    """Wall time of the whole `python -m emotion_app.score` process, start-up included."""
+    """Wall time of the whole `python -m emotion_app score` process, start-up included."""
     target = source.with_name(f"scored-{chunk_rows}.csv")
     started = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "emotion_app.score", str(source), "-o", str(target),
+    done = subprocess.run([sys.executable, "-m", "emotion_app", "score", str(source), "-o", str(target),
                            "--adapter", adapter, "--chunk_rows", str(chunk_rows), "--no_progress"],
                           cwd=REPO, capture_output=True, text=True, timeout=1800)
     seconds = time.perf_counter() - started

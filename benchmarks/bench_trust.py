@@ -83,7 +83,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--precision", choices=tuple(PRECISIONS), default="auto")
     parser.add_argument("--runtime", choices=RUNTIMES, default="auto")
     parser.add_argument("--refit", action="store_true",
-                        help="Fit the detector again (python -m emotion_app.calibrate --detector_only, in a copy "
+                        help="Fit the detector again (python -m emotion_app calibrate --detector_only, in a copy "
                         "of the adapter) before measuring: checks that the stored one is reproduced.")
     parser.add_argument("--output", default=None, help="Write the figures here (JSON).")
     return parser.parse_args(argv)
@@ -223,7 +223,7 @@ def cost(engine: EmotionClassifier, split: dict) -> dict:
 
 
 def refit(adapter: str, data_dir: str, args) -> str:
-    from emotion_app import calibrate
+    from emotion_app.cli import calibrate
 
     copy = Path(tempfile.mkdtemp(prefix="bench-trust-")) / "adapter"
     shutil.copytree(adapter, copy)
@@ -238,7 +238,7 @@ def run(args) -> dict:
     engine = EmotionClassifier.from_adapter(adapter, quantize=PRECISIONS[args.precision], runtime=args.runtime,
                                             batch_size=APP_BATCH_SIZE)
     if engine.detector is None:
-        raise SystemExit(f"error: {adapter} has no shift detector: fit one with python -m emotion_app.calibrate "
+        raise SystemExit(f"error: {adapter} has no shift detector: fit one with python -m emotion_app calibrate "
                          f"--adapter {adapter} --data_dir {args.data_dir} --detector_only")
     paths = {"validation": Path(args.data_dir) / "validation.txt", "test": Path(args.data_dir) / "test.txt",
              "dev": Path(args.shifted)}

@@ -99,7 +99,7 @@ def read_shift_detector(directory: str | Path) -> tuple[dict, dict] | None:
     present = [name for name in SHIFT_FILES if (directory / name).is_file()]
     if not present:
         return None
-    fix = "Fit it again: python -m emotion_app.calibrate --adapter DIR --data_dir DATA."
+    fix = "Fit it again: python -m emotion_app calibrate --adapter DIR --data_dir DATA."
     if len(present) < len(SHIFT_FILES):
         raise ValueError(f"{directory} has {present[0]} but not {set(SHIFT_FILES).difference(present).pop()}: "
                          f"expected both files of the shift detector. {fix}")

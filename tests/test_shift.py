@@ -117,7 +117,7 @@ def test_broken_detector_files_say_how_to_fix_them(fitted, tmp_path):
     scalars = tmp_path / SHIFT_SCALARS_FILE
     record = json.loads(scalars.read_text())
     scalars.write_text(json.dumps({**record, "format_version": 99}))
-    with pytest.raises(ValueError, match="format 1.*python -m emotion_app.calibrate"):
+    with pytest.raises(ValueError, match="format 1.*python -m emotion_app calibrate"):
         ShiftDetector.load(tmp_path)
     scalars.write_text(json.dumps({**record, "arrays_sha256": "0" * 64}))
     with pytest.raises(ValueError, match="does not belong to"):
@@ -407,7 +407,7 @@ def test_a_detector_for_another_base_is_refused(fitted, trained_bert_adapter, tm
     directory = tmp_path / "adapter"
     shutil.copytree(trained_bert_adapter, directory)
     fitted.save(directory)  # 16-dimensional; the tiny BERT's features have 32
-    with pytest.raises(ValueError, match="fitted on 16-dimensional features.*python -m emotion_app.calibrate"):
+    with pytest.raises(ValueError, match="fitted on 16-dimensional features.*python -m emotion_app calibrate"):
         EmotionClassifier.from_adapter(str(directory))
 
 
@@ -475,7 +475,7 @@ def write_texts(path, texts) -> None:
 def run_score(tmp_path, texts, predictor, name: str, *options) -> tuple[int, dict, list[dict], str]:
     import csv
 
-    from emotion_app.score import main
+    from emotion_app.cli.score import main
 
     source, target, report = tmp_path / f"{name}.csv", tmp_path / f"{name}-out.csv", tmp_path / f"{name}.json"
     write_texts(source, texts)

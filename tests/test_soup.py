@@ -1,4 +1,4 @@
-"""Weight-space soups of LoRA adapters (train/soup.py) and the `python -m emotion_app.soup` command."""
+"""Weight-space soups of LoRA adapters (train/soup.py) and the `python -m emotion_app soup` command."""
 
 import json
 import shutil
@@ -71,7 +71,7 @@ def second_adapter(tmp_path_factory, tiny_bert_dir, data_dir):
 
 
 def _soup(adapters, weights, data_dir, output):
-    result = subprocess.run([sys.executable, "-m", "emotion_app.soup", "--adapters", *map(str, adapters),
+    result = subprocess.run([sys.executable, "-m", "emotion_app", "soup", "--adapters", *map(str, adapters),
                              "--weights", *map(str, weights), "--output_dir", str(output), "--data_dir", str(data_dir)],
                             cwd=REPO, env=subprocess_env(), capture_output=True, text=True, timeout=600)
     return result

@@ -329,7 +329,7 @@ def test_missing_file(tmp_path):
 def test_size_and_row_limits_name_the_limit(tmp_path):
     path = write(tmp_path, "big.csv", "text\n" + "some words here\n" * 2000)
     message = error_of(path, max_bytes=10_000)
-    assert "over the limit of 10,000 bytes" in message and "python -m emotion_app.score" in message
+    assert "over the limit of 10,000 bytes" in message and "python -m emotion_app score" in message
     message = error_of(path, max_rows=1500)
     assert "more than 1,500 rows" in message and "limit of 1,500 rows" in message
     assert len(read_table(path, max_rows=2000, max_bytes=10**6).frame) == 2000

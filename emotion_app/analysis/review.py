@@ -137,7 +137,7 @@ def resolve_threshold(metrics: dict | None, threshold: float | None = None,
     curve = curve or (metrics or {}).get("coverage")
     if not curve:
         raise ValueError("a target accuracy needs the test coverage curve, but the adapter's metrics.json has no "
-                         "`coverage` entry. Calibrate it (python -m emotion_app.calibrate --adapter DIR) "
+                         "`coverage` entry. Calibrate it (python -m emotion_app calibrate --adapter DIR) "
                          "or pass a threshold instead.")
     return threshold_for_accuracy(curve, target_accuracy)
 

@@ -68,7 +68,7 @@ SHIFT_DROP = 0.3  # share of the words each dropped copy leaves out
 OPENING = re.compile(r"^(i\s+(am|was|m|have been|ve been|had been|just|really|still|always|do|did|also)?\s*"
                      r"(feel|feeling|felt)(\s+like|\s+so|\s+really|\s+very|\s+a bit)?\s+|im\s+(feel|feeling)\s+(like\s+)?)")
 CHECK_UNAVAILABLE = ("The check for text unlike the training data is unavailable: this adapter has no shift "
-                     "detector (fit one with python -m emotion_app.calibrate).")
+                     "detector (fit one with python -m emotion_app calibrate).")
 
 
 # --- fitting ---------------------------------------------------------------------------------------
@@ -267,7 +267,7 @@ def describe_estimate(result: dict | None, reviewing: bool = False, all_reviewed
         if all_reviewed:
             lines.append(f"{REVIEW_ALL}: no confidence threshold keeps its promise on such a file. A threshold "
                          "from your own labels does: label a sample of its rows and evaluate them (the "
-                         "Evaluation tab, or python -m emotion_app.evaluate), then use the threshold they give.")
+                         "Evaluation tab, or python -m emotion_app evaluate), then use the threshold they give.")
     return lines
 
 

@@ -40,7 +40,7 @@ if TYPE_CHECKING:  # transformers (and with it torch), peft and TrainingArgument
 logger = logging.getLogger(__name__)
 
 # A repo pushed by this project holds the merged model at its root (what transformers' one-liner
-# loads) and the adapter in ADAPTER_SUBFOLDER (emotion_app/export.py); older repos hold the adapter
+# loads) and the adapter in ADAPTER_SUBFOLDER (emotion_app/cli/export.py); older repos hold the adapter
 # at the root. The patterns take the adapter from either, never the root's merged weights.
 HUB_PATTERNS = ["*.json", "*adapter_model.safetensors", "*.txt", "*.model", "README.md"]  # labels.json too
 

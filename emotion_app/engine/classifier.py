@@ -153,7 +153,7 @@ class EmotionClassifier(Predictor):
             this changes a process-wide torch setting (see `set_num_threads`).
         device: "cpu", "cuda", ...; None = the GPU when torch sees one, else the CPU.
         detect_shift: load the adapter's shift detector when it has one (False: ignore it, as
-            `python -m emotion_app.calibrate` does while it fits a new one).
+            `python -m emotion_app calibrate` does while it fits a new one).
         """
         from emotion_app.engine.adapters import load_engine_tokenizer, read_adapter
 
@@ -335,7 +335,7 @@ def _check_detector(detector: ShiftDetector | None, feature_dim: int | None) -> 
     if detector is not None and feature_dim is not None and detector.dim != feature_dim:
         raise ValueError(f"the shift detector was fitted on {detector.dim}-dimensional features, but this model's are "
                          f"{feature_dim}-dimensional: it belongs to another base model. Fit it again for this adapter "
-                         "(python -m emotion_app.calibrate --adapter DIR --data_dir DATA).")
+                         "(python -m emotion_app calibrate --adapter DIR --data_dir DATA).")
     return detector
 
 

@@ -238,7 +238,7 @@ def onnx_model(model: PreTrainedModel, int8_layers: Collection[str], num_threads
 def save_onnx(model: PreTrainedModel, int8_layers: Collection[str], target: Path, key: str | None = None) -> OnnxModel:
     """Write the engine's ONNX model of `model` (what `onnx_model` runs, byte for byte: taken from
     the cache, or built into it first) to `target`, through a temporary file in its folder, so
-    that `target` is either the old file or the whole new one. For `python -m emotion_app.export`."""
+    that `target` is either the old file or the whole new one. For `python -m emotion_app export`."""
     built = onnx_model(model, int8_layers, 1, key)
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)

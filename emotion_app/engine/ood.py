@@ -65,7 +65,7 @@ class ShiftDetector:
             raise ValueError(f"shift detector arrays have shapes means {self.means.shape}, precision "
                              f"{self.precision.shape}, background mean {self.background_mean.shape}, background "
                              f"precision {self.background_precision.shape}: expected [K, D], [D, D], [D], [D, D]. "
-                             "Fit the detector again (python -m emotion_app.calibrate).")
+                             "Fit the detector again (python -m emotion_app calibrate).")
         precision = self.precision.astype(np.float64)
         means = self.means.astype(np.float64)
         self._class_terms = (precision, means @ precision, np.einsum("kd,kd->k", means @ precision, means))
@@ -119,7 +119,7 @@ class ShiftDetector:
         unknown = sorted(set(scalars) - known)
         if unknown:
             raise ValueError(f"the shift detector in {directory} has unknown entries {unknown}: expected only "
-                             f"{sorted(known)}. Fit it again with this version (python -m emotion_app.calibrate).")
+                             f"{sorted(known)}. Fit it again with this version (python -m emotion_app calibrate).")
         return cls(**{name: arrays[name] for name in SHIFT_ARRAYS}, **scalars)
 
 

@@ -4,7 +4,7 @@
     with RayClassifier("models/minilm-emotion-lora", num_workers=8) as classifier:
         probs = classifier.predict_proba(texts)      # [N, 6], in input order
 
-or `python -m emotion_app.score INPUT -o OUTPUT --engine ray --workers 8`. Ray is an optional
+or `python -m emotion_app score INPUT -o OUTPUT --engine ray --workers 8`. Ray is an optional
 extra (`pip install -r requirements-ray.txt`); it is imported only when a RayClassifier is built.
 
 How it works: the driver loads the engine once (`EmotionClassifier.from_adapter`: merged, int8 on

@@ -94,7 +94,7 @@ class RunArguments(TrainingArguments):
     soup_with: str | None = field(
         default=None,
         metadata={"help": "After training, mix this run's adapter in weight space with this adapter (a directory "
-                  "or Hub id of the same base and LoRA targets; python -m emotion_app.soup says how) and "
+                  "or Hub id of the same base and LoRA targets; python -m emotion_app soup says how) and "
                   "save the mix, measured, as the run's adapter. configs/minilm-cpu.json mixes its prior run "
                   "with the labels-only adapter of configs/minilm-labels.json."},
     )

@@ -40,7 +40,7 @@ from emotion_app.train.arguments import (
     ModelArguments,
     RunArguments,
 )
-from emotion_app.train.card import write_model_card
+from emotion_app.publish.card import write_model_card
 from emotion_app.train.lora import build_lora_model
 from emotion_app.train.prior import check_prior, prior_targets
 from emotion_app.train.soup import check_soup_weight, lineage, load_mix, mix, read_ingredient, recorded_accuracy
@@ -56,7 +56,7 @@ def train(model_args: ModelArguments, data_args: DataArguments, lora_args: LoraA
     """Fine-tune, pick the best epoch on validation, evaluate on test once, save (and push)."""
     output_dir = Path(run_args.output_dir)
     if run_args.push_to_hub:  # a bad repo id must fail now, not after the training
-        from emotion_app.train.hub import check_repo_id
+        from emotion_app.publish.hub import check_repo_id
 
         check_repo_id(run_args.hub_model_id or "")
     check_prior(run_args.prior_weight, run_args.prior_temperature)
@@ -93,7 +93,7 @@ def train(model_args: ModelArguments, data_args: DataArguments, lora_args: LoraA
         return output_dir
     save_adapter(model, tokenizer, metrics, output_dir, model_args.base_model, detector)
     if run_args.push_to_hub:
-        from emotion_app.train.hub import push_adapter
+        from emotion_app.publish.hub import push_adapter
 
         push_adapter(output_dir, run_args.hub_model_id or "", bool(run_args.hub_private_repo), run_args.hub_token)
     return output_dir

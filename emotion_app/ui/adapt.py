@@ -4,7 +4,7 @@
    first, then the lowest confidence); each shows its predicted label, and the visitor sets the
    right one (or skips). The corrections download as a table (text, label, the original columns).
    An uploaded labelled file serves as corrections too.
-2. Adapt: `python -m emotion_app.adapt` in a child process (one thread, lower priority, so other
+2. Adapt: `python -m emotion_app adapt` in a child process (one thread, lower priority, so other
    visitors still get answers; one adaptation at a time, the others wait in the queue with their
    place shown), with a progress bar; then held-out and dair-ai test accuracy before -> after.
 3. Use it: this visitor's session switches to the adapted model (others keep theirs); download it
@@ -152,7 +152,7 @@ class AdaptHandlers:
                        "(a text and a label column).")
 
     def _run_adapt(self, parent_dir: str, corrections: str, out: Path, progress) -> None:
-        command = [sys.executable, "-m", "emotion_app.adapt", "--adapter", parent_dir, "--corrections",
+        command = [sys.executable, "-m", "emotion_app", "adapt", "--adapter", parent_dir, "--corrections",
                    corrections, "-o", str(out)]
         if os.environ.get(REPLAY_ENV):
             command += ["--replay_data", os.environ[REPLAY_ENV]]
@@ -206,7 +206,7 @@ class AdaptHandlers:
 
     def push(self, repo_id: str, token: str, private: bool, request: gr.Request = None) -> str:
         """Push the latest adapted model; the token is used for this call only, never kept or shown."""
-        from emotion_app.train.hub import push_adapter
+        from emotion_app.publish.hub import push_adapter
 
         latest = self._latest(request)
         if not token or not token.strip():

@@ -185,7 +185,7 @@ def build(handlers: BatchHandlers, scored: gr.State) -> None:
         "`p_<emotion>` column per emotion and, when the model can tell, `in_distribution` and `ood_score` "
         "(is the text like the training data?), with an estimate of the file's accuracy. "
         f"Limits here: {limits.max_bytes / 1024 / 1024:.0f} MB and "
-        f"{limits.max_rows:,} rows per file (the command line `python -m emotion_app.score` has none).")
+        f"{limits.max_rows:,} rows per file (the command line `python -m emotion_app score` has none).")
     with gr.Row():
         with gr.Column():
             upload = gr.File(label="Table to label", file_types=list(UPLOAD_TYPES),

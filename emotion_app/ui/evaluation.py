@@ -118,7 +118,7 @@ class EvaluationHandlers:
         texts, labels = list(texts), list(labels)
         if len(texts) > self.limits.max_rows:
             raise gr.Error(f"{source} has {len(texts):,} rows, over the limit of {self.limits.max_rows:,} "
-                           "here. Evaluate a sample, or use python -m emotion_app.evaluate.")
+                           "here. Evaluate a sample, or use python -m emotion_app evaluate.")
         classifier = self.models.classifier(request)
         probs, scores = self._probabilities(texts, progress, classifier)
         metrics = label_set_metrics(labels, probs, classifier.labels)

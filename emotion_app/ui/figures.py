@@ -207,7 +207,7 @@ def metrics_figures(metrics: dict):
     """(reliability figure, coverage figure) from a metrics.json dict, or ValueError if uncalibrated."""
     if "calibration" not in metrics or "coverage" not in metrics:
         raise ValueError("metrics.json has no calibration/coverage entries: expected an adapter calibrated "
-                         "by training or `python -m emotion_app.calibrate --adapter DIR`. Run that first.")
+                         "by training or `python -m emotion_app calibrate --adapter DIR`. Run that first.")
     cal = metrics["calibration"]
     title = (f"Reliability on test: ECE {cal['test_ece_before']:.4f} -> {cal['test_ece_after']:.4f} "
              f"(T = {cal['temperature']:.3f})")

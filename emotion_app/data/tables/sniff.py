@@ -85,7 +85,7 @@ def check_file(path: Path, max_bytes: int | None) -> int:
     if max_bytes is not None and size > max_bytes:
         raise ValueError(f"{path.name} is {_megabytes(size)}, over the limit of {_megabytes(max_bytes)} "
                          "for one file here. Split it into smaller files, or score it with the command "
-                         "line (python -m emotion_app.score), which streams files of any size.")
+                         "line (python -m emotion_app score), which streams files of any size.")
     return size
 
 

@@ -279,7 +279,7 @@ def _check_rows(path: Path, n_rows: int, max_rows: int | None) -> None:
     if max_rows is not None and n_rows > max_rows:
         raise ValueError(f"{path.name} has more than {max_rows:,} rows, over the limit of {max_rows:,} rows "
                          "for one file here. Split it into smaller files, or score it with the command "
-                         "line (python -m emotion_app.score), which streams files of any size.")
+                         "line (python -m emotion_app score), which streams files of any size.")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """Calibrate an existing adapter: fit its temperature and its shift detector, and store both with it.
 
-    python -m emotion_app.calibrate --adapter models/minilm-emotion-lora --data_dir ../shared/data/emotion
+    python -m emotion_app calibrate --adapter models/minilm-emotion-lora --data_dir ../shared/data/emotion
 
 Writes <adapter>/calibration.json {"temperature": T} (fitted in fp32 on validation, as training
 does) and the shift detector <adapter>/shift_detector.safetensors + shift_detector.json (the
@@ -24,7 +24,7 @@ from emotion_app.analysis.shift import (
     store_detector,
 )
 from emotion_app.artifacts import read_labels
-from emotion_app.commands import add_engine_options, add_evaluation_options, add_option
+from emotion_app.cli.options import add_engine_options, add_evaluation_options, add_option
 from emotion_app.constants import PRECISIONS
 from emotion_app.data.labelled import DataArguments, load_splits
 from emotion_app.engine.classifier import EmotionClassifier
@@ -33,7 +33,7 @@ logger = logging.getLogger(__name__)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m emotion_app.calibrate", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m emotion_app calibrate", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     add_evaluation_options(parser, "Local adapter directory (calibration is written into it).")
     add_option(parser, "--detector_rows", "--detector-rows", type=int, default=DEFAULT_FIT_ROWS,

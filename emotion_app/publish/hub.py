@@ -28,7 +28,7 @@ def push_adapter(directory: str | Path, repo_id: str, private: bool = False, tok
     own lookup); it is never logged. Merging needs the base (the bundled MiniLM, or a download).
     """
     check_repo_id(repo_id)
-    from emotion_app.train.export import hub_folder
+    from emotion_app.publish.export import hub_folder
 
     with tempfile.TemporaryDirectory(prefix="emotion-push-") as work:
         folder = hub_folder(directory, work, repo_id, base_model=base_model)

@@ -1,6 +1,6 @@
 """Mix LoRA adapters of one base in weight space (WiSE-FT / a model soup) into one adapter, measured.
 
-    python -m emotion_app.soup --adapters outputs/plain outputs/prior --weights 0.5 0.5 \\
+    python -m emotion_app soup --adapters outputs/plain outputs/prior --weights 0.5 0.5 \\
         --output_dir models/minilm-emotion-lora --data_dir ../shared/data/emotion
 
 The output is a complete adapter directory like train.py's: one plain LoRA adapter (rank = the sum
@@ -24,7 +24,7 @@ from emotion_app.data.labelled import DataArguments, load_splits
 logger = logging.getLogger(__name__)
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m emotion_app.soup", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m emotion_app soup", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--adapters", nargs="+", required=True, help="Two or more adapter directories or Hub ids.")
     parser.add_argument("--weights", nargs="+", type=float, required=True,

@@ -1,25 +1,15 @@
 """Score a table of texts with an emotion adapter, streaming: memory stays flat whatever the size.
 
-    python -m emotion_app.score reviews.csv -o scored.csv
-    python -m emotion_app.score tweets.jsonl -o scored.jsonl --text-column body --threshold 0.6
-    python -m emotion_app.score big.tsv -o scored.tsv --engine ray --workers 4
-
-Reads CSV/TSV/TXT, JSON Lines or .xlsx (encoding, delimiter and header detected, as in the app),
-writes every input row and column in order plus emotion, confidence, p_<label> (in_distribution
-and ood_score when the adapter has a shift detector, needs_review with --threshold, and note) to
-OUTPUT, in the format its suffix names (.csv, .tsv, .jsonl). The last line (and --report
-REPORT.json) gives the file's estimated accuracy and says when the file is unlike the training data.
-CSV/TSV cells that a spreadsheet would run as formulas get a leading ' unless --raw.
-The output appears only when the run completes (it is written beside OUTPUT, then renamed).
-
-Exit codes: 0 done; 1 unexpected error (a bug: please report it); 2 bad usage or an input file
-that cannot be read; 3 the model or engine cannot be loaded; 4 the output cannot be written;
-130 interrupted (no output written).
+`score_file` reads CSV/TSV/TXT, JSON Lines, .xlsx or Parquet (encoding, delimiter and header
+detected, as in the app) and writes every input row and column in order plus emotion, confidence,
+p_<label> (in_distribution and ood_score when the adapter has a shift detector, needs_review with a
+threshold, and note), in the format the output's suffix names (.csv, .tsv, .jsonl). The output
+appears only when the run completes (it is written beside it, then renamed). The command line is
+`python -m emotion_app score` (emotion_app/cli/score.py).
 """
 
 from __future__ import annotations
 
-import argparse
 import importlib.util
 import logging
 import sys
@@ -39,12 +29,14 @@ from emotion_app.analysis.predictions import (
     review_every_row,
     score_frame,
 )
-from emotion_app.analysis.shift import FileEstimate, describe_estimate, review_whole_file
+from emotion_app.analysis.shift import (
+    FileEstimate,
+    describe_estimate,
+    review_whole_file,
+)
 from emotion_app.artifacts import SHIFT_FILES, read_metrics, write_json
-from emotion_app.commands import add_adapter_option, add_engine_options, add_option
 from emotion_app.constants import (
     DEFAULT_ADAPTER,
-    HEADER_CHOICES,
     PRECISIONS,
     resolve_adapter,
 )
@@ -297,64 +289,3 @@ def review_threshold(adapter: str, threshold: float | None, target_accuracy: flo
         raise ScoreError(str(err), EXIT_INPUT) from None
     logger.info("Target accuracy %.3f on the test split -> review threshold %.4f", target_accuracy, threshold)
     return threshold
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m emotion_app.score", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("input", help="Table to score: .csv, .tsv, .txt, .jsonl, .xlsx or .parquet.")
-    parser.add_argument("-o", "--output", required=True, help="Where to write: .csv, .tsv or .jsonl.")
-    add_option(parser, "--text_column", "--text-column", default=None,
-               help="Column holding the texts (name, or position 1 = first); default: guessed.")
-    add_option(parser, "--header", choices=tuple(HEADER_CHOICES), default="auto",
-               help="Whether the first row is a header (default: detected).")
-    add_adapter_option(parser)
-    add_option(parser, "--batch_size", "--batch-size", type=int, default=64, help="Texts per forward pass.")
-    add_option(parser, "--chunk_rows", "--chunk-rows", type=int, default=10_000,
-               help="Rows read, scored and written at a time.")
-    parser.add_argument("--threshold", type=float, default=None,
-                        help="Add needs_review = confidence < THRESHOLD (between 0 and 1).")
-    add_option(parser, "--target_accuracy", "--target-accuracy", type=float, default=None,
-               help="Instead of --threshold: the lowest threshold whose kept rows reach this accuracy "
-               "(e.g. 0.97) on the adapter's test split, from its metrics.json coverage curve.")
-    parser.add_argument("--raw", action="store_true",
-                        help="Write cells as they are (no ' before =, +, -, @, tab or CR). "
-                        "Only for output that no spreadsheet will open.")
-    parser.add_argument("--engine", choices=("local", "ray"), default="local",
-                        help="local: this process; ray: a Ray cluster (needs requirements-ray.txt).")
-    parser.add_argument("--workers", type=int, default=2, help="Ray workers (with --engine ray).")
-    add_engine_options(parser)
-    add_option(parser, "--no_progress", "--no-progress", action="store_true", help="No progress bar on stderr.")
-    parser.add_argument("--report", default=None, metavar="REPORT.json",
-                        help="Also write the file's estimate (estimated accuracy and its interval, share of rows "
-                        "unlike the training data, shift warning, review counts) as JSON.")
-    return parser
-
-
-def main(argv: list[str] | None = None, classifier: Classifier | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    args = build_parser().parse_args(argv)
-    header = HEADER_CHOICES[args.header]
-    try:
-        threshold = review_threshold(args.adapter, args.threshold, args.target_accuracy)
-        summary = score_file(args.input, args.output, classifier=classifier, adapter=args.adapter,
-                             text_column=args.text_column, header=header, batch_size=args.batch_size,
-                             chunk_rows=args.chunk_rows, threshold=threshold, raw=args.raw,
-                             engine=args.engine, workers=args.workers, precision=args.precision,
-                             runtime=args.runtime, report=args.report,
-                             progress=False if args.no_progress else None)
-    except ScoreError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return err.exit_code
-    except KeyboardInterrupt:
-        print(f"interrupted: {args.output} was not written.", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    left = f" ({summary.unscored:,} left unscored: empty text)" if summary.unscored else ""
-    trust = " ".join(describe_estimate(summary.estimate, summary.threshold is not None, summary.review_all))
-    print(f"Scored {summary.rows:,} rows{left} of {summary.input} (text column '{summary.text_column}') "
-          f"into {summary.output} in {summary.seconds:.1f} s ({summary.rows_per_second:,.0f} rows/s). {trust}")
-    return EXIT_OK
-
-
-if __name__ == "__main__":
-    sys.exit(main())

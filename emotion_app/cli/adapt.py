@@ -1,7 +1,7 @@
 """Adapt an adapter to your own corrected rows: continue its training, measure the gain, save it.
 
-    python -m emotion_app.adapt --corrections corrections.csv -o outputs/my-adapter
-    python -m emotion_app.adapt --adapter user/emotion-lora --corrections fixed.xlsx -o outputs/mine \\
+    python -m emotion_app adapt --corrections corrections.csv -o outputs/my-adapter
+    python -m emotion_app adapt --adapter user/emotion-lora --corrections fixed.xlsx -o outputs/mine \\
         --replay_data ../shared/data/emotion --epochs 4 --learning_rate 3e-4 --seed 42
 
 The corrections file is any table the app and the scorer read (CSV, TSV, `text;label` .txt, JSON
@@ -46,7 +46,7 @@ EXIT_OK, EXIT_INPUT, EXIT_OUTPUT, EXIT_INTERRUPTED = 0, 2, 4, 130
 
 def build_parser() -> argparse.ArgumentParser:
     defaults = AdaptOptions()
-    parser = argparse.ArgumentParser(prog="python -m emotion_app.adapt", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m emotion_app adapt", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--adapter", default=DEFAULT_ADAPTER, help="Parent adapter: a directory or Hub repo id "
                         "(default: the embedded model).")

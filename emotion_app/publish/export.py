@@ -1,7 +1,7 @@
 """Exports of an adapter for tools that do not know PEFT: the merged model (safetensors + config
 with the adapter's labels + tokenizer + card) and the engine's ONNX model in the layout Optimum and
 transformers.js expect; `hub_folder` is what a push uploads (merged at the root, adapter in
-adapter/). The command is `python -m emotion_app.export` (emotion_app/export.py)."""
+adapter/). The command is `python -m emotion_app export` (emotion_app/cli/export.py)."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from emotion_app.artifacts import (
     read_labels,
 )
 from emotion_app.engine.adapters import load_adapter, read_adapter, resolve_base
-from emotion_app.train.card import export_card, model_card, write_text
+from emotion_app.publish.card import export_card, model_card, write_text
 
 logger = logging.getLogger(__name__)
 

@@ -27,7 +27,7 @@ def model_card(metrics: dict, license_id: str = "apache-2.0", repo_id: str | Non
 def export_card(metrics: dict, *, adapter: str, architecture: str, merged: bool, onnx_file: str | None,
                 temperature: float | None, repo_id: str | None = None, with_adapter: bool = False,
                 license_id: str = "apache-2.0") -> str:
-    """The card of an export folder (python -m emotion_app.export), also the root card of a repo
+    """The card of an export folder (python -m emotion_app export), also the root card of a repo
     that push_adapter uploads: what the folder holds, how it was made, how to run it.
     merged: it holds model.safetensors; onnx_file: its ONNX model (e.g. "onnx/model_quantized.onnx");
     temperature: from the adapter's calibration.json (None: not calibrated); with_adapter: the
@@ -45,7 +45,7 @@ def export_card(metrics: dict, *, adapter: str, architecture: str, merged: bool,
                         "its linear layers in int8 by onnxruntime's dynamic quantization (the pooler, the head and "
                         "the feed-forward down-projections of the first half of the layers stay fp32)." if "quantized" in onnx_file
                         else "in fp32 (this architecture has no nn.Linear layers to quantize)."))
-    command = "python -m emotion_app.export --adapter ADAPTER" + (" --merged OUT" if merged else "") + (
+    command = "python -m emotion_app export --adapter ADAPTER" + (" --merged OUT" if merged else "") + (
         " --onnx OUT" if onnx_file else "")
     lines = [
         f"# {metrics.get('name', 'emotion-lora')}" + (" (merged)" if merged else " (ONNX)"),
@@ -163,7 +163,7 @@ def _body(metrics: dict, repo_id: str | None) -> str:
         *_pipeline_use(repo, temperature, with_adapter=True),
     ]
     if not repo_id:
-        lines += [("For this directory: `python -m emotion_app.export --adapter <this directory> --merged OUT` "
+        lines += [("For this directory: `python -m emotion_app export --adapter <this directory> --merged OUT` "
                    "writes that merged model to OUT (`pipeline(..., model=\"OUT\")`); `--onnx OUT` the ONNX one."), ""]
     lines += _peft_use(base, repo_id or LOCAL_PLACEHOLDER, subfolder=bool(repo_id),
                        num_labels=len(_labels(metrics)))
@@ -185,16 +185,16 @@ def _shift_lines(detector: dict | None) -> list[str]:
                   f"{detector['method']} distance on {detector['feature']}, fitted on {detector['fit_rows']:,} "
                   f"{detector['fit_split']} rows). It flags {detector['validation_flagged']:.1%} of validation and "
                   f"{detector['test_flagged']:.1%} of test as unlike the training data; the project's scorer "
-                  "(`python -m emotion_app.score`, the app) adds `in_distribution` and `ood_score` per row, "
+                  "(`python -m emotion_app score`, the app) adds `in_distribution` and `ood_score` per row, "
                   "estimates each file's accuracy and warns when these figures do not apply to a file."]
     elif detector:
         lines += ["", f"No shift detector was fitted ({detector.get('reason', 'unavailable')}): fit one with "
-                  "`python -m emotion_app.calibrate --adapter <this directory> --detector_only`."]
+                  "`python -m emotion_app calibrate --adapter <this directory> --detector_only`."]
     return [*lines, ""]
 
 
 def _soup_lines(soup: dict) -> list[str]:
-    """What a soup made by emotion_app.soup or train.py --soup_with mixes (see train/soup.py)."""
+    """What a soup made by emotion_app.cli.soup or train.py --soup_with mixes (see train/soup.py)."""
     lines = ["## How it was made", "",
              f"A weight-space mix (WiSE-FT, a model soup) of {len(soup['adapters'])} LoRA adapters of the same base, "
              f"saved as one LoRA adapter of rank {soup['rank']}: each adapted layer is W0 + sum of weight x the "
@@ -207,7 +207,7 @@ def _soup_lines(soup: dict) -> list[str]:
 
 
 def _adaptation_lines(adaptation: dict) -> list[str]:
-    """Lineage and measured gain of an adapter made by emotion_app.adapt (see adaptation.py)."""
+    """Lineage and measured gain of an adapter made by emotion_app.cli.adapt (see adaptation.py)."""
     parent, guard = adaptation["parent"], adaptation["forgetting_guard"]
     if guard["method"] == "replay":
         guarded = f"{guard['replay_rows']} replayed rows of {guard['replay_source']}"

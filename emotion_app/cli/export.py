@@ -1,10 +1,10 @@
 """Exports of an adapter for tools that do not know PEFT, and the Hub-native repo that
 `train.py --push_to_hub` uploads.
 
-    python -m emotion_app.export --adapter models/minilm-emotion-lora --merged out/merged
-    python -m emotion_app.export --adapter models/minilm-emotion-lora --onnx out/onnx
-    python -m emotion_app.export --adapter A --merged OUT --onnx OUT --push_to_hub user/name --private
-    python -m emotion_app.export --adapter A --push_to_hub user/name   # what train.py --push_to_hub uploads
+    python -m emotion_app export --adapter models/minilm-emotion-lora --merged out/merged
+    python -m emotion_app export --adapter models/minilm-emotion-lora --onnx out/onnx
+    python -m emotion_app export --adapter A --merged OUT --onnx OUT --push_to_hub user/name --private
+    python -m emotion_app export --adapter A --push_to_hub user/name   # what train.py --push_to_hub uploads
 
 --merged OUT: the adapter merged into its base, a plain transformers checkpoint: config.json (the six
     labels as id2label/label2id), model.safetensors, the tokenizer, calibration.json and
@@ -32,13 +32,13 @@ import logging
 from pathlib import Path
 
 from emotion_app.engine.adapters import read_adapter
-from emotion_app.train.export import export
+from emotion_app.publish.export import export
 
 logger = logging.getLogger(__name__)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m emotion_app.export", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m emotion_app export", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--adapter", required=True, help="Adapter directory or Hub repo id (user/name).")
     parser.add_argument("--base_model", default=None, help="Override the base model named in the adapter.")
@@ -52,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> list[Path]:
-    from emotion_app.train import hub
+    from emotion_app.publish import hub
 
     outputs = {Path(path).resolve() for path in (args.merged, args.onnx) if path is not None}
     if args.push_to_hub:

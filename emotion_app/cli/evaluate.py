@@ -1,7 +1,7 @@
 """Evaluate a saved adapter on a labelled split, without training.
 
-    python -m emotion_app.evaluate --adapter models/minilm-emotion-lora --data_dir ../shared/data/emotion
-    python -m emotion_app.evaluate --adapter user/name --split validation --output val-metrics.json
+    python -m emotion_app evaluate --adapter models/minilm-emotion-lora --data_dir ../shared/data/emotion
+    python -m emotion_app evaluate --adapter user/name --split validation --output val-metrics.json
 
 Prints the figures and writes them in metrics.json's format (to --output). The file's labels are
 read against the model's (a label the model does not have is an error naming the row); a model with
@@ -11,7 +11,7 @@ emotions alone, comparable with six-label models) and the count of rows it calle
 ("On your 120 labelled rows, confidence >= 0.80 kept 40% at 91.0% (target 97%)") beside what the
 unlabelled estimate would have said, when the adapter has a shift detector.
 
-    python -m emotion_app.evaluate --adapter models/minilm-emotion-lora --file my-labelled.csv --split test
+    python -m emotion_app evaluate --adapter models/minilm-emotion-lora --file my-labelled.csv --split test
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from pathlib import Path
 from emotion_app.analysis.metrics import format_report, label_set_metrics
 from emotion_app.analysis.review import threshold_from_labels
 from emotion_app.analysis.shift import describe_estimate, estimate_file_accuracy
-from emotion_app.commands import add_engine_options, add_evaluation_options, add_option
+from emotion_app.cli.options import add_engine_options, add_evaluation_options, add_option
 from emotion_app.constants import DEFAULT_TARGET_ACCURACY, PRECISIONS
 from emotion_app.data.labelled import SPLITS, DataArguments, load_splits
 from emotion_app.engine.classifier import EmotionClassifier
@@ -33,7 +33,7 @@ logger = logging.getLogger(__name__)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m emotion_app.evaluate", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m emotion_app evaluate", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     add_evaluation_options(parser, "Adapter directory or Hub repo id (user/name).")
     parser.add_argument("--file", default=None, help="One labelled file to evaluate instead of a split.")
