@@ -51,7 +51,8 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_app(log_dir: Path) -> AppServer:
+def start_app(log_dir: Path, adapter: Path | None = None) -> AppServer:
+    """`python app.py` on the embedded model, or on `adapter`."""
     port = free_port()
     env = {k: v for k, v in os.environ.items()
            if k not in ("EMOTION_ADAPTER", "HF_HUB_OFFLINE", "GRADIO_SERVER_NAME")}
@@ -62,7 +63,8 @@ def start_app(log_dir: Path) -> AppServer:
     log = log_dir / "app.log"
     started = time.perf_counter()
     with log.open("w", encoding="utf-8") as handle:
-        process = subprocess.Popen([sys.executable, "app.py"], cwd=REPO, env=env, stdout=handle,
+        command = [sys.executable, "app.py", *(["--adapter", str(adapter)] if adapter else [])]
+        process = subprocess.Popen(command, cwd=REPO, env=env, stdout=handle,
                                    stderr=subprocess.STDOUT)
     server = AppServer(process, f"http://127.0.0.1:{port}/", log, 0.0)
     while time.perf_counter() - started < START_TIMEOUT_S:

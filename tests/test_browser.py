@@ -1,6 +1,6 @@
-"""End to end in a real browser (Debian chromium via Playwright) against `python app.py` with the
-embedded model: the three tabs as a user sees them. Saves a screenshot of each tab to
-docs/screenshots/ (the README shows them)."""
+"""End to end in a real browser (Debian chromium via Playwright) against `python app.py`: the
+embedded model's four tabs as a user sees them, and a seven-label model's neutral answer. Saves a
+screenshot of each tab to docs/screenshots/ (the README shows them)."""
 
 from __future__ import annotations
 
@@ -203,3 +203,68 @@ def test_review_corrects_rows_adapts_and_this_session_uses_the_new_model(page, t
     page.locator("#predict-button").click()
     # the adapted model answers this session (its first call loads it: an ONNX export of its own)
     expect(page.locator("#predict-top")).to_contain_text("·", timeout=WAIT_MS)
+
+
+def answers_neutral(adapter: Path, directory: Path) -> Path:
+    """A copy of a seven-label adapter whose head prefers `neutral` for every text (its bias raised)."""
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    from emotion_app.artifacts import read_labels
+
+    copy = Path(shutil.copytree(adapter, directory / "always-neutral"))
+    weights = load_file(copy / "adapter_model.safetensors")
+    (key,) = [k for k in weights if k.endswith("classifier.bias")]
+    weights[key][read_labels(copy).index("neutral")] += 50.0
+    save_file(weights, copy / "adapter_model.safetensors")
+    return copy
+
+
+@pytest.fixture(scope="module")
+def neutral_page(seven_label_adapter, tmp_path_factory):
+    """A page of an app whose model has seven labels and answers neutral."""
+    if not CHROMIUM.is_file():
+        pytest.skip("Debian chromium is not installed (apt-get install -y chromium)")
+    from app_server import start_app
+
+    directory = tmp_path_factory.mktemp("neutral-app")
+    app = start_app(directory, adapter=answers_neutral(seven_label_adapter, directory))
+    try:
+        with sync_api.sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+            context = browser.new_context(viewport={"width": 1280, "height": 1000}, accept_downloads=True)
+            context.set_default_timeout(WAIT_MS)
+            page = context.new_page()
+            page.goto(app.url)
+            yield page
+            browser.close()
+    finally:
+        app.stop()
+
+
+def test_a_neutral_answer_shows_as_a_bar_a_plain_headline_and_a_row_of_the_download(neutral_page, tmp_path):
+    page = neutral_page
+    page.get_by_role("tab", name="Predict").click()
+    page.locator("#predict-text textarea").fill("Our meeting is moved to 3pm in room B.")
+    page.locator("#predict-button").click()
+    expect(page.locator("#predict-top")).to_contain_text("No clear emotion")
+    bars = page.locator('#predict-label [data-testid$="-confidence-set"]')
+    expect(bars).to_have_count(len(EMOTIONS) + 1)
+    expect(page.locator('#predict-label [data-testid="neutral-confidence-set"]')).to_be_visible()
+
+    source = tmp_path / "plain.csv"
+    pd.DataFrame({"message": ["Our meeting is moved to 3pm in room B.", "Invoice 4471 is attached."]}).to_csv(
+        source, index=False)
+    page.get_by_role("tab", name="Batch CSV").click()
+    upload(page, "#batch-file", source)
+    page.locator("#batch-button").click()
+    expect(page.locator("#batch-summary")).to_contain_text("Scored")
+    with page.expect_download() as download:
+        page.locator("#batch-result a").first.click()
+    saved = tmp_path / "result.csv"
+    download.value.save_as(saved)
+    out = pd.read_csv(saved, dtype=str, keep_default_na=False)
+    assert out["emotion"].tolist() == ["neutral", "neutral"]
+    probabilities = out[[f"p_{name}" for name in (*EMOTIONS, "neutral")]].astype(float)
+    assert (probabilities.idxmax(axis=1) == "p_neutral").all()
