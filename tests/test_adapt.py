@@ -28,6 +28,7 @@ from emotion_app.train.adaptation import (
     adapt,
     check_corrections,
     holdout_folds,
+    inputs,
     read_corrections,
 )
 
@@ -210,7 +211,7 @@ def _offline(monkeypatch):
     def unreachable():
         raise ConnectionError("Couldn't reach 'dair-ai/emotion' on the Hub (OfflineModeIsEnabled)")
 
-    monkeypatch.setattr(adaptation, "_hub_reference", unreachable)
+    monkeypatch.setattr(inputs, "_hub_reference", unreachable)
 
 
 def _drift(parent: Path, adapted_dir: Path) -> float:
@@ -326,7 +327,7 @@ def test_an_interrupted_run_leaves_no_adapter_and_the_parent_whole(trained_bert_
     ("fixed.jsonl", '{"text": "i am glad", "label": 1}\n{"text": "i am sad", "label": "Sadness"}\n'),
 ])
 def test_reads_corrections_through_the_shared_table_reader(tmp_path, monkeypatch, name, content):
-    monkeypatch.setattr(adaptation, "MIN_CORRECTIONS", 2)
+    monkeypatch.setattr(inputs, "MIN_CORRECTIONS", 2)
     path = tmp_path / name
     path.write_text(content, encoding="utf-8")
     rows = read_corrections(path)
