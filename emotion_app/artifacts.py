@@ -165,7 +165,31 @@ def write_calibration(adapter_dir: str | Path, temperature: float) -> Path:
 
 def write_json(path: Path, data) -> Path:
     """Write to a temporary file, then rename, so a crash never leaves half a file."""
-    tmp = path.with_name(f".{path.name}.tmp")
+    tmp = temporary_name(Path(path), ".tmp")
     tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
     os.replace(tmp, path)
     return path
+
+
+def name_max(folder: Path) -> int:
+    """The longest file name (in bytes) `folder` (or its nearest existing ancestor) takes; 255 if unknown."""
+    folder = Path(folder).absolute()
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    try:
+        return os.pathconf(folder, "PC_NAME_MAX")
+    except (OSError, ValueError):
+        return 255
+
+
+def temporary_name(target: Path, suffix: str, reserve: int = 0) -> Path:
+    """A hidden temporary beside `target`: .<name><suffix>, its name shortened (with a hash of the
+    full one, so that different targets keep different names) when the whole, plus `reserve` bytes
+    (e.g. mkstemp's random part), would pass the folder's NAME_MAX: a long legal name still works."""
+    limit = name_max(target.parent) - reserve
+    name = os.fsencode(target.name)
+    if len(name) + len(os.fsencode(suffix)) + 1 <= limit:
+        return target.with_name(f".{target.name}{suffix}")
+    tail = f"~{hashlib.sha256(name).hexdigest()[:8]}{suffix}"
+    room = max(limit - 1 - len(os.fsencode(tail)), 0)
+    return target.with_name(f".{name[:room].decode('utf-8', errors='ignore')}{tail}")

@@ -42,18 +42,24 @@ from emotion_app.constants import (
 )
 from emotion_app.data.tables import TableStream, open_table
 from emotion_app.data.writers import TableWriter, output_format
+from emotion_app.errors import (  # noqa: F401  (the exit codes, importable from here as before)
+    EXIT_BUG,
+    EXIT_INPUT,
+    EXIT_INTERRUPTED,
+    EXIT_MODEL,
+    EXIT_OK,
+    EXIT_OUTPUT,
+    CommandError,
+    InputError,
+    ModelError,
+    OutputError,
+    model_errors,
+)
+from emotion_app.paths import check_outputs, writing
 
 logger = logging.getLogger(__name__)
 
-EXIT_OK, EXIT_BUG, EXIT_INPUT, EXIT_MODEL, EXIT_OUTPUT, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
-
-
-class ScoreError(ValueError):
-    """A failure with the exit code the command returns for it."""
-
-    def __init__(self, message: str, exit_code: int):
-        super().__init__(message)
-        self.exit_code = exit_code
+ScoreError = CommandError  # what score_file raises: InputError, ModelError or OutputError, with .exit_code
 
 
 @dataclass
@@ -83,17 +89,17 @@ def score_file(input_path: str | Path, output_path: str | Path, *, classifier: C
                runtime: str = "auto", progress: bool | None = None, report: str | Path | None = None) -> Summary:
     """Stream INPUT through the classifier into OUTPUT. `classifier` (any object with
     predict_proba) replaces loading `adapter`. `report`: also write the file's estimate there
-    (JSON, see `report_record`). Raises ScoreError carrying the exit code."""
+    (JSON, see `report_record`). Raises ScoreError (InputError, ModelError or OutputError), which
+    carries the exit code; every output is checked (emotion_app.paths) before any reading."""
     started = time.perf_counter()
     input_path, output_path = Path(input_path), Path(output_path)
-    _check_options(input_path, output_path, batch_size, chunk_rows, threshold, engine, workers)
-    if report is not None and not Path(report).parent.is_dir():
-        raise ScoreError(f"cannot write the report {report}: the folder {Path(report).parent} does not exist. "
-                         "Create it first or choose another path.", EXIT_OUTPUT)
+    _check_options(output_path, batch_size, chunk_rows, threshold, engine, workers)
+    check_outputs({"-o": output_path, "--report": report},
+                  {"input": input_path, "--adapter": resolve_adapter(adapter) if classifier is None else None})
     try:
         stream = open_table(input_path, text_column=text_column, header=header)
     except ValueError as err:
-        raise ScoreError(str(err), EXIT_INPUT) from None
+        raise InputError(str(err)) from None
     for note in stream.notes:
         logger.info("%s: %s", input_path.name, note)
     owned = classifier is None
@@ -138,15 +144,12 @@ def report_record(summary: Summary) -> dict:
 
 
 def _write_report(path: Path, summary: Summary) -> None:
-    try:
+    with writing("--report", path):
         write_json(path, report_record(summary))
-    except OSError as err:
-        raise ScoreError(f"cannot write the report {path}: {err.strerror}. Check the folder and its "
-                         "permissions.", EXIT_OUTPUT) from None
 
 
-def _check_options(input_path: Path, output_path: Path, batch_size: int, chunk_rows: int,
-                   threshold: float | None, engine: str, workers: int) -> None:
+def _check_options(output_path: Path, batch_size: int, chunk_rows: int, threshold: float | None,
+                   engine: str, workers: int) -> None:
     problems = []
     if batch_size < 1:
         problems.append(f"--batch_size must be at least 1, found {batch_size}")
@@ -159,30 +162,24 @@ def _check_options(input_path: Path, output_path: Path, batch_size: int, chunk_r
     if workers < 1:
         problems.append(f"--workers must be at least 1, found {workers}")
     if problems:
-        raise ScoreError("; ".join(problems) + ". Fix the option(s) and run again.", EXIT_INPUT)
+        raise InputError("; ".join(problems) + ". Fix the option(s) and run again.")
     try:
         output_format(output_path)
     except ValueError as err:
-        raise ScoreError(str(err), EXIT_INPUT) from None
-    if output_path.exists() and input_path.exists() and output_path.resolve() == input_path.resolve():
-        raise ScoreError(f"the output {output_path} is the input file: expected a different path, so that "
-                         "the input is never overwritten. Choose another output name.", EXIT_INPUT)
-    if not output_path.parent.is_dir():
-        raise ScoreError(f"cannot write {output_path}: the folder {output_path.parent} does not exist. "
-                         "Create it first or choose another output path.", EXIT_OUTPUT)
+        raise InputError(str(err)) from None
 
 
 def load_classifier(adapter: str, engine: str = "local", workers: int = 2, batch_size: int = 64,
                     precision: str = "auto", runtime: str = "auto") -> Classifier:
-    """The engine's classifier for `adapter`; ScoreError (exit 3) when it cannot be loaded.
+    """The engine's classifier for `adapter`; ModelError (exit 3) when it cannot be loaded.
     precision: "auto" (int8 on CPU), "int8" or "fp32"; runtime: see EmotionClassifier.from_adapter."""
     if precision not in PRECISIONS:
-        raise ScoreError(f"--precision must be one of {', '.join(PRECISIONS)}, found {precision!r}.", EXIT_INPUT)
+        raise InputError(f"--precision must be one of {', '.join(PRECISIONS)}, found {precision!r}.")
     options = {"batch_size": batch_size, "quantize": PRECISIONS[precision], "runtime": runtime}
     if engine == "ray":
         if importlib.util.find_spec("ray") is None:
-            raise ScoreError("--engine ray needs the ray package, which is not installed. Install it with "
-                             "`pip install -r requirements-ray.txt`, or use --engine local.", EXIT_MODEL)
+            raise ModelError("--engine ray needs the ray package, which is not installed. Install it with "
+                             "`pip install -r requirements-ray.txt`, or use --engine local.")
         from emotion_app.engine.ray import RayClassifier
 
         make = partial(RayClassifier, adapter, num_workers=workers, **options)
@@ -190,10 +187,8 @@ def load_classifier(adapter: str, engine: str = "local", workers: int = 2, batch
         from emotion_app.engine.classifier import EmotionClassifier
 
         make = partial(EmotionClassifier.from_adapter, resolve_adapter(adapter), **options)
-    try:
+    with model_errors(adapter):
         classifier = make()
-    except (ValueError, OSError, RuntimeError, ImportError) as err:
-        raise ScoreError(f"could not load the model from adapter {adapter!r}: {err}", EXIT_MODEL) from None
     if engine != "ray":
         classifier.share_cores_by_batch()  # a file is many batches: one per core at once
     return classifier
@@ -213,11 +208,11 @@ def _stream(stream: TableStream, output_path: Path, classifier: Classifier, thre
     bar = tqdm(total=stream.n_rows, unit="rows", desc="scoring", file=sys.stderr, dynamic_ncols=True,
                disable=None if progress is None else not progress)
     try:
-        writer = TableWriter(output_path, raw=raw)
-    except OSError as err:
+        with writing("-o", output_path):
+            writer = TableWriter(output_path, raw=raw)
+    except OutputError:
         bar.close()
-        raise ScoreError(f"cannot write {output_path}: {err.strerror}. Check the folder's permissions "
-                         "and free space.", EXIT_OUTPUT) from None
+        raise
     try:
         with bar:
             for chunk in stream.chunks(chunk_rows):
@@ -238,12 +233,12 @@ def _stream(stream: TableStream, output_path: Path, classifier: Classifier, thre
                     review += int(scored[names["needs_review"]].fillna(False).astype(bool).sum())
                 _write(writer, scored, output_path)
         _close(writer, output_path)
-    except ScoreError:
+    except CommandError:
         writer.abort()
         raise
     except ValueError as err:  # the file could not be read further (it changed, or a bad line)
         writer.abort()
-        raise ScoreError(str(err), EXIT_INPUT) from None
+        raise InputError(str(err)) from None
     except BaseException:  # Ctrl-C included: no half-written output is left behind
         writer.abort()
         raise
@@ -255,19 +250,13 @@ def _stream(stream: TableStream, output_path: Path, classifier: Classifier, thre
 
 
 def _write(writer: TableWriter, frame, output_path: Path) -> None:
-    try:
+    with writing("-o", output_path):
         writer.write(frame)
-    except OSError as err:
-        raise ScoreError(f"cannot write {output_path}: {err.strerror}. Check the free space and "
-                         "permissions.", EXIT_OUTPUT) from None
 
 
 def _close(writer: TableWriter, output_path: Path) -> None:
-    try:
+    with writing("-o", output_path):
         writer.close()
-    except OSError as err:
-        raise ScoreError(f"cannot write {output_path}: {err.strerror}. Check the free space and "
-                         "permissions.", EXIT_OUTPUT) from None
 
 
 def review_threshold(adapter: str, threshold: float | None, target_accuracy: float | None) -> float | None:
@@ -286,6 +275,6 @@ def review_threshold(adapter: str, threshold: float | None, target_accuracy: flo
         honest = all((directory / name).is_file() for name in SHIFT_FILES)
         threshold = resolve_threshold(metrics, threshold, target_accuracy, in_distribution_only=honest)
     except ValueError as err:
-        raise ScoreError(str(err), EXIT_INPUT) from None
+        raise InputError(str(err)) from None
     logger.info("Target accuracy %.3f on the test split -> review threshold %.4f", target_accuracy, threshold)
     return threshold

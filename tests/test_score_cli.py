@@ -116,7 +116,7 @@ def test_exit_codes(tmp_path, capsys):
         ([str(junk), "-o", str(tmp_path / "o.csv")], EXIT_INPUT, "not a table"),
         ([str(tmp_path / "missing.csv"), "-o", str(tmp_path / "o.csv")], EXIT_INPUT, "does not exist"),
         ([str(good), "-o", str(tmp_path / "o.xlsx")], EXIT_INPUT, "expected one of .csv"),
-        ([str(good), "-o", str(good)], EXIT_INPUT, "is the input file"),
+        ([str(good), "-o", str(good)], EXIT_OUTPUT, "are the same file"),
         ([str(good), "-o", str(tmp_path / "o.csv"), "--threshold", "2"], EXIT_INPUT, "between 0 and 1"),
         ([str(good), "-o", str(tmp_path / "o.csv"), "--text-column", "body"], EXIT_INPUT, "no column 'body'"),
         ([str(good), "-o", str(tmp_path / "no" / "o.csv")], EXIT_OUTPUT, "does not exist"),

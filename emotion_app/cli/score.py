@@ -16,25 +16,19 @@ The output appears only when the run completes (it is written beside OUTPUT, the
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
+from functools import partial
 
 from emotion_app.analysis.predictions import Classifier
 from emotion_app.analysis.shift import describe_estimate
 from emotion_app.cli.options import add_adapter_option, add_engine_options, add_option
+from emotion_app.cli.runner import command_parser, run_command
 from emotion_app.constants import HEADER_CHOICES
-from emotion_app.scoring import (
-    EXIT_INTERRUPTED,
-    EXIT_OK,
-    ScoreError,
-    review_threshold,
-    score_file,
-)
+from emotion_app.scoring import review_threshold, score_file
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m emotion_app score", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = command_parser("score", __doc__)
     parser.add_argument("input", help="Table to score: .csv, .tsv, .txt, .jsonl, .xlsx or .parquet.")
     parser.add_argument("-o", "--output", required=True, help="Where to write: .csv, .tsv or .jsonl.")
     add_option(parser, "--text_column", "--text-column", default=None,
@@ -64,29 +58,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None, classifier: Classifier | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    args = build_parser().parse_args(argv)
-    header = HEADER_CHOICES[args.header]
-    try:
-        threshold = review_threshold(args.adapter, args.threshold, args.target_accuracy)
-        summary = score_file(args.input, args.output, classifier=classifier, adapter=args.adapter,
-                             text_column=args.text_column, header=header, batch_size=args.batch_size,
-                             chunk_rows=args.chunk_rows, threshold=threshold, raw=args.raw,
-                             engine=args.engine, workers=args.workers, precision=args.precision,
-                             runtime=args.runtime, report=args.report,
-                             progress=False if args.no_progress else None)
-    except ScoreError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return err.exit_code
-    except KeyboardInterrupt:
-        print(f"interrupted: {args.output} was not written.", file=sys.stderr)
-        return EXIT_INTERRUPTED
+def score(args: argparse.Namespace, classifier: Classifier | None = None) -> None:
+    threshold = review_threshold(args.adapter, args.threshold, args.target_accuracy)
+    summary = score_file(args.input, args.output, classifier=classifier, adapter=args.adapter,
+                         text_column=args.text_column, header=HEADER_CHOICES[args.header],
+                         batch_size=args.batch_size, chunk_rows=args.chunk_rows, threshold=threshold,
+                         raw=args.raw, engine=args.engine, workers=args.workers, precision=args.precision,
+                         runtime=args.runtime, report=args.report, progress=False if args.no_progress else None)
     left = f" ({summary.unscored:,} left unscored: empty text)" if summary.unscored else ""
     trust = " ".join(describe_estimate(summary.estimate, summary.threshold is not None, summary.review_all))
     print(f"Scored {summary.rows:,} rows{left} of {summary.input} (text column '{summary.text_column}') "
           f"into {summary.output} in {summary.seconds:.1f} s ({summary.rows_per_second:,.0f} rows/s). {trust}")
-    return EXIT_OK
+
+
+def main(argv: list[str] | None = None, classifier: Classifier | None = None) -> int:
+    """`classifier` (any object with predict_proba) replaces loading --adapter."""
+    return run_command(build_parser(), argv, partial(score, classifier=classifier),
+                       interrupted=lambda args: f"{args.output} was not written (an older file there is untouched).")
 
 
 if __name__ == "__main__":

@@ -14,6 +14,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from emotion_app.artifacts import temporary_name
+
 # Characters a spreadsheet runs a cell from: the ASCII ones, their full-width forms (which Excel and
 # LibreOffice also accept in some locales) and the small forms.
 FORMULA_CHARS = frozenset("=+-@\uff1d\uff0b\uff0d\uff20\ufe66\ufe62\ufe63\ufe6b")
@@ -23,6 +25,7 @@ FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\uff1d", "\uff0b", "\uff0d", 
 # What a spreadsheet skips before it looks for a formula: spaces and line breaks of any kind, and
 # invisible characters.
 LEADING = re.compile(r"[\s\u200b\u200c\u200d\u2060\ufeff]*")
+PARTIAL = ".partial"  # a table being written
 OUTPUT_SUFFIXES = {".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 
 
@@ -72,7 +75,9 @@ class TableWriter:
         self.raw = raw
         self.rows = 0
         self._columns: list[str] | None = None
-        handle, temporary = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".partial",
+        # mkstemp adds 8 random characters between the prefix and the suffix
+        prefix = temporary_name(self.path, ".", reserve=8 + len(PARTIAL)).name
+        handle, temporary = tempfile.mkstemp(prefix=prefix, suffix=PARTIAL,
                                              dir=self.path.parent if str(self.path.parent) else ".")
         self._temporary = Path(temporary)
         encoding = "utf-8-sig" if excel_bom and self.format != "jsonl" else "utf-8"
