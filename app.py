@@ -1,4 +1,4 @@
-"""The Gradio app: Predict, Batch CSV and Evaluation tabs on an emotion LoRA adapter.
+"""The Gradio app, four tabs (Predict, Batch CSV, Review & adapt, Evaluation) on an emotion LoRA adapter.
 
     python app.py                                  # the embedded models/minilm-emotion-lora, no network
     python app.py --adapter user/emotion-lora      # a Hub repo (HF_TOKEN for a private one)

@@ -1,4 +1,4 @@
-"""Fine-tune a LoRA emotion classifier: `python train.py CONFIG.json [--flag value ...]`.
+"""Fine-tune a LoRA emotion classifier: `python train.py CONFIG.json [options]`.
 
 The same command as `python -m emotion_app train` (emotion_app/cli/train.py: recipes, resuming,
 publishing); `python train.py --help` lists every option.

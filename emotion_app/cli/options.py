@@ -1,4 +1,4 @@
-"""What the `python -m emotion_app.*` commands and app.py share on their command lines: one
+"""What the `python -m emotion_app <command>` commands and app.py share on their command lines: one
 spelling per option (underscores, as train.py's), the engine switches, and the adapter default.
 Earlier spellings keep working but are hidden from --help."""
 

@@ -1,7 +1,7 @@
 """Score a table of texts with an emotion adapter, streaming: memory stays flat whatever the size.
 
     python -m emotion_app score reviews.csv -o scored.csv
-    python -m emotion_app score tweets.jsonl -o scored.jsonl --text-column body --threshold 0.6
+    python -m emotion_app score tweets.jsonl -o scored.jsonl --text_column body --threshold 0.6
     python -m emotion_app score big.tsv -o scored.tsv --engine ray --workers 4
 
 Reads CSV/TSV/TXT, JSON Lines, .xlsx or Parquet (encoding, delimiter and header detected, as in the

@@ -217,7 +217,7 @@ class EmotionClassifier(Predictor):
         batches at once (one session serves concurrent runs, and each releases the GIL), given at
         least two batches a worker: a short call (one text, an explanation's two batches) runs as
         it is, since in a server other requests' runs already fill the cores, and handing two
-        batches to two threads made the page's answers dearer (docs/performance.md, session 9)."""
+        batches to two threads made the page's answers dearer (docs/performance.md, "The app under load")."""
         def forward(index: np.ndarray) -> tuple:
             return self._forward(*self._pad([ids[i] for i in index]), features=features)
 

@@ -1,6 +1,6 @@
 """Bulk scoring on a Ray cluster: Ray Data `map_batches` around the same inference engine.
 
-    from emotion_app.distributed import RayClassifier
+    from emotion_app.engine.ray import RayClassifier
     with RayClassifier("models/minilm-emotion-lora", num_workers=8) as classifier:
         probs = classifier.predict_proba(texts)      # [N, 6], in input order
 

@@ -4,7 +4,7 @@ its own, computed once per model and kept in the ONNX cache beside it.
 Why: the page's explanation (analysis/explain.py) reads each word of the text alone, one short
 text per word. Those texts do not depend on the rest of the text, so a word the tokenizer has as
 one token is looked up here instead of run again: on the load test's texts that was about a
-seventh of the page's CPU per answer (docs/performance.md, session 9). Words the table lacks (two
+seventh of the page's CPU per answer (docs/performance.md, "The app under load"). Words the table lacks (two
 or more tokens: "today!", a rare name) still go through the model with the request.
 
 What it holds: one row per token sequence that a decoded vocabulary entry tokenizes back to as

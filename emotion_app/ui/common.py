@@ -18,7 +18,7 @@ BATCH_CONCURRENCY = 1
 QUEUE_SIZE = 64
 # How often (seconds) waiting visitors are told their place in the queue. Gradio's default ("auto")
 # tells every waiting visitor at every job start: with 20 waiting, 20 messages per answer, which the
-# server pays for in CPU that the answers need (docs/performance.md, session 7).
+# server pays for in CPU that the answers need (docs/performance.md, "The app under load").
 QUEUE_STATUS_SECONDS = 1.0
 # /classify: concurrent calls handed to one function call (one lane, so they queue up and batch).
 CLASSIFY_BATCH = 32
