@@ -31,20 +31,18 @@ def check_outputs(outputs: Paths, inputs: Paths | None = None, *, directories: C
     `directories`: the labels of outputs that are folders (created with their parents when
     missing); the others are files whose folder must exist. Inputs that do not exist are skipped
     (a Hub id, or a file whose reading will say it is missing)."""
-    outs = _resolved(outputs)
-    ins = [(label, path) for label, path in _resolved(inputs or {}) if path.exists()]
+    outs = [(name, path, flag in directories) for flag, name, path in _resolved(outputs)]
+    ins = [(name, path) for _, name, path in _resolved(inputs or {}) if path.exists()]
     allowed = Path(into_adapter).resolve() if into_adapter is not None else None
-    for index, (label, path) in enumerate(outs):
-        is_dir = label in directories
-        _check_name(label, path)
-        for other_label, other in ins:
-            _check_pair(label, path, is_dir, other_label, other, read=True)
-        for other_label, other in outs[:index]:
-            other_dir = other_label in directories
-            _check_pair(label, path, is_dir, other_label, other, read=False)
-            _check_pair(other_label, other, other_dir, label, path, read=False)
-        _check_adapter_ancestors(label, path, allowed)
-        _check_creatable(label, path, is_dir)
+    for index, (name, path, is_dir) in enumerate(outs):
+        _check_name(name, path)
+        for other_name, other in ins:
+            _check_pair(name, path, is_dir, other_name, other, read=True)
+        for other_name, other, other_dir in outs[:index]:
+            _check_pair(name, path, is_dir, other_name, other, read=False)
+            _check_pair(other_name, other, other_dir, name, path, read=False)
+        _check_adapter_ancestors(name, path, allowed)
+        _check_creatable(name, path, is_dir)
 
 
 def check_input_file(label: str, path: PathLike) -> Path:
@@ -97,6 +95,16 @@ def check_directory_output(label: str, path: PathLike, accept: Callable[[Path], 
                       f"nothing in it is written over. {fix}")
 
 
+def check_adapter_output(label: str, path: PathLike, overwrite: bool) -> bool:
+    """An adapter's output folder: new or empty (False), or a finished adapter that `overwrite`
+    (--overwrite) allows to replace (True); OutputError otherwise, naming what is there."""
+    if not overwrite and is_finished_adapter(path):
+        raise OutputError(f"{label} {path} holds a finished adapter: pass --overwrite to replace it (the old one "
+                          "is removed only once the new one is complete), or choose another folder.")
+    return check_directory_output(label, path, is_finished_adapter if overwrite else None,
+                                  "Choose a new or empty folder (--overwrite replaces a finished adapter only).")
+
+
 @contextmanager
 def replacing_directory(target: PathLike) -> Iterator[Path]:
     """A fresh folder to build the new `target` in, put in its place once the body has finished:
@@ -129,76 +137,81 @@ def _swap(built: Path, target: Path, old: Path) -> None:
         raise
 
 
-def _resolved(paths: Paths) -> list[tuple[str, Path]]:
-    """(label, resolved path) for each path given (a label may have several)."""
+def _resolved(paths: Paths) -> list[tuple[str, str, Path]]:
+    """(label, the name messages give it, resolved path) for each path given (a label may have
+    several); the name is the label and the path as given, plus where it leads when a symlink or
+    `..` takes it elsewhere."""
     found = []
     for label, value in paths.items():
         many = isinstance(value, Sequence) and not isinstance(value, str)
-        found += [(label, Path(path).resolve()) for path in (value if many else [value]) if path is not None]
+        for given in (Path(path) for path in (value if many else [value]) if path is not None):
+            resolved = given.resolve()
+            name = f"{label} {given}" + (f" (that is {resolved})" if resolved != given.absolute() else "")
+            found.append((label, name, resolved))
     return found
 
 
-def _check_name(label: str, path: Path) -> None:
+def _check_name(name: str, path: Path) -> None:
     limit = name_max(path.parent)
     if len(os.fsencode(path.name)) > limit:
-        raise OutputError(f"{label} {path}: the name has {len(os.fsencode(path.name))} bytes, and its folder "
+        raise OutputError(f"{name}: the file name has {len(os.fsencode(path.name))} bytes, and its folder "
                           f"takes at most {limit}. Choose a shorter name.")
 
 
-def _check_pair(label: str, path: Path, is_dir: bool, other_label: str, other: Path, read: bool) -> None:
+def _check_pair(name: str, path: Path, is_dir: bool, other_name: str, other: Path, read: bool) -> None:
     """Refuse when the output `path` is `other` (an input if `read`, else another output), lies
     inside it (an adapter it reads, or a folder output) or, being a folder, holds it."""
     if path == other or (path.exists() and other.exists() and os.path.samefile(path, other)):
-        raise OutputError(f"{label} {path} and {other_label} {other} are the same file: a command never writes "
-                          f"over a file it reads or over another of its outputs. Choose another path for {label}.")
+        raise OutputError(f"{name} and {other_name} are the same file: a command never writes over a file it "
+                          f"reads or over another of its outputs. Choose another path for {name.split()[0]}.")
     if is_dir and other.is_relative_to(path):
-        raise OutputError(f"{label} {path} holds {other_label} {other}: expected a folder that holds none of "
-                          f"the command's inputs or other outputs. Choose another folder for {label}.")
+        raise OutputError(f"{name} holds {other_name}: expected a folder that holds none of the command's "
+                          f"inputs or other outputs. Choose another folder for {name.split()[0]}.")
     if path.is_relative_to(other) and (not read or is_adapter_dir(other)):
-        raise OutputError(f"{label} {path} is inside {other_label} {other}: a command never writes into a "
+        raise OutputError(f"{name} is inside {other_name}: a command never writes into a "
                           f"folder it reads or into another of its outputs. Choose a path outside it.")
 
 
-def _check_adapter_ancestors(label: str, path: Path, allowed: Path | None) -> None:
+def _check_adapter_ancestors(name: str, path: Path, allowed: Path | None) -> None:
     for folder in path.parents:
         if folder == allowed:
             return
         if is_adapter_dir(folder):
-            raise OutputError(f"{label} {path} is inside the adapter directory {folder}: a command writes into "
+            raise OutputError(f"{name} is inside the adapter directory {folder}: a command writes into "
                               "no adapter it did not make (its metrics.json, card or weights could be replaced). "
                               "Choose a path outside it.")
 
 
-def _check_creatable(label: str, path: Path, is_dir: bool) -> None:
+def _check_creatable(name: str, path: Path, is_dir: bool) -> None:
     """The output's folder exists (for a folder output: the nearest existing one) and takes a new file."""
     if is_dir:
         if path.exists() and not path.is_dir():
-            raise OutputError(f"{label} {path} is a file: expected a folder to write into. Choose a folder.")
+            raise OutputError(f"{name} is a file: expected a folder to write into. Choose a folder.")
         folder = path
         while not folder.exists():
             folder = folder.parent
         if not folder.is_dir():
-            raise OutputError(f"{label} {path} cannot be created: {folder} is a file, not a folder. "
+            raise OutputError(f"{name} cannot be created: {folder} is a file, not a folder. "
                               "Choose another path.")
     else:
         if path.is_dir():
-            raise OutputError(f"{label} {path} is a folder: expected a file name. Name a file in it.")
+            raise OutputError(f"{name} is a folder: expected a file name. Name a file in it.")
         folder = path.parent
         if not folder.is_dir():
             what = "is a file" if folder.exists() else "does not exist"
-            raise OutputError(f"cannot write {label} {path}: the folder {folder} {what}. Create the folder "
+            raise OutputError(f"cannot write {name}: the folder {folder} {what}. Create the folder "
                               "first or choose another path.")
-    _probe(label, path, folder)
+    _probe(name, path, folder)
 
 
-def _probe(label: str, path: Path, folder: Path) -> None:
+def _probe(name: str, path: Path, folder: Path) -> None:
     """Create and delete a temporary file in `folder`, named as the real temporary beside `path` would be."""
     probe = temporary_name(folder / path.name, f".{os.getpid()}.probe")
     try:
         os.close(os.open(probe, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
         os.unlink(probe)
     except OSError as err:
-        raise OutputError(f"cannot write {label} {path}: the folder {folder} takes no new file ({err.strerror}). "
+        raise OutputError(f"cannot write {name}: the folder {folder} takes no new file ({err.strerror}). "
                           "Check its permissions and free space, or choose another folder.") from None
 
 

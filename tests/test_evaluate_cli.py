@@ -69,9 +69,9 @@ def test_evaluate_one_file_with_a_row_limit(trained_adapter, split_rows, tmp_pat
 
 
 def test_evaluate_errors_are_one_clear_line(tmp_path, capsys):
-    with pytest.raises(SystemExit) as exit_info:
-        evaluate_cli.main(["--adapter", str(tmp_path / "missing"), "--file", str(tmp_path / "none.txt"),
-                           "--output", str(tmp_path / "out.json")])
-    assert str(exit_info.value).startswith("error: ")
-    assert "does not exist" in str(exit_info.value) or "neither a directory" in str(exit_info.value)
+    code = evaluate_cli.main(["--adapter", str(tmp_path / "missing"), "--file", str(tmp_path / "none.txt"),
+                              "--output", str(tmp_path / "out.json")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("error: ") and err.count("\n") == 1
+    assert f"--file {tmp_path / 'none.txt'} does not exist" in err
     assert not (tmp_path / "out.json").exists()

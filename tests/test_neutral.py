@@ -5,6 +5,7 @@ export; bad label sets are refused with what was expected; six-label adapters st
 from __future__ import annotations
 
 import json
+import re
 import shutil
 
 import numpy as np
@@ -19,7 +20,7 @@ from emotion_app.engine.adapters import read_adapter
 from emotion_app.engine.classifier import EmotionClassifier
 from emotion_app.labels import EMOTIONS
 from emotion_app.cli.score import main as score_main
-from emotion_app.scoring import EXIT_OK
+from emotion_app.scoring import EXIT_INPUT, EXIT_OK
 
 PLAIN = "the meeting is moved to room north"
 
@@ -82,12 +83,12 @@ def test_evaluating_a_seven_label_model_on_a_six_label_file_gives_both_figures(s
     assert "six-way" in capsys.readouterr().out
 
 
-def test_a_file_with_a_label_the_model_lacks_is_refused_naming_the_row(trained_bert_adapter, tmp_path):
+def test_a_file_with_a_label_the_model_lacks_is_refused_naming_the_row(trained_bert_adapter, tmp_path, capsys):
     path = tmp_path / "mine.csv"
     pd.DataFrame({"text": ["i feel sad", PLAIN], "label": ["sadness", "neutral"]}).to_csv(path, index=False)
-    with pytest.raises(SystemExit, match=r"row 3.*unknown label 'neutral'"):
-        evaluate_cli.main(["--adapter", str(trained_bert_adapter), "--file", str(path),
-                           "--output", str(tmp_path / "m.json")])
+    assert evaluate_cli.main(["--adapter", str(trained_bert_adapter), "--file", str(path),
+                              "--output", str(tmp_path / "m.json")]) == EXIT_INPUT
+    assert re.search(r"row 3.*unknown label 'neutral'", capsys.readouterr().err)
 
 
 def test_the_page_says_no_clear_emotion_when_neutral_wins(seven, tmp_path):

@@ -9,12 +9,19 @@ engine the app runs, `--precision auto` = int8 ONNX Runtime on CPU, calibrated o
 and adds `calibration`, `coverage`, `shift_detector` and `coverage_in_distribution` to
 <adapter>/metrics.json. Prints the figures. `--detector_rows 0` fits the temperature only,
 `--detector_only` the detector only (with the temperature already stored).
+
+Writing into --adapter is this command's job, so it needs no other flag: it replaces those files
+only (each written beside and renamed, so none is ever half-written) and leaves the weights, the
+tokenizer and the card as they are. To keep the adapter as it was, calibrate a copy. Before any
+fitting it checks that --adapter is a local adapter directory that takes new files and that no
+input is one of the files it writes.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import sys
 from pathlib import Path
 
 from emotion_app.analysis.calibration import calibrate_adapter
@@ -23,18 +30,20 @@ from emotion_app.analysis.shift import (
     fit_for_classifier,
     store_detector,
 )
-from emotion_app.artifacts import read_labels
+from emotion_app.artifacts import CALIBRATION_FILE, METRICS_FILE, SHIFT_FILES, read_labels
 from emotion_app.cli.options import add_engine_options, add_evaluation_options, add_option
+from emotion_app.cli.runner import command_parser, run_command
 from emotion_app.constants import PRECISIONS
 from emotion_app.data.labelled import DataArguments, load_splits
 from emotion_app.engine.classifier import EmotionClassifier
+from emotion_app.errors import InputError, ModelError, model_errors
+from emotion_app.paths import check_input_folder, check_outputs, is_adapter_dir
 
 logger = logging.getLogger(__name__)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m emotion_app calibrate", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = command_parser("calibrate", __doc__)
     add_evaluation_options(parser, "Local adapter directory (calibration is written into it).")
     add_option(parser, "--detector_rows", "--detector-rows", type=int, default=DEFAULT_FIT_ROWS,
                help=f"Training rows (a seeded sample) the shift detector is fitted on; 0: no detector. "
@@ -51,15 +60,30 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def run(args: argparse.Namespace) -> dict:
-    """Calibrate args.adapter; returns the entries added to metrics.json."""
-    if not Path(args.adapter).is_dir():
-        raise ValueError(f"--adapter {args.adapter} is not a directory: expected a local adapter directory, "
+def check_paths(args: argparse.Namespace) -> None:
+    """--adapter is a local adapter that takes the files written into it, none of which is an input."""
+    adapter = Path(args.adapter)
+    if not adapter.is_dir():
+        raise InputError(f"--adapter {args.adapter} is not a directory: expected a local adapter directory, "
                          "since calibration.json and metrics.json are written into it. Download a Hub "
                          "adapter first (huggingface-cli download user/name --local-dir DIR).")
+    if not is_adapter_dir(adapter):
+        raise ModelError(f"--adapter {adapter} holds no adapter_config.json: expected an adapter directory "
+                         "(as train.py writes). Check the path.")
+    if args.data_dir:
+        check_input_folder("--data_dir", args.data_dir)
+    written = {name: adapter / name for name in (CALIBRATION_FILE, METRICS_FILE, *SHIFT_FILES)}
+    check_outputs(written, {"--data_dir": args.data_dir, "--extra_train_files": args.extra_train_files,
+                            "--label_mapping": args.label_mapping, "--base_model": args.base_model},
+                  into_adapter=adapter)
+
+
+def run(args: argparse.Namespace) -> dict:
+    """Calibrate args.adapter; returns the entries added to metrics.json."""
     if args.detector_rows < 0 or (args.detector_only and not args.detector_rows):
-        raise ValueError(f"--detector_rows must be 0 (no detector) or more, and more with --detector_only; found "
+        raise InputError(f"--detector_rows must be 0 (no detector) or more, and more with --detector_only; found "
                          f"{args.detector_rows}. Leave it at its default {DEFAULT_FIT_ROWS}.")
+    check_paths(args)
     splits = ("train", "validation", "test") if args.detector_rows else ("validation", "test")
     data = load_splits(DataArguments(data_dir=args.data_dir, labels=list(read_labels(args.adapter)),
                                      extra_train_files=args.extra_train_files, label_mapping=args.label_mapping),
@@ -68,8 +92,9 @@ def run(args: argparse.Namespace) -> dict:
         return fit_detector(args, data)
     # fp32, as train.py fits it: the temperature belongs to the adapter, not to one engine setting.
     # detect_shift=False: a detector stored earlier (perhaps broken: this command is its fix) is not read.
-    classifier = EmotionClassifier.from_adapter(args.adapter, base_model=args.base_model, batch_size=args.batch_size,
-                                                quantize=False, detect_shift=False)
+    with model_errors(args.adapter):
+        classifier = EmotionClassifier.from_adapter(args.adapter, base_model=args.base_model,
+                                                    batch_size=args.batch_size, quantize=False, detect_shift=False)
     # Raw logits: the temperature already stored (if any) must not affect the new fit.
     logits = {split: classifier.logits(data[split]["text"]) for split in ("validation", "test")}
     added = calibrate_adapter(args.adapter, logits["validation"], data["validation"]["label"],
@@ -81,9 +106,10 @@ def run(args: argparse.Namespace) -> dict:
 
 def fit_detector(args: argparse.Namespace, data) -> dict:
     """Fit, calibrate and store the shift detector with the engine's own features; its entries."""
-    engine = EmotionClassifier.from_adapter(args.adapter, base_model=args.base_model, batch_size=args.batch_size,
-                                            quantize=PRECISIONS[args.precision], runtime=args.runtime,
-                                            detect_shift=False)  # reads the temperature just fitted
+    with model_errors(args.adapter):  # reads the temperature just fitted
+        engine = EmotionClassifier.from_adapter(args.adapter, base_model=args.base_model, batch_size=args.batch_size,
+                                                quantize=PRECISIONS[args.precision], runtime=args.runtime,
+                                                detect_shift=False)
     split = {name: (list(data[name]["text"]), list(data[name]["label"])) for name in ("train", "validation", "test")}
     try:
         detector, entries = fit_for_classifier(engine, split["train"], split["validation"], split["test"],
@@ -114,18 +140,19 @@ def format_summary(added: dict) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    args = build_parser().parse_args(argv)
-    try:
-        added = run(args)
-    except ValueError as err:
-        raise SystemExit(f"error: {err}") from None
+def calibrate(args: argparse.Namespace) -> None:
+    added = run(args)
     print(format_summary(added))  # the command's output
     written = [*(["calibration.json"] if "calibration" in added else []),
                *(["shift_detector.*"] if "shift_detector" in added else []), "metrics.json"]
     print(f"{', '.join(written)} updated in {args.adapter}")
 
 
+def main(argv: list[str] | None = None) -> int:
+    return run_command(build_parser(), argv, calibrate, interrupted=lambda args: (
+        f"every file in {args.adapter} is whole (each is written beside and renamed); a fit that had "
+        "finished before the interruption (see metrics.json) was stored, the others were not."))
+
+
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -17,24 +17,27 @@ unlabelled estimate would have said, when the adapter has a shift detector.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
+import sys
 from pathlib import Path
 
 from emotion_app.analysis.metrics import format_report, label_set_metrics
 from emotion_app.analysis.review import threshold_from_labels
 from emotion_app.analysis.shift import describe_estimate, estimate_file_accuracy
+from emotion_app.artifacts import write_json
 from emotion_app.cli.options import add_engine_options, add_evaluation_options, add_option
-from emotion_app.constants import DEFAULT_TARGET_ACCURACY, PRECISIONS
+from emotion_app.cli.runner import command_parser, run_command
+from emotion_app.constants import DEFAULT_TARGET_ACCURACY, PRECISIONS, resolve_adapter
 from emotion_app.data.labelled import SPLITS, DataArguments, load_splits
 from emotion_app.engine.classifier import EmotionClassifier
+from emotion_app.errors import model_errors
+from emotion_app.paths import check_input_file, check_input_folder, check_outputs, writing
 
 logger = logging.getLogger(__name__)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m emotion_app evaluate", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = command_parser("evaluate", __doc__)
     add_evaluation_options(parser, "Adapter directory or Hub repo id (user/name).")
     parser.add_argument("--file", default=None, help="One labelled file to evaluate instead of a split.")
     parser.add_argument("--split", default="test", choices=SPLITS, help="Split to evaluate.")
@@ -49,10 +52,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def check_paths(args: argparse.Namespace) -> None:
+    """The labelled file or folder is there and --output can be written, before the model loads."""
+    if args.file:
+        check_input_file("--file", args.file)
+    elif args.data_dir:
+        check_input_folder("--data_dir", args.data_dir)
+    check_outputs({"--output": args.output}, {"--adapter": resolve_adapter(args.adapter),
+                                              "--file": args.file, "--data_dir": None if args.file else args.data_dir})
+
+
 def run(args: argparse.Namespace) -> dict:
-    classifier = EmotionClassifier.from_adapter(args.adapter, base_model=args.base_model,
-                                                batch_size=args.batch_size, quantize=PRECISIONS[args.precision],
-                                                runtime=args.runtime)
+    check_paths(args)
+    with model_errors(args.adapter):
+        classifier = EmotionClassifier.from_adapter(args.adapter, base_model=args.base_model,
+                                                    batch_size=args.batch_size, quantize=PRECISIONS[args.precision],
+                                                    runtime=args.runtime)
     data_args = DataArguments(data_dir=None if args.file else args.data_dir, labels=list(classifier.labels))
     if args.file:
         setattr(data_args, f"{args.split}_file", args.file)
@@ -72,17 +87,13 @@ def run(args: argparse.Namespace) -> dict:
     metrics = {"labels": list(classifier.labels), "base_model": classifier.info["base_model"],
                "adapter": args.adapter, "engine": {k: classifier.info[k] for k in ("runtime", "precision")},
                args.split: figures}
-    Path(args.output).write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+    with writing("--output", args.output):
+        write_json(Path(args.output), metrics)
     return metrics
 
 
-def main(argv: list[str] | None = None) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    args = build_parser().parse_args(argv)
-    try:
-        metrics = run(args)
-    except ValueError as err:
-        raise SystemExit(f"error: {err}") from None
+def evaluate(args: argparse.Namespace) -> None:
+    metrics = run(args)
     figures = metrics[args.split]
     print(format_report(figures, f"{args.adapter} on {args.file or args.split}:"))  # the command's output
     print(figures["review_from_labels"]["summary"])
@@ -91,5 +102,9 @@ def main(argv: list[str] | None = None) -> None:
     print(f"metrics written to {args.output}")
 
 
+def main(argv: list[str] | None = None) -> int:
+    return run_command(build_parser(), argv, evaluate)
+
+
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

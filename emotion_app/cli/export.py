@@ -29,17 +29,23 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 from pathlib import Path
 
+from emotion_app.cli.runner import command_parser, run_command
+from emotion_app.constants import resolve_adapter
 from emotion_app.engine.adapters import read_adapter
+from emotion_app.errors import InputError, model_errors
+from emotion_app.paths import check_directory_output, check_outputs, is_adapter_dir, writing
 from emotion_app.publish.export import export
 
 logger = logging.getLogger(__name__)
 
+EXPORT_MARKS = ("config.json", "README.md")  # what every export folder holds at its root
+
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m emotion_app export", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = command_parser("export", __doc__)
     parser.add_argument("--adapter", required=True, help="Adapter directory or Hub repo id (user/name).")
     parser.add_argument("--base_model", default=None, help="Override the base model named in the adapter.")
     parser.add_argument("--merged", default=None, metavar="OUT", help="Write the merged model to this folder.")
@@ -51,34 +57,60 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def is_export(folder: Path) -> bool:
+    """An earlier export (written over by a new one), never an adapter."""
+    return all((folder / name).is_file() for name in EXPORT_MARKS) and not is_adapter_dir(folder)
+
+
+def check_paths(args: argparse.Namespace) -> dict[str, str]:
+    """The export folders, by flag (one entry when --merged and --onnx name the same folder): each
+    new, empty or an earlier export, and none an input or inside one."""
+    folders = {}
+    for flag, path in (("--merged", args.merged), ("--onnx", args.onnx)):
+        if path is not None and Path(path).resolve() not in {Path(p).resolve() for p in folders.values()}:
+            folders[flag] = path
+    check_outputs(folders, {"--adapter": resolve_adapter(args.adapter), "--base_model": args.base_model},
+                  directories=folders)
+    for flag, path in folders.items():
+        check_directory_output(flag, path, is_export, "Choose a new or empty folder, or an earlier export.")
+    return folders
+
+
 def run(args: argparse.Namespace) -> list[Path]:
     from emotion_app.publish import hub
 
-    outputs = {Path(path).resolve() for path in (args.merged, args.onnx) if path is not None}
+    if args.merged is None and args.onnx is None and not args.push_to_hub:
+        raise InputError("nothing to export: expected --merged OUT and/or --onnx OUT (or --push_to_hub REPO), "
+                         "found none. Name an output folder.")
+    folders = check_paths(args)
     if args.push_to_hub:
         hub.check_repo_id(args.push_to_hub, flag="--push_to_hub")  # before minutes of export
-        if len(outputs) > 1:
-            raise ValueError(f"--push_to_hub uploads one folder, found two: --merged {args.merged} and --onnx "
+        if len(folders) > 1:
+            raise InputError(f"--push_to_hub uploads one folder, found two: --merged {args.merged} and --onnx "
                              f"{args.onnx}. Give both the same folder, or push them one at a time.")
-    if args.push_to_hub and not outputs:
+    with model_errors(args.adapter):
         directory = read_adapter(args.adapter, base_model=args.base_model).directory
-        hub.push_adapter(directory, args.push_to_hub, private=args.private, base_model=args.base_model)
+    if args.push_to_hub and not folders:
+        with writing("--push_to_hub", args.push_to_hub):
+            hub.push_adapter(directory, args.push_to_hub, private=args.private, base_model=args.base_model)
         return []
     written = export(args.adapter, args.merged, args.onnx, base_model=args.base_model, repo_id=args.push_to_hub)
     if args.push_to_hub:
-        hub.push_folder(written[0], args.push_to_hub, private=args.private,
-                        commit_message=f"Upload the {'merged' if args.merged else 'ONNX'} emotion model")
+        with writing("--push_to_hub", args.push_to_hub):
+            hub.push_folder(written[0], args.push_to_hub, private=args.private,
+                            commit_message=f"Upload the {'merged' if args.merged else 'ONNX'} emotion model")
     return written
 
 
-def main(argv: list[str] | None = None) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    args = build_parser().parse_args(argv)
-    try:
-        run(args)
-    except ValueError as err:
-        raise SystemExit(f"error: {err}") from None
+def execute(args: argparse.Namespace) -> None:
+    run(args)  # each export folder is named in the log as it is written
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_command(build_parser(), argv, execute, interrupted=lambda args: (
+        "the export folders hold their earlier files or the new ones, each whole; run the command again "
+        "to finish the export."))
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

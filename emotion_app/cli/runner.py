@@ -45,8 +45,9 @@ def run_command(parser: argparse.ArgumentParser | Callable[[list[str]], argparse
     `interrupted(args)` says what Ctrl-C left behind (default: nothing was written)."""
     logging.basicConfig(level=logging.INFO, format=log_format)
     argv = sys.argv[1:] if argv is None else list(argv)
-    args = parser.parse_args(argv) if isinstance(parser, argparse.ArgumentParser) else parser(argv)
+    args = None
     try:
+        args = parser.parse_args(argv) if isinstance(parser, argparse.ArgumentParser) else parser(argv)
         return body(args) or EXIT_OK
     except CommandError as err:
         return _fail(str(err), err.exit_code)
@@ -55,7 +56,8 @@ def run_command(parser: argparse.ArgumentParser | Callable[[list[str]], argparse
     except OSError as err:
         return _fail(*_os_error(err))
     except KeyboardInterrupt:
-        print(f"interrupted: {interrupted(args) if interrupted else NOTHING_WRITTEN}", file=sys.stderr)
+        said = interrupted(args) if interrupted and args is not None else NOTHING_WRITTEN
+        print(f"interrupted: {said}", file=sys.stderr)
         return EXIT_INTERRUPTED
     except Exception as err:  # the one place that catches everything else: it is a bug, reported as one
         logger.exception("unexpected error")

@@ -15,6 +15,7 @@ from transformers import HfArgumentParser, TrainingArguments
 
 from emotion_app.constants import MINILM_ID
 from emotion_app.data.labelled import DataArguments
+from emotion_app.errors import EXIT_CODES_HELP
 
 REFERENCE_BASE_ID = "microsoft/DialogRPT-updown"
 
@@ -106,13 +107,18 @@ class RunArguments(TrainingArguments):
         default=False,
         metadata={"help": "Continue from the last checkpoint in output_dir (after an interruption)."},
     )
+    overwrite_output_dir: bool = field(
+        default=False,
+        metadata={"help": "Train into an output_dir that holds other files (not an earlier run of train.py, "
+                  "which is always allowed); the run's files replace those of the same name."},
+    )
 
 
 ARGUMENT_CLASSES = (ModelArguments, DataArguments, LoraArguments, RunArguments)
 
 
 def train_parser() -> HfArgumentParser:
-    return HfArgumentParser(ARGUMENT_CLASSES)
+    return HfArgumentParser(ARGUMENT_CLASSES, epilog=EXIT_CODES_HELP)
 
 
 def parse_train_args(argv: list[str]):
