@@ -29,6 +29,7 @@ from emotion_app.train.adaptation import (
     check_corrections,
     holdout_folds,
     inputs,
+    progress,
     read_corrections,
 )
 
@@ -405,6 +406,49 @@ def test_cli_refusal_exits_2_with_the_reason(trained_bert_adapter, tmp_path, cap
                            "-o", str(trained_bert_adapter)])
     assert code == adapt_cli.EXIT_INPUT
     assert "is the parent adapter's directory" in capsys.readouterr().err
+
+
+def test_cli_json_progress_lines_are_the_protocols_events(trained_bert_adapter, data_dir, tmp_path, capsys,
+                                                         monkeypatch):
+    """The child's side of the app's protocol: --progress json writes step events up to the total,
+    then done naming the adapter; its summary and log lines are no events. --niceness lowers its
+    priority (os.nice, stubbed here so the test process keeps its own)."""
+    niced = []
+    monkeypatch.setattr(adapt_cli.os, "nice", niced.append)
+    corrections = _write_corrections(tmp_path / "fixed.csv")
+    out = tmp_path / "json-out"
+    code = adapt_cli.main(["--adapter", str(trained_bert_adapter), "--corrections", str(corrections), "-o",
+                           str(out), "--replay_data", str(data_dir), "--holdout", "none", "--progress", "json",
+                           "--niceness", "10", *_tiny_flags()])
+    assert code == adapt_cli.EXIT_OK and niced == [10]
+    lines = capsys.readouterr().out.splitlines()
+    events = [progress.decode(line) for line in lines]
+    assert all(event is not None for line, event in zip(lines, events) if line.startswith("{"))
+    steps = [event for event in events if event and event.kind == progress.STEP]
+    total = json.loads((out / "metrics.json").read_text(encoding="utf-8"))["training"]["steps"]
+    assert steps[-1] == progress.Event(progress.STEP, step=total, total=total)
+    assert [e for e in events if e and e.kind != progress.STEP] == [progress.Event(progress.DONE,
+                                                                                   output_dir=str(out.resolve()))]
+    assert any(f"into {out}" in line for line, event in zip(lines, events) if event is None)  # the summary
+
+
+def test_cli_json_refusal_is_an_error_event_and_exit_2(trained_bert_adapter, tmp_path, capsys):
+    corrections = _write_corrections(tmp_path / "fixed.csv")
+    code = adapt_cli.main(["--adapter", str(trained_bert_adapter), "--corrections", str(corrections),
+                           "-o", str(trained_bert_adapter), "--progress", "json"])
+    assert code == adapt_cli.EXIT_INPUT
+    captured = capsys.readouterr()
+    [event] = [progress.decode(line) for line in captured.out.splitlines()]
+    assert event.kind == progress.ERROR and "is the parent adapter's directory" in event.message
+    assert "error: " in captured.err  # the command's own error line, as without --progress json
+
+
+def test_cli_refuses_a_negative_niceness(trained_bert_adapter, tmp_path, capsys):
+    corrections = _write_corrections(tmp_path / "fixed.csv")
+    code = adapt_cli.main(["--adapter", str(trained_bert_adapter), "--corrections", str(corrections),
+                           "-o", str(tmp_path / "out"), "--niceness", "-5"])
+    assert code == adapt_cli.EXIT_INPUT
+    assert "--niceness -5: expected 0 or more" in capsys.readouterr().err
 
 
 def test_default_adapter_is_the_embedded_one_from_any_directory(tmp_path, monkeypatch):

@@ -23,7 +23,10 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 from emotion_app.constants import DEFAULT_ADAPTER
@@ -35,13 +38,16 @@ from emotion_app.train.adaptation import (
     HOLDOUTS,
     REPLAY_EPOCHS,
     AdaptOptions,
+    Progress,
     adapt,
     read_corrections,
 )
+from emotion_app.train.adaptation.progress import EventWriter
 
 logger = logging.getLogger(__name__)
 
 EXIT_OK, EXIT_INPUT, EXIT_OUTPUT, EXIT_INTERRUPTED = 0, 2, 4, 130
+PROGRESS_FORMATS = ("log", "json")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -67,6 +73,11 @@ def build_parser() -> argparse.ArgumentParser:
                         help="How the gain is measured: auto, cv, split (20 %%) or none.")
     parser.add_argument("--folds", type=int, default=defaults.folds, help="Folds of the cross-validation.")
     parser.add_argument("--seed", type=int, default=defaults.seed, help="Seed: the same seed gives the same adapter.")
+    parser.add_argument("--progress", choices=PROGRESS_FORMATS, default="log", help="log: a log line at every tenth "
+                        "of the steps; json: progress, error and done events on stdout, one JSON object a line "
+                        "(emotion_app/train/adaptation/progress.py; the app reads them).")
+    parser.add_argument("--niceness", type=int, default=0, help="Lower this process's priority by this much "
+                        "(os.nice) before any work: the app runs adaptations at 10, so its visitors still get answers.")
     return parser
 
 
@@ -87,6 +98,22 @@ class StepLog:
         if tenth != self.shown:
             self.shown = tenth
             logger.info("training step %d/%d", step, total)
+
+
+@contextmanager
+def reporting(args: argparse.Namespace) -> Iterator[Progress]:
+    """The priority --niceness asks for, and the progress callback --progress asks for; under json,
+    an error event for a failure and a done event once the adapter is saved."""
+    events = EventWriter(sys.stdout) if args.progress == "json" else None
+    with events.errors_reported() if events else nullcontext():
+        if args.niceness < 0:
+            raise ValueError(f"--niceness {args.niceness}: expected 0 or more (a lower priority; raising it "
+                             "needs privileges). Pass e.g. --niceness 10, or leave it out.")
+        if args.niceness and hasattr(os, "nice"):
+            os.nice(args.niceness)
+        yield events.step if events else StepLog()
+    if events:
+        events.done(str(Path(args.output_dir).resolve()))
 
 
 def format_summary(out: Path, summary: dict) -> str:
@@ -111,9 +138,10 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     args = build_parser().parse_args(argv)
     try:
-        rows = read_corrections(args.corrections, args.text_column, args.label_column)
-        out, summary = adapt(default_adapter(args.adapter), rows.texts, rows.cells, args.output_dir,
-                             options_from(args), progress=StepLog(), where=rows.places)
+        with reporting(args) as progress:
+            rows = read_corrections(args.corrections, args.text_column, args.label_column)
+            out, summary = adapt(default_adapter(args.adapter), rows.texts, rows.cells, args.output_dir,
+                                 options_from(args), progress=progress, where=rows.places)
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_INPUT

@@ -4,22 +4,25 @@
    first, then the lowest confidence); each shows its predicted label, and the visitor sets the
    right one (or skips). The corrections download as a table (text, label, the original columns).
    An uploaded labelled file serves as corrections too.
-2. Adapt: `python -m emotion_app adapt` in a child process (one thread, lower priority, so other
-   visitors still get answers; one adaptation at a time, the others wait in the queue with their
-   place shown), with a progress bar; then held-out and dair-ai test accuracy before -> after.
+2. Adapt: `python -m emotion_app adapt --progress json` in a child process (one thread, lower
+   priority, so other visitors still get answers; one adaptation at a time, the others wait in the
+   queue with their place shown), with a progress bar from its JSON events
+   (train/adaptation/progress.py); stopped after ADAPT_TIMEOUT_S, by the Stop button or when the
+   page closes (ui/child.py); then held-out and dair-ai test accuracy before -> after.
 3. Use it: this visitor's session switches to the adapted model (others keep theirs); download it
    as a .zip, or push it to the Hub with a token typed here (never logged, stored or echoed).
+
+Files for download (the corrections table, the .zip) go to a folder per job under the storage
+root, swept by age (ui/results.py).
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import re
 import shutil
-import subprocess
 import sys
-import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -27,15 +30,20 @@ import gradio as gr
 import pandas as pd
 
 from emotion_app.artifacts import read_metrics
+from emotion_app.storage import cache_root
+from emotion_app.train.adaptation import progress as events
+from emotion_app.ui.child import FINISHED, STOPPED, TIMED_OUT, ChildResult, run_child
 from emotion_app.ui.common import Limits, bullets
+from emotion_app.ui.results import RESULTS_DIR, ResultFolders
 from emotion_app.ui.sessions import SessionModels
 
 logger = logging.getLogger(__name__)
 
 SKIP = "skip"
-ADAPT_TIMEOUT_S = 1800
-STEP_LINE = re.compile(r"training step (\d+)/(\d+)")
+ADAPT_TIMEOUT_S = 1800  # an adaptation's child is stopped after this long (30 minutes)
+ADAPT_NICENESS = 10  # the child's lower priority (its --niceness): the server keeps answering visitors
 REPLAY_ENV = "EMOTION_REPLAY_DATA"  # a local copy of dair-ai/emotion to replay (else the Hub)
+STOPPED_TEXT = "Stopped: no adapted model was made."
 REVIEW_COLUMNS = ["row", "text", "predicted", "confidence", "needs_review"]
 
 
@@ -45,7 +53,9 @@ class AdaptHandlers:
     def __init__(self, models: SessionModels, limits: Limits, output_dir: str | Path | None = None):
         self.models = models
         self.limits = limits
-        self.output_dir = Path(output_dir) if output_dir else Path(tempfile.gettempdir()) / "emotion-app"
+        self.results = ResultFolders(Path(output_dir) if output_dir else cache_root() / RESULTS_DIR, "adapt")
+        self._running: dict[str, threading.Event] = {}  # session -> its adaptation's stop signal
+        self._lock = threading.Lock()
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -112,7 +122,7 @@ class AdaptHandlers:
         text = state["rows"].set_index("row").loc[picked, "text"].tolist()
         out = pd.concat([pd.DataFrame({"text": text, "label": [state["labels"][r] for r in picked]}),
                          original.add_prefix("original_")], axis=1)
-        path = Path(tempfile.mkdtemp(dir=self._workdir())) / "corrections.csv"
+        path = self.results.new() / "corrections.csv"
         to_safe_csv(out, path, excel_bom=True)
         return str(path)
 
@@ -129,7 +139,8 @@ class AdaptHandlers:
         key, out = self.models.new_directory(session)
         out.parent.mkdir(parents=True, exist_ok=True)
         started = time.perf_counter()
-        self._run_adapt(parent_dir, corrections, out, progress)
+        if not self._run_adapt(session, parent_dir, corrections, out, progress):
+            return STOPPED_TEXT
         summary = (read_metrics(out) or {}).get("adaptation", {})
         lineage = (f"adapted from `{summary.get('parent', {}).get('adapter', parent_dir)}` on "
                    f"{summary.get('corrections', {}).get('n', '?')} corrections (seed {summary.get('seed', '?')})")
@@ -151,28 +162,42 @@ class AdaptHandlers:
         raise gr.Error("No corrections: correct some rows in the review above, or upload a labelled file "
                        "(a text and a label column).")
 
-    def _run_adapt(self, parent_dir: str, corrections: str, out: Path, progress) -> None:
+    def _run_adapt(self, session: str, parent_dir: str, corrections: str, out: Path, progress) -> bool:
+        """Run the adaptation child into `out`: True once the adapter is saved, False when it was
+        stopped (Stop, or the page closed); a gr.Error saying why when it failed or overran. A
+        stopped or failed run's `out` is removed."""
         command = [sys.executable, "-m", "emotion_app", "adapt", "--adapter", parent_dir, "--corrections",
-                   corrections, "-o", str(out)]
+                   corrections, "-o", str(out), "--progress", "json", "--niceness", str(ADAPT_NICENESS)]
         if os.environ.get(REPLAY_ENV):
             command += ["--replay_data", os.environ[REPLAY_ENV]]
         # One thread at a lower priority: the serving process keeps the other core for visitors.
         env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
         progress((0, 1), desc="Adapting: loading", unit="steps")
-        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
-                                   preexec_fn=lambda: os.nice(10) if hasattr(os, "nice") else None)
-        lines, started = [], time.perf_counter()
-        for line in process.stdout:
-            lines.append(line)
-            match = STEP_LINE.search(line)
-            if match:
-                step, total = int(match.group(1)), int(match.group(2))
-                left = (time.perf_counter() - started) * (total - step) / max(step, 1)
-                progress((step, total), desc=f"Adapting: about {left:.0f} s left", unit="steps")
-        if process.wait(timeout=ADAPT_TIMEOUT_S) != 0:
-            message = next((line.removeprefix("error: ").strip() for line in reversed(lines)
-                            if line.startswith("error:")), "".join(lines[-5:]).strip())
-            raise gr.Error(f"The adaptation failed: {message}")
+        reader, stop = ChildEvents(progress), threading.Event()
+        with self._lock:
+            self._running[session] = stop
+        try:
+            result = run_child(command, reader.line, ADAPT_TIMEOUT_S, stop, env)
+        finally:
+            with self._lock:
+                self._running.pop(session, None)
+        if reader.succeeded(result):
+            return True
+        shutil.rmtree(out, ignore_errors=True)  # whatever a stopped or failed child left
+        if result.outcome == STOPPED:
+            return False
+        raise gr.Error(reader.failure(result))
+
+    def stop(self, request: gr.Request = None) -> None:
+        """Stop this session's running adaptation, if any (its handler then says so)."""
+        self._signal_stop(getattr(request, "session_hash", None) or "local")
+
+    def _signal_stop(self, session: str) -> None:
+        with self._lock:
+            stop = self._running.get(session)
+        if stop is not None:
+            logger.info("Stopping the adaptation of a session on request")
+            stop.set()
 
     # --- use, download, push ---------------------------------------------------------------------
 
@@ -201,7 +226,7 @@ class AdaptHandlers:
 
     def download_adapter(self, request: gr.Request = None) -> str:
         latest = self._latest(request)
-        target = Path(tempfile.mkdtemp(dir=self._workdir())) / "adapted-emotion-lora"
+        target = self.results.new() / "adapted-emotion-lora"
         return shutil.make_archive(str(target), "zip", root_dir=latest.directory)
 
     def push(self, repo_id: str, token: str, private: bool, request: gr.Request = None) -> str:
@@ -223,12 +248,49 @@ class AdaptHandlers:
             raise gr.Error("No adapted model in this session yet: run an adaptation first.")
         return latest
 
-    def _workdir(self) -> Path:
-        self.output_dir.mkdir(parents=True, exist_ok=True)
-        return self.output_dir
-
     def end_session(self, request: gr.Request = None) -> None:
-        self.models.end_session(getattr(request, "session_hash", None))
+        """The page closed: its running adaptation stops, its adapted models go."""
+        session = getattr(request, "session_hash", None)
+        if session:
+            self._signal_stop(session)
+        self.models.end_session(session)
+
+
+class ChildEvents:
+    """The app's side of the adaptation child's progress protocol: each output line decoded
+    (train/adaptation/progress.py), steps shown on the progress bar, the error and done events
+    kept; other lines (the child's log) pass."""
+
+    def __init__(self, progress):
+        self.progress = progress
+        self.started = time.perf_counter()
+        self.error: str | None = None
+        self.done: str | None = None
+
+    def line(self, text: str) -> None:
+        event = events.decode(text)
+        if event is None:
+            return
+        if event.kind == events.STEP:
+            left = (time.perf_counter() - self.started) * (event.total - event.step) / max(event.step, 1)
+            self.progress((event.step, event.total), desc=f"Adapting: about {left:.0f} s left", unit="steps")
+        elif event.kind == events.ERROR:
+            self.error = event.message
+        elif event.kind == events.DONE:
+            self.done = event.output_dir
+
+    def succeeded(self, result: ChildResult) -> bool:
+        return result.outcome == FINISHED and result.returncode == 0 and self.done is not None
+
+    def failure(self, result: ChildResult) -> str:
+        """What went wrong, for the visitor."""
+        if result.outcome == TIMED_OUT:
+            return (f"The adaptation took longer than {ADAPT_TIMEOUT_S // 60} minutes, the app's limit, and was "
+                    "stopped; no adapted model was made. Try again with fewer corrections.")
+        if self.error:
+            return f"The adaptation failed: {self.error}"
+        last = "\n".join(result.tail[-5:]).strip() or "no output"
+        return f"The adaptation failed (exit code {result.returncode}) without saying why; its last output: {last}"
 
 
 def _summary_text(summary: dict, seconds: float) -> str:
@@ -265,10 +327,13 @@ def build(handlers: AdaptHandlers, scored: gr.State, header: gr.Markdown) -> Non
     download = gr.Button("Download the corrections", elem_id="review-download")
     corrections_file = gr.File(label="Corrections (CSV)", interactive=False, elem_id="review-file")
     gr.Markdown("### 2. Adapt\nFine-tune this session's model on the corrections (or on an uploaded labelled "
-                "file), with replayed dair-ai/emotion rows against forgetting. One adaptation runs at a time.")
+                "file), with replayed dair-ai/emotion rows against forgetting. One adaptation runs at a time, "
+                f"for at most {ADAPT_TIMEOUT_S // 60} minutes.")
     upload = gr.File(label="Or upload corrections (a text and a label column)", file_types=[".csv", ".tsv", ".txt",
                      ".jsonl", ".xlsx", ".parquet"], elem_id="adapt-upload")
-    run = gr.Button("Adapt the model", variant="primary", elem_id="adapt-run")
+    with gr.Row():
+        run = gr.Button("Adapt the model", variant="primary", elem_id="adapt-run")
+        stop = gr.Button("Stop", elem_id="adapt-stop")
     summary = gr.Markdown(elem_id="adapt-summary")
     gr.Markdown("### 3. Use it")
     with gr.Row():
@@ -288,6 +353,7 @@ def build(handlers: AdaptHandlers, scored: gr.State, header: gr.Markdown) -> Non
     back.click(handlers.back, review, [review, card, label, count], **private_api)
     download.click(handlers.download_corrections, review, corrections_file, **private_api)
     run.click(handlers.adapt, [review, upload], summary, concurrency_id="adapt", concurrency_limit=1, **private_api)
+    stop.click(handlers.stop, None, None, **private_api)  # the running handler ends and says so
     use.click(handlers.use, None, header, **private_api)
     unuse.click(handlers.unuse, None, header, **private_api)
     zip_button.click(handlers.download_adapter, None, zip_file, **private_api)

@@ -13,6 +13,8 @@ names the events.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TextIO
 
@@ -83,6 +85,21 @@ class EventWriter:
 
     def error(self, message: str) -> None:
         self.write(Event(ERROR, message=message))
+
+    @contextmanager
+    def errors_reported(self) -> Iterator[None]:
+        """An error event for what the command reports as the user's to fix (a ValueError: bad
+        input or options; an OSError; an interrupt), then the exception goes on to the command's
+        own handling (its exit code and error line). Anything else is a bug: no event, and the app
+        shows the end of the child's output instead."""
+        try:
+            yield
+        except (ValueError, OSError) as err:
+            self.error(str(err))
+            raise
+        except KeyboardInterrupt:
+            self.error("interrupted: no adapter was written.")
+            raise
 
     def done(self, output_dir: str) -> None:
         self.write(Event(DONE, output_dir=output_dir))
