@@ -21,6 +21,7 @@ from support import REPO, SPLIT_ROWS, subprocess_env
 
 from emotion_app.cli import adapt as adapt_cli
 from emotion_app.engine.classifier import EmotionClassifier, softmax
+from emotion_app.errors import EXIT_INPUT, EXIT_OK, EXIT_OUTPUT
 from emotion_app.labels import EMOTIONS
 from emotion_app.train import adaptation
 from emotion_app.train.adaptation import (
@@ -400,12 +401,12 @@ def test_cli_offline_falls_back_to_distillation(trained_bert_adapter, tmp_path):
     assert "note: No replay (dair-ai/emotion could not be loaded from the Hub" in done.stdout
 
 
-def test_cli_refusal_exits_2_with_the_reason(trained_bert_adapter, tmp_path, capsys):
+def test_cli_refusal_exits_4_naming_the_parent(trained_bert_adapter, tmp_path, capsys):
     corrections = _write_corrections(tmp_path / "fixed.csv")
     code = adapt_cli.main(["--adapter", str(trained_bert_adapter), "--corrections", str(corrections),
                            "-o", str(trained_bert_adapter)])
-    assert code == adapt_cli.EXIT_INPUT
-    assert "is the parent adapter's directory" in capsys.readouterr().err
+    assert code == EXIT_OUTPUT
+    assert f"-o {trained_bert_adapter} and --adapter {trained_bert_adapter} are the same" in capsys.readouterr().err
 
 
 def test_cli_json_progress_lines_are_the_protocols_events(trained_bert_adapter, data_dir, tmp_path, capsys,
@@ -420,7 +421,7 @@ def test_cli_json_progress_lines_are_the_protocols_events(trained_bert_adapter, 
     code = adapt_cli.main(["--adapter", str(trained_bert_adapter), "--corrections", str(corrections), "-o",
                            str(out), "--replay_data", str(data_dir), "--holdout", "none", "--progress", "json",
                            "--niceness", "10", *_tiny_flags()])
-    assert code == adapt_cli.EXIT_OK and niced == [10]
+    assert code == EXIT_OK and niced == [10]
     lines = capsys.readouterr().out.splitlines()
     events = [progress.decode(line) for line in lines]
     assert all(event is not None for line, event in zip(lines, events) if line.startswith("{"))
@@ -432,14 +433,14 @@ def test_cli_json_progress_lines_are_the_protocols_events(trained_bert_adapter, 
     assert any(f"into {out}" in line for line, event in zip(lines, events) if event is None)  # the summary
 
 
-def test_cli_json_refusal_is_an_error_event_and_exit_2(trained_bert_adapter, tmp_path, capsys):
+def test_cli_json_refusal_is_an_error_event_and_its_exit_code(trained_bert_adapter, tmp_path, capsys):
     corrections = _write_corrections(tmp_path / "fixed.csv")
     code = adapt_cli.main(["--adapter", str(trained_bert_adapter), "--corrections", str(corrections),
                            "-o", str(trained_bert_adapter), "--progress", "json"])
-    assert code == adapt_cli.EXIT_INPUT
+    assert code == EXIT_OUTPUT
     captured = capsys.readouterr()
     [event] = [progress.decode(line) for line in captured.out.splitlines()]
-    assert event.kind == progress.ERROR and "is the parent adapter's directory" in event.message
+    assert event.kind == progress.ERROR and "are the same file" in event.message
     assert "error: " in captured.err  # the command's own error line, as without --progress json
 
 
@@ -447,7 +448,7 @@ def test_cli_refuses_a_negative_niceness(trained_bert_adapter, tmp_path, capsys)
     corrections = _write_corrections(tmp_path / "fixed.csv")
     code = adapt_cli.main(["--adapter", str(trained_bert_adapter), "--corrections", str(corrections),
                            "-o", str(tmp_path / "out"), "--niceness", "-5"])
-    assert code == adapt_cli.EXIT_INPUT
+    assert code == EXIT_INPUT
     assert "--niceness -5: expected 0 or more" in capsys.readouterr().err
 
 

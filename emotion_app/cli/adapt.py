@@ -15,8 +15,11 @@ Replay: dair-ai/emotion train rows from the Hub, or --replay_data DIR (train/val
 files). Offline without --replay_data, or with --replay_rows 0, it distils toward the parent's
 predictions instead, and says so. Held-out measurement: --holdout auto (5-fold cross-validation
 below 200 corrections, a held-out 20 % from there) trains the recipe once per fold on top of the
-final training; --holdout none skips it (the fastest run). Exit codes: 0 done, 2 bad input or
-options (the message says what to fix), 4 the output cannot be written, 130 interrupted.
+final training; --holdout none skips it (the fastest run).
+
+-o must be a new or empty folder, checked (with the corrections file and the parent) before any
+model loads. --overwrite replaces a finished adapter there whole: the new one is built beside it
+and swapped in only once complete, so the old one stays if the run fails or is interrupted.
 """
 
 from __future__ import annotations
@@ -29,9 +32,19 @@ from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
+from emotion_app.artifacts import METRICS_FILE, read_metrics, write_json
+from emotion_app.cli.runner import command_parser, run_command
 from emotion_app.constants import DEFAULT_ADAPTER
 from emotion_app.constants import (
     resolve_adapter as default_adapter,  # the embedded one from any directory
+)
+from emotion_app.errors import model_errors
+from emotion_app.paths import (
+    check_adapter_output,
+    check_input_file,
+    check_input_folder,
+    check_outputs,
+    replacing_directory,
 )
 from emotion_app.train.adaptation import (
     DISTILL_EPOCHS,
@@ -46,18 +59,19 @@ from emotion_app.train.adaptation.progress import EventWriter
 
 logger = logging.getLogger(__name__)
 
-EXIT_OK, EXIT_INPUT, EXIT_OUTPUT, EXIT_INTERRUPTED = 0, 2, 4, 130
 PROGRESS_FORMATS = ("log", "json")
 
 
 def build_parser() -> argparse.ArgumentParser:
     defaults = AdaptOptions()
-    parser = argparse.ArgumentParser(prog="python -m emotion_app adapt", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = command_parser("adapt", __doc__)
     parser.add_argument("--adapter", default=DEFAULT_ADAPTER, help="Parent adapter: a directory or Hub repo id "
                         "(default: the embedded model).")
     parser.add_argument("--corrections", required=True, help="Table of corrected rows: a text and a label column.")
-    parser.add_argument("-o", "--output_dir", required=True, help="Where to write the adapted adapter.")
+    parser.add_argument("-o", "--output_dir", required=True, help="Where to write the adapted adapter: a new or "
+                        "empty folder.")
+    parser.add_argument("--overwrite", action="store_true", help="Replace a finished adapter in -o (swapped in "
+                        "once the new one is complete).")
     parser.add_argument("--text_column", default=None, help="Column holding the texts (default: detected).")
     parser.add_argument("--label_column", default=None, help="Column holding the labels (default: label/emotion).")
     parser.add_argument("--replay_data", default=None, help="Directory with dair-ai/emotion's files to replay "
@@ -134,26 +148,58 @@ def format_summary(out: Path, summary: dict) -> str:
     return "\n".join(lines + [f"note: {note}" for note in summary["notes"]])
 
 
-def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    args = build_parser().parse_args(argv)
-    try:
-        with reporting(args) as progress:
-            rows = read_corrections(args.corrections, args.text_column, args.label_column)
-            out, summary = adapt(default_adapter(args.adapter), rows.texts, rows.cells, args.output_dir,
-                                 options_from(args), progress=progress, where=rows.places)
-    except ValueError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return EXIT_INPUT
-    except OSError as err:
-        print(f"error: could not write the adapter to {args.output_dir}: {err}. Check the path, the "
-              "permissions and free space.", file=sys.stderr)
-        return EXIT_OUTPUT
-    except KeyboardInterrupt:
-        print(f"interrupted: no adapter was written to {args.output_dir}.", file=sys.stderr)
-        return EXIT_INTERRUPTED
+def check_paths(args: argparse.Namespace) -> bool:
+    """The corrections and replay data are there, and -o can take the adapter without touching an
+    input; whether -o holds a finished adapter that --overwrite replaces."""
+    check_input_file("--corrections", args.corrections)
+    if args.replay_data:
+        check_input_folder("--replay_data", args.replay_data)
+    check_outputs({"-o": args.output_dir}, {"--adapter": default_adapter(args.adapter),
+                                            "--corrections": args.corrections, "--replay_data": args.replay_data},
+                  directories={"-o"})
+    return check_adapter_output("-o", args.output_dir, args.overwrite)
+
+
+def check_parent(adapter: str) -> None:
+    """The parent is an adapter that loads (exit 3 now, not after the corrections are read)."""
+    from emotion_app.engine.adapters import read_adapter
+
+    with model_errors(adapter):
+        read_adapter(adapter)
+
+
+def run(args: argparse.Namespace, progress: Progress) -> tuple[Path, dict]:
+    """Check, adapt and save (in place of a finished adapter with --overwrite); (-o, summary)."""
+    replacing = check_paths(args)
+    rows = read_corrections(args.corrections, args.text_column, args.label_column)
+    parent = default_adapter(args.adapter)
+    check_parent(parent)
+    final = Path(args.output_dir).resolve()
+    with replacing_directory(final) if replacing else nullcontext(final) as out:
+        _, summary = adapt(parent, rows.texts, rows.cells, out, options_from(args), progress=progress,
+                           where=rows.places)
+        if replacing:
+            record_output_dir(out, final, summary)
+    return final, summary
+
+
+def record_output_dir(built: Path, final: Path, summary: dict) -> None:
+    """The adapter built beside `final` records `final` as its folder (metrics.json's
+    adaptation.output_dir, and the summary's)."""
+    metrics = read_metrics(built)
+    metrics["adaptation"]["output_dir"] = summary["output_dir"] = str(final)
+    write_json(built / METRICS_FILE, metrics)
+
+
+def execute(args: argparse.Namespace) -> None:
+    with reporting(args) as progress:
+        out, summary = run(args, progress)
     print(format_summary(out, summary))  # the command's output
-    return EXIT_OK
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_command(build_parser(), argv, execute, interrupted=lambda args: (
+        f"no adapter was written to {args.output_dir} (an adapter there before is untouched)."))
 
 
 if __name__ == "__main__":
