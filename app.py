@@ -97,6 +97,7 @@ def build(args: argparse.Namespace):
     adapter, options = engine_options(args)
     from emotion_app.engine import words
     from emotion_app.engine.classifier import EmotionClassifier
+    from emotion_app.engine.threads import THREADS_BY_BATCH
     from emotion_app.storage import cache_root, describe
     from emotion_app.ui.common import Limits
     from emotion_app.ui.layout import build_demo
@@ -107,10 +108,9 @@ def build(args: argparse.Namespace):
                          "--max_rows 100000 --max_sessions 1000.")
     started = time.perf_counter()
     try:
-        classifier = EmotionClassifier.from_adapter(adapter, **options)
+        classifier = EmotionClassifier.from_adapter(adapter, thread_policy=THREADS_BY_BATCH, **options)
     except (ValueError, ImportError) as err:
         raise SystemExit(f"error: {err}") from None
-    classifier.share_cores_by_batch()
     words.attach(classifier)  # the explanation's words alone: read from the cache, or built in the background
     logger.info("Loaded adapter %s on %s in %.1f s", args.adapter, classifier.info.get("base_model"),
                 time.perf_counter() - started)

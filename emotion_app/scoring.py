@@ -20,20 +20,9 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from emotion_app.analysis.predictions import (
-    NOTE_EMPTY,
-    SCORE_BATCH_ROWS,
-    Classifier,
-    detector_of,
-    output_names,
-    review_every_row,
-    score_frame,
-)
-from emotion_app.analysis.shift import (
-    FileEstimate,
-    describe_estimate,
-    review_whole_file,
-)
+from emotion_app.analysis.predictions import NOTE_EMPTY, output_names, score_frame
+from emotion_app.analysis.review import review_every_row, review_whole_file
+from emotion_app.analysis.shift import FileEstimate, describe_estimate
 from emotion_app.artifacts import SHIFT_FILES, read_metrics, write_json
 from emotion_app.constants import (
     DEFAULT_ADAPTER,
@@ -42,6 +31,8 @@ from emotion_app.constants import (
 )
 from emotion_app.data.tables import TableStream, open_table
 from emotion_app.data.writers import TableWriter, output_format
+from emotion_app.engine.classifier import Predictor
+from emotion_app.engine.threads import THREADS_BY_BATCH
 from emotion_app.errors import (  # noqa: F401  (the exit codes, importable from here as before)
     EXIT_BUG,
     EXIT_INPUT,
@@ -82,13 +73,13 @@ class Summary:
         return self.rows / self.seconds if self.seconds > 0 else float("inf")
 
 
-def score_file(input_path: str | Path, output_path: str | Path, *, classifier: Classifier | None = None,
+def score_file(input_path: str | Path, output_path: str | Path, *, classifier: Predictor | None = None,
                adapter: str = DEFAULT_ADAPTER, text_column: str | None = None, header: bool | None = None,
                batch_size: int = 64, chunk_rows: int = 10_000, threshold: float | None = None,
                raw: bool = False, engine: str = "local", workers: int = 2, precision: str = "auto",
                runtime: str = "auto", progress: bool | None = None, report: str | Path | None = None) -> Summary:
-    """Stream INPUT through the classifier into OUTPUT. `classifier` (any object with
-    predict_proba) replaces loading `adapter`. `report`: also write the file's estimate there
+    """Stream INPUT through the classifier into OUTPUT. `classifier` (a Predictor) replaces loading
+    `adapter`. `report`: also write the file's estimate there
     (JSON, see `report_record`). Raises ScoreError (InputError, ModelError or OutputError), which
     carries the exit code; every output is checked (emotion_app.paths) before any reading."""
     started = time.perf_counter()
@@ -105,13 +96,11 @@ def score_file(input_path: str | Path, output_path: str | Path, *, classifier: C
     owned = classifier is None
     if owned:
         classifier = load_classifier(adapter, engine, workers, batch_size, precision, runtime)
-    # Ray spreads one call over its workers, so it gets a whole chunk at a time.
-    batch_rows = chunk_rows if engine == "ray" else max(SCORE_BATCH_ROWS, batch_size)
-    detector = detector_of(classifier)
+    detector = classifier.detector
     estimate = FileEstimate(detector) if detector is not None else None  # a few running sums, whatever the size
     try:
         unscored, review, review_all = _stream(stream, output_path, classifier, threshold, raw, chunk_rows,
-                                               batch_rows, progress, estimate)
+                                               progress, estimate)
     finally:
         if owned and hasattr(classifier, "close"):
             classifier.close()  # e.g. stops the local Ray instance a RayClassifier started
@@ -170,7 +159,7 @@ def _check_options(output_path: Path, batch_size: int, chunk_rows: int, threshol
 
 
 def load_classifier(adapter: str, engine: str = "local", workers: int = 2, batch_size: int = 64,
-                    precision: str = "auto", runtime: str = "auto") -> Classifier:
+                    precision: str = "auto", runtime: str = "auto") -> Predictor:
     """The engine's classifier for `adapter`; ModelError (exit 3) when it cannot be loaded.
     precision: "auto" (int8 on CPU), "int8" or "fp32"; runtime: see EmotionClassifier.from_adapter."""
     if precision not in PRECISIONS:
@@ -186,21 +175,21 @@ def load_classifier(adapter: str, engine: str = "local", workers: int = 2, batch
     else:
         from emotion_app.engine.classifier import EmotionClassifier
 
-        make = partial(EmotionClassifier.from_adapter, resolve_adapter(adapter), **options)
+        # a file is many batches: one per core at once
+        make = partial(EmotionClassifier.from_adapter, resolve_adapter(adapter), thread_policy=THREADS_BY_BATCH,
+                       **options)
     with model_errors(adapter):
         classifier = make()
-    if engine != "ray":
-        classifier.share_cores_by_batch()  # a file is many batches: one per core at once
     return classifier
 
 
-def _stream(stream: TableStream, output_path: Path, classifier: Classifier, threshold: float | None,
-            raw: bool, chunk_rows: int, batch_rows: int, progress: bool | None,
+def _stream(stream: TableStream, output_path: Path, classifier: Predictor, threshold: float | None,
+            raw: bool, chunk_rows: int, progress: bool | None,
             estimate: FileEstimate | None = None) -> tuple[int, int, bool]:
     """Score and write chunk by chunk; returns how many rows were left unscored and need review,
     and whether every row was sent to review. That is decided once, on the first chunk (the whole
     file up to --chunk_rows rows), since rows are written as they are scored: with a threshold, a
-    shift warning there sends every row to review (analysis.shift.review_whole_file)."""
+    shift warning there sends every row to review (analysis.review.review_whole_file)."""
     unscored = review = 0
     review_all = None
     names = output_names(stream.columns, threshold, ood=estimate is not None, labels=classifier.labels)
@@ -222,8 +211,7 @@ def _stream(stream: TableStream, output_path: Path, classifier: Classifier, thre
                     bar.update(done - shown[0])
                     shown[0] = done
 
-                scored = score_frame(classifier, chunk, stream.text_column, threshold, advance,
-                                     batch_rows=batch_rows, estimate=estimate)
+                scored = score_frame(classifier, chunk, stream.text_column, threshold, advance, estimate=estimate)
                 unscored += int((scored[note] == NOTE_EMPTY).sum())
                 if review_all is None:
                     review_all = review_whole_file(estimate.result() if estimate else None, threshold)

@@ -1,6 +1,6 @@
 """Helpers the tests share: tiny BERT and GPT-2 (DialogRPT-shaped) checkpoints, small labelled
-files, and running the real train.py. Everything is built here, offline; conftest.py turns them
-into fixtures.
+files, running the real train.py, and a Predictor without a model (`FakePredictor`). Everything is
+built here, offline; conftest.py turns them into fixtures.
 
 Tiny = hidden 32, 2 layers, so a training step takes milliseconds. The tokenizers are built from
 the tests' own sentences below.
@@ -13,9 +13,13 @@ import os
 import re
 import subprocess
 import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import numpy as np
 import pytest
+
+from emotion_app.engine.classifier import BasePredictor, Progress
 
 REPO = Path(__file__).resolve().parents[1]
 LABEL_NAMES = ("sadness", "joy", "love", "anger", "fear", "surprise")  # the data set's order, spelled out
@@ -153,3 +157,48 @@ def quick_train_args(base: Path, data: Path, output: Path, steps: int = 6) -> li
         "--lora_r", "4", "--lora_alpha", "8", "--lora_dropout", "0.0", "--seed", "7",
         "--report_to", "none", "--use_cpu", "true",
     ]
+
+
+# --- a Predictor without a model ---------------------------------------------------------------------
+
+class FakePredictor(BasePredictor):
+    """The engine's Predictor interface with `rows(texts)` in place of a model: the probabilities of
+    each text, one per label of `labels` (uniform without `rows`). Every call's texts are kept in
+    `calls` (with `record` False only counted, in `n_calls`: a long stream keeps no rows); `info` is
+    what from_adapter records (a Hub adapter on a Hub base unless told). No shift detector, so the
+    check for unfamiliar text is unavailable, as for an adapter without one."""
+
+    def __init__(self, rows: Callable[[list[str]], np.ndarray] | None = None, labels: Sequence[str] = LABEL_NAMES,
+                 *, adapter: str = "someone/fake-adapter", base_model: str = "fake-base",
+                 directory: str | None = None, record: bool = True):
+        self.rows = rows
+        self.labels = tuple(labels)
+        self.info = {"adapter": adapter, "base_model": base_model, "directory": directory}
+        self.record = record
+        self.calls: list[list[str]] = []
+        self.n_calls = 0
+
+    def predict_proba(self, texts: Sequence[str], progress: Progress | None = None) -> np.ndarray:
+        texts = list(texts)
+        self.n_calls += 1
+        if self.record:
+            self.calls.append(texts)
+        if self.rows is None:
+            probs = np.full((len(texts), len(self.labels)), 1 / len(self.labels))
+        else:
+            probs = self.rows(texts)
+        if progress is not None:
+            progress(len(texts), len(texts))
+        return probs
+
+
+def peaked(label_ids: Sequence[int], top: float, n_labels: int = len(LABEL_NAMES)) -> np.ndarray:
+    """Probability rows with `top` on each row's label and the rest spread evenly over the others."""
+    rows = np.full((len(label_ids), n_labels), (1 - top) / (n_labels - 1))
+    rows[np.arange(len(label_ids)), np.asarray(label_ids, dtype=int)] = top
+    return rows
+
+
+def spy_on(predictor: BasePredictor) -> FakePredictor:
+    """A FakePredictor answering with `predictor`'s probabilities (its labels too), keeping every call's texts."""
+    return FakePredictor(predictor.predict_proba, predictor.labels)

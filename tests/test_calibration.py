@@ -19,9 +19,10 @@ from emotion_app.analysis.calibration import (
     expected_calibration_error,
     fit_temperature,
     negative_log_likelihood,
+    in_distribution_coverage,
     reliability_bins,
-    threshold_for_accuracy,
 )
+from emotion_app.analysis.review import threshold_for_accuracy
 from emotion_app.artifacts import read_temperature, write_calibration
 from emotion_app.engine.classifier import softmax
 from emotion_app.ui.figures import coverage_figure, metrics_figures, reliability_figure
@@ -155,6 +156,18 @@ def test_threshold_for_accuracy_unreachable_or_bad_target():
             threshold_for_accuracy(curve, bad)
     with pytest.raises(ValueError, match="empty"):
         threshold_for_accuracy([], 0.5)
+
+
+def test_the_in_distribution_curve_of_a_split_all_in_distribution_is_the_compact_curve():
+    rng = np.random.default_rng(3)
+    logits = rng.normal(size=(500, 6)) * 2
+    probs = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    labels = rng.integers(0, 6, 500)
+    assert in_distribution_coverage(probs, labels, np.ones(500, bool)) == compact_coverage_curve(probs, labels)
+    half = in_distribution_coverage(probs, labels, np.arange(500) % 2 == 0)
+    assert half[0][1] == pytest.approx(0.5) and all(coverage <= 0.5 for _, coverage, _ in half)
+    with pytest.raises(ValueError, match="must mark 500 rows, some of them true"):
+        in_distribution_coverage(probs, labels, np.zeros(500, bool))
 
 
 def test_compact_curve_rows_are_exact_and_few():

@@ -2,6 +2,7 @@ import math
 
 import numpy as np
 import pytest
+from support import FakePredictor
 
 from emotion_app.analysis.metrics import (
     classification_metrics,
@@ -115,24 +116,11 @@ def test_probability_shape_mismatch_is_a_clear_error():
         classification_metrics([0, 1], np.full((2, 5), 0.2))
 
 
-class _FixedClassifier:
-    """Stands in for EmotionClassifier: fixed probabilities, records what it was asked."""
-    labels = EMOTIONS
-
-    def __init__(self, probs):
-        self.probs = probs
-        self.seen = None
-
-    def predict_proba(self, texts):
-        self.seen = texts
-        return self.probs
-
-
 def test_evaluate_scores_texts_in_order_with_the_classifier():
-    classifier = _FixedClassifier(_probs())
+    classifier = FakePredictor(lambda texts: _probs(), EMOTIONS)
     texts = [f"text {i}" for i in range(10)]
     metrics = evaluate(classifier, tuple(texts), Y_TRUE)
-    assert classifier.seen == texts
+    assert classifier.calls == [texts]
     assert metrics["confusion_matrix"] == EXPECTED_MATRIX
 
 

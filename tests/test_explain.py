@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from support import FakePredictor, spy_on
 
 from emotion_app.analysis.explain import (
     no_evidence_log_odds,
@@ -17,19 +18,6 @@ from emotion_app.analysis.explain import (
 )
 from emotion_app.engine.classifier import EmotionClassifier
 from emotion_app.labels import EMOTIONS
-
-
-class CountingClassifier:
-    """Wraps a classifier; records every predict_proba call's texts."""
-    labels = EMOTIONS
-
-    def __init__(self, inner):
-        self.inner = inner
-        self.calls: list[list[str]] = []
-
-    def predict_proba(self, texts):
-        self.calls.append(list(texts))
-        return self.inner.predict_proba(texts)
 
 
 def tiny_classifier(directory) -> EmotionClassifier:
@@ -71,7 +59,7 @@ def odds(classifier, text: str, label: int) -> float:
 def test_scores_are_the_log_odds_changes_computed_by_hand(which, request):
     classifier = request.getfixturevalue(which)
     text = "honestly i felt so happy when i read the letter"
-    spy = CountingClassifier(classifier)
+    spy = spy_on(classifier)
     result = explain(spy, text)
     words = text.split()
     assert len(spy.calls) == 2  # the text with every variant, then every word alone
@@ -96,7 +84,7 @@ def test_scores_are_the_log_odds_changes_computed_by_hand(which, request):
 
 def test_an_explicit_label_is_explained_and_text_spacing_is_kept(bert):
     text = "  i am\tso   scared\n"
-    spy = CountingClassifier(bert)
+    spy = spy_on(bert)
     attributions = occlusion(spy, text, label="fear")
     assert "".join(piece for piece, _ in attributions) == text
     assert [p for p, _ in attributions] == ["  i ", "am\t", "so   ", "scared\n"]
@@ -110,7 +98,7 @@ def test_an_explicit_label_is_explained_and_text_spacing_is_kept(bert):
 
 
 def test_one_word_is_scored_against_the_uniform_baseline(gpt2):
-    spy = CountingClassifier(gpt2)
+    spy = spy_on(gpt2)
     [(piece, score)] = occlusion(spy, "furious")
     assert spy.calls == [["furious"]]  # no empty text goes to the model
     full = gpt2.predict_proba(["furious"])[0]
@@ -122,7 +110,7 @@ def test_given_probabilities_of_the_text_replace_its_own_pass(bert):
     text = "i felt so happy when i read the letter"
     words = text.split()
     shown = bert.predict_proba([text])[0]
-    spy = CountingClassifier(bert)
+    spy = spy_on(bert)
     given = explain(spy, text, full=shown)
     assert len(spy.calls) == 2 and len(spy.calls[0]) == len(words)  # the variants, then the words; not the text
     assert text not in spy.calls[0] and spy.calls[1] == words
@@ -141,7 +129,7 @@ def test_given_probabilities_of_the_text_replace_its_own_pass(bert):
 
 @pytest.mark.parametrize("full", [np.ones(5) / 5, np.ones((2, 6)) / 6, [np.nan] * 6])
 def test_given_probabilities_of_the_wrong_shape_are_rejected(full):
-    spy = CountingClassifier(None)
+    spy = FakePredictor()
     with pytest.raises(ValueError, match="expected the text's 6 finite probabilities"):
         explain(spy, "so happy", full=full)
     assert spy.calls == []
@@ -154,14 +142,14 @@ def test_given_probabilities_of_the_wrong_shape_are_rejected(full):
     (["a list"], "expected a string"),
 ])
 def test_bad_texts_are_rejected_before_the_model_runs(text, message):
-    spy = CountingClassifier(None)
+    spy = FakePredictor()
     with pytest.raises(ValueError, match=message):
         occlusion(spy, text)
     assert spy.calls == []
 
 
 def test_too_many_words_and_unknown_labels_are_rejected():
-    spy = CountingClassifier(None)
+    spy = FakePredictor()
     with pytest.raises(ValueError, match="has 5 words: occlusion explains at most 4"):
         occlusion(spy, "a b c d e", max_words=4)
     with pytest.raises(ValueError, match="unknown label 'bored'"):
@@ -170,14 +158,9 @@ def test_too_many_words_and_unknown_labels_are_rejected():
 
 
 def test_a_classifier_returning_the_wrong_shape_is_reported():
-    class Broken:
-        labels = EMOTIONS
-
-        def predict_proba(self, texts):
-            return np.ones((1, 6)) / 6
-
-    with pytest.raises(ValueError, match=r"predict_proba returned shape \(1, 6\): expected \(3, 6\)"):
-        occlusion(Broken(), "a b")
+    broken = FakePredictor(lambda texts: np.ones((1, 6)) / 6)
+    with pytest.raises(ValueError, match=r"predict_proba returned have shape \(1, 6\): expected \(3, 6\)"):
+        occlusion(broken, "a b")
 
 
 def test_helpers():

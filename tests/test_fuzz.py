@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
+from support import FakePredictor, peaked
 
 from emotion_app.analysis.predictions import NOTE_EMPTY, score_frame
 from emotion_app.data.tables import iter_chunks, read_table
@@ -94,21 +95,16 @@ def test_well_formed_csv_round_trips_cell_for_cell(rows, encoding, chunk_rows):
     assert pd.concat(chunks).equals(table.frame)
 
 
-class HashClassifier:
-    labels = EMOTIONS
-
-    def predict_proba(self, texts):
-        out = np.full((len(texts), len(EMOTIONS)), 0.1)
-        for i, text in enumerate(texts):
-            out[i, len(text) % len(EMOTIONS)] = 0.5
-        return out
+def by_length(texts: list[str]) -> np.ndarray:
+    """0.5 on the label the text's length picks."""
+    return peaked([len(text) % len(EMOTIONS) for text in texts], 0.5)
 
 
 @SETTINGS
 @given(texts=st.lists(st.one_of(st.text(max_size=60), st.none(), st.floats(allow_nan=True)), max_size=40))
 def test_scoring_keeps_every_row_and_scores_exactly_the_non_blank_texts(texts):
     frame = pd.DataFrame({"text": pd.Series(texts, dtype=object)})
-    out = score_frame(HashClassifier(), frame, "text", threshold=0.4, batch_rows=7)
+    out = score_frame(FakePredictor(by_length), frame, "text", threshold=0.4)
     assert len(out) == len(texts) and out["text"].equals(frame["text"])
     blank = [t is None or (isinstance(t, float) and np.isnan(t)) or not str(t).strip() for t in texts]
     assert [e == "" for e in out["emotion"]] == blank

@@ -16,7 +16,7 @@ from emotion_app.artifacts import read_temperature
 from emotion_app.engine.adapters import load_adapter
 from emotion_app.engine.classifier import EmotionClassifier, softmax
 from emotion_app.engine.int8 import int8_layer_names, quantize_int8
-from emotion_app.engine.threads import default_num_threads, set_num_threads
+from emotion_app.engine.threads import THREADS_BY_BATCH, default_num_threads, set_num_threads
 from emotion_app.labels import EMOTIONS
 
 
@@ -197,6 +197,24 @@ def test_from_adapter_sets_the_thread_count(trained_bert_adapter):
     assert engine.model.num_threads == 2
     assert engine.predict(["i feel so happy today"]) == EmotionClassifier.from_adapter(
         str(trained_bert_adapter), num_threads=1).predict(["i feel so happy today"])
+
+
+def test_the_by_batch_thread_policy_is_an_option_of_loading(trained_bert_adapter):
+    from emotion_app.engine.loading import load_model
+
+    served = EmotionClassifier.from_adapter(str(trained_bert_adapter), num_threads=2, thread_policy=THREADS_BY_BATCH)
+    assert served.model.num_threads == 1 and served.batch_workers == default_num_threads()  # one batch per core
+    plain = EmotionClassifier.from_adapter(str(trained_bert_adapter), num_threads=2)
+    assert plain.model.num_threads == 2 and plain.batch_workers == 1
+    texts = all_texts()
+    np.testing.assert_allclose(served.logits(texts), plain.logits(texts), atol=1e-5)
+    torch_engine = EmotionClassifier.from_adapter(str(trained_bert_adapter), runtime="torch", num_threads=1,
+                                                  thread_policy=THREADS_BY_BATCH)
+    assert torch_engine.batch_workers == 1 and torch.get_num_threads() == 1  # torch is left as loaded
+    loaded = load_model(str(trained_bert_adapter), num_threads=2)  # what from_adapter builds on
+    assert loaded.info == plain.info and loaded.source.labels == plain.labels
+    with pytest.raises(ValueError, match="thread_policy must be one of 'per_run', 'by_batch', found 'server'"):
+        EmotionClassifier.from_adapter(str(trained_bert_adapter), thread_policy="server")
 
 
 def test_temperature_from_calibration_file(trained_bert_adapter, tmp_path):

@@ -1,4 +1,5 @@
-"""Confusion-matrix drill-down, the possibly-mislabeled flag and the review threshold."""
+"""Confusion-matrix drill-down and the possibly-mislabeled flag (analysis/drilldown.py), and the review
+threshold (analysis/review.py)."""
 
 from __future__ import annotations
 
@@ -6,18 +7,16 @@ import numpy as np
 import pytest
 
 from emotion_app.analysis.calibration import coverage_curve
-from emotion_app.analysis.metrics import confusion_matrix
-from emotion_app.labels import EMOTIONS
-from emotion_app.analysis.review import (
-    prob_columns,
+from emotion_app.analysis.drilldown import (
     cell_rows,
     drilldown,
-    needs_review,
     possibly_mislabeled,
     prediction_frame,
-    resolve_threshold,
-    review_summary,
+    prob_columns,
 )
+from emotion_app.analysis.metrics import confusion_matrix
+from emotion_app.analysis.review import needs_review, resolve_threshold, review_summary
+from emotion_app.labels import EMOTIONS
 
 
 def row(top: float, label: int, second: int | None = None, p_second: float = 0.0) -> np.ndarray:

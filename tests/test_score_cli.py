@@ -14,7 +14,7 @@ import textwrap
 
 import numpy as np
 import pytest
-from support import REPO, subprocess_env
+from support import REPO, FakePredictor, peaked, subprocess_env
 
 from emotion_app.cli.score import main
 from emotion_app.labels import EMOTIONS
@@ -29,23 +29,16 @@ from emotion_app.scoring import (
 )
 
 
-class RowNumberClassifier:
-    """Texts look like 'row 17: ...'; row i gets label i % 6 with probability 0.75."""
-
-    labels = EMOTIONS
-
-    def __init__(self, interrupt_after: int | None = None):
-        self.calls = 0
-        self.interrupt_after = interrupt_after
-
-    def predict_proba(self, texts):
-        self.calls += 1
-        if self.interrupt_after is not None and self.calls > self.interrupt_after:
+def row_numbers(interrupt_after: int | None = None) -> FakePredictor:
+    """Texts look like 'row 17: ...'; row i gets label i % 6 with probability 0.75. With
+    `interrupt_after`, the calls after that many raise KeyboardInterrupt (Ctrl-C)."""
+    def rows(texts: list[str]) -> np.ndarray:
+        if interrupt_after is not None and predictor.n_calls > interrupt_after:
             raise KeyboardInterrupt
-        out = np.full((len(texts), len(EMOTIONS)), 0.05)
-        for i, text in enumerate(texts):
-            out[i, int(text[4:text.index(":")]) % 6] = 0.75
-        return out
+        return peaked([int(text[4:text.index(":")]) % len(EMOTIONS) for text in texts], 0.75)
+
+    predictor = FakePredictor(rows, record=False)
+    return predictor
 
 
 def write_rows(path, n: int, header: str = "id,text,gold\n") -> None:
@@ -64,7 +57,7 @@ def test_streams_every_row_in_order_with_the_output_columns(tmp_path, capsys):
     source, target = tmp_path / "in.csv", tmp_path / "out.csv"
     write_rows(source, 2500)
     code = main([str(source), "-o", str(target), "--chunk-rows", "300", "--threshold", "0.8"],
-                classifier=RowNumberClassifier())
+                classifier=row_numbers())
     assert code == EXIT_OK
     table = read_csv(target)
     assert table[0] == ["id", "text", "gold", "emotion", "confidence", *[f"p_{x}" for x in EMOTIONS],
@@ -77,7 +70,7 @@ def test_streams_every_row_in_order_with_the_output_columns(tmp_path, capsys):
 
 def test_progress_bar_shows_rows_per_second_on_stderr(tmp_path, capsys):
     write_rows(tmp_path / "in.csv", 50)
-    score_file(tmp_path / "in.csv", tmp_path / "out.csv", classifier=RowNumberClassifier(), progress=True)
+    score_file(tmp_path / "in.csv", tmp_path / "out.csv", classifier=row_numbers(), progress=True)
     captured = capsys.readouterr()
     assert "rows/s" in captured.err and "50/50" in captured.err and captured.out == ""
 
@@ -85,12 +78,12 @@ def test_progress_bar_shows_rows_per_second_on_stderr(tmp_path, capsys):
 def test_tsv_and_jsonl_outputs_and_raw(tmp_path):
     source = tmp_path / "in.jsonl"
     source.write_text('{"text": "row 0: =1+1", "n": 1}\n{"text": "row 1: hi"}\n{"text": ""}\n', encoding="utf-8")
-    score_file(source, tmp_path / "out.tsv", classifier=RowNumberClassifier())
+    score_file(source, tmp_path / "out.tsv", classifier=row_numbers())
     with open(tmp_path / "out.tsv", encoding="utf-8", newline="") as handle:
         tsv = list(csv.reader(handle, delimiter="\t"))
     assert [row[:4] for row in tsv] == [["text", "n", "emotion", "confidence"], ["row 0: =1+1", "1", "sadness", "0.75"],
                                         ["row 1: hi", "", "joy", "0.75"], ["", "", "", ""]]
-    score_file(source, tmp_path / "out.jsonl", classifier=RowNumberClassifier())
+    score_file(source, tmp_path / "out.jsonl", classifier=row_numbers())
     records = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text(encoding="utf-8").splitlines()]
     assert records[2] == {"text": "", "n": "", "emotion": "", "confidence": None,
                           **{f"p_{x}": None for x in EMOTIONS}, "note": "empty text: not scored"}
@@ -100,8 +93,8 @@ def test_tsv_and_jsonl_outputs_and_raw(tmp_path):
 def test_formula_cells_are_neutralised_unless_raw(tmp_path):
     source = tmp_path / "in.csv"
     source.write_text('id,text,comment\n0,row 0: x,=HYPERLINK("http://evil")\n1,row 1: y,-1\n', encoding="utf-8")
-    score_file(source, tmp_path / "safe.csv", classifier=RowNumberClassifier())
-    score_file(source, tmp_path / "raw.csv", classifier=RowNumberClassifier(), raw=True)
+    score_file(source, tmp_path / "safe.csv", classifier=row_numbers())
+    score_file(source, tmp_path / "raw.csv", classifier=row_numbers(), raw=True)
     assert [row[2] for row in read_csv(tmp_path / "safe.csv")[1:]] == ["'=HYPERLINK(\"http://evil\")", "'-1"]
     assert [row[2] for row in read_csv(tmp_path / "raw.csv")[1:]] == ["=HYPERLINK(\"http://evil\")", "-1"]
 
@@ -111,7 +104,7 @@ def test_exit_codes(tmp_path, capsys):
     write_rows(good, 5)
     junk = tmp_path / "junk.csv"
     junk.write_bytes(b"PK\x03\x04not really a zip")
-    fake = RowNumberClassifier()
+    fake = row_numbers()
     cases = [
         ([str(junk), "-o", str(tmp_path / "o.csv")], EXIT_INPUT, "not a table"),
         ([str(tmp_path / "missing.csv"), "-o", str(tmp_path / "o.csv")], EXIT_INPUT, "does not exist"),
@@ -147,7 +140,7 @@ def test_interrupt_leaves_the_old_output_untouched_and_no_partial_file(tmp_path)
     write_rows(source, 1000)
     target.write_text("earlier results\n", encoding="utf-8")
     code = main([str(source), "-o", str(target), "--chunk-rows", "100"],
-                classifier=RowNumberClassifier(interrupt_after=3))
+                classifier=row_numbers(interrupt_after=3))
     assert code == EXIT_INTERRUPTED
     assert target.read_text(encoding="utf-8") == "earlier results\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv", "out.csv"]
@@ -155,7 +148,7 @@ def test_interrupt_leaves_the_old_output_untouched_and_no_partial_file(tmp_path)
 
 def test_score_file_raises_score_error_with_the_exit_code(tmp_path):
     with pytest.raises(ScoreError) as caught:
-        score_file(tmp_path / "none.csv", tmp_path / "o.csv", classifier=RowNumberClassifier())
+        score_file(tmp_path / "none.csv", tmp_path / "o.csv", classifier=row_numbers())
     assert caught.value.exit_code == EXIT_INPUT and isinstance(caught.value, ValueError)
 
 
@@ -163,7 +156,7 @@ MEMORY_SCRIPT = textwrap.dedent("""
     import json, resource, sys
     import psutil
     sys.path.insert(0, sys.argv[1])
-    from test_score_cli import RowNumberClassifier, write_rows
+    from test_score_cli import row_numbers, write_rows
     from emotion_app.scoring import score_file
 
     def peak_rss():
@@ -177,10 +170,10 @@ MEMORY_SCRIPT = textwrap.dedent("""
 
     small, big, out = sys.argv[2:5]
     write_rows(small, 2000)
-    score_file(small, out, classifier=RowNumberClassifier(), chunk_rows=int(sys.argv[6]))  # warm every path
+    score_file(small, out, classifier=row_numbers(), chunk_rows=int(sys.argv[6]))  # warm every path
     baseline = psutil.Process().memory_info().rss
     write_rows(big, int(sys.argv[5]))
-    summary = score_file(big, out, classifier=RowNumberClassifier(), chunk_rows=int(sys.argv[6]))
+    summary = score_file(big, out, classifier=row_numbers(), chunk_rows=int(sys.argv[6]))
     print(json.dumps({"baseline": baseline, "peak": peak_rss(), "rows": summary.rows}))
 """)
 
@@ -243,7 +236,7 @@ def test_target_accuracy_becomes_the_threshold_from_the_adapters_curve(tmp_path,
     (adapter / "metrics.json").write_text(json.dumps({"coverage": curve}), encoding="utf-8")
     source, target = tmp_path / "in.csv", tmp_path / "out.csv"
     write_rows(source, 12)
-    fake = RowNumberClassifier()  # confidence 0.75 everywhere
+    fake = row_numbers()  # confidence 0.75 everywhere
     argv = [str(source), "-o", str(target), "--adapter", str(adapter)]
     assert main([*argv, "--target-accuracy", "0.95"], classifier=fake) == EXIT_OK
     assert {row[-2] for row in read_csv(target)[1:]} == {"False"}  # threshold 0.7 < 0.75

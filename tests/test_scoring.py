@@ -1,4 +1,4 @@
-"""score_frame and the safe writers, with a fake classifier (any object with predict_proba)."""
+"""score_frame and the safe writers, with a fake Predictor (tests/support.py)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from support import FakePredictor, peaked
 
 from emotion_app.analysis.predictions import (
     MODEL_MAX_CHARS,
@@ -19,20 +20,9 @@ from emotion_app.data.writers import TableWriter, neutralize_formulas, to_safe_c
 from emotion_app.labels import EMOTIONS
 
 
-class KeywordClassifier:
-    """Puts 0.9 on the first label named in the text (joy if none), 0.02 on the others."""
-
-    labels = EMOTIONS
-
-    def __init__(self):
-        self.calls: list[list[str]] = []
-
-    def predict_proba(self, texts):
-        self.calls.append(list(texts))
-        out = np.full((len(texts), len(EMOTIONS)), 0.02)
-        for i, text in enumerate(texts):
-            out[i, next((j for j, label in enumerate(EMOTIONS) if label in text), 1)] = 0.9
-        return out
+def keywords(texts: list[str]) -> np.ndarray:
+    """0.9 on the first label named in the text (joy if none), 0.02 on the others."""
+    return peaked([next((j for j, label in enumerate(EMOTIONS) if label in text), 1) for text in texts], 0.9)
 
 
 PROB_COLUMNS = [f"p_{label}" for label in EMOTIONS]
@@ -45,7 +35,7 @@ def frame_of(texts, **extra) -> pd.DataFrame:
 def test_every_row_and_column_kept_in_order_with_the_output_columns_after():
     frame = frame_of(["pure fear here", "some love", "nothing named", "anger!"], extra=list("abcd"))
     frame.index = pd.RangeIndex(100, 104)  # a chunk from the middle of a file
-    out = score_frame(KeywordClassifier(), frame, "text")
+    out = score_frame(FakePredictor(keywords), frame, "text")
     assert list(out.columns) == ["id", "text", "extra", "emotion", "confidence", *PROB_COLUMNS, "note"]
     assert out[["id", "text", "extra"]].equals(frame)
     assert list(out.index) == [100, 101, 102, 103]
@@ -57,7 +47,7 @@ def test_every_row_and_column_kept_in_order_with_the_output_columns_after():
 
 def test_blank_and_missing_texts_are_kept_unscored_with_a_note():
     frame = frame_of(["sadness", "", "   ", None, float("nan"), "surprise"])
-    classifier = KeywordClassifier()
+    classifier = FakePredictor(keywords)
     out = score_frame(classifier, frame, "text")
     assert len(out) == 6 and out["id"].tolist() == [str(i) for i in range(6)]
     assert out["emotion"].tolist() == ["sadness", "", "", "", "", "surprise"]
@@ -67,15 +57,15 @@ def test_blank_and_missing_texts_are_kept_unscored_with_a_note():
 
 
 def test_all_blank_frame_and_empty_frame():
-    out = score_frame(KeywordClassifier(), frame_of(["", ""]), "text")
+    out = score_frame(FakePredictor(keywords), frame_of(["", ""]), "text")
     assert out["note"].tolist() == [NOTE_EMPTY, NOTE_EMPTY]
-    empty = score_frame(KeywordClassifier(), frame_of([]), "text")
+    empty = score_frame(FakePredictor(keywords), frame_of([]), "text")
     assert len(empty) == 0 and "emotion" in empty.columns
 
 
 def test_long_text_is_cut_for_the_model_only():
     long_text = "fear " * 5000
-    classifier = KeywordClassifier()
+    classifier = FakePredictor(keywords)
     out = score_frame(classifier, frame_of([long_text, "joy"]), "text")
     assert classifier.calls[0][0] == long_text[:MODEL_MAX_CHARS]
     assert out.loc[0, "text"] == long_text
@@ -84,29 +74,28 @@ def test_long_text_is_cut_for_the_model_only():
 
 def test_non_text_values_are_scored_as_their_text():
     frame = pd.DataFrame({"text": [12, 3.5, True, "love"]})
-    classifier = KeywordClassifier()
+    classifier = FakePredictor(keywords)
     out = score_frame(classifier, frame, "text")
     assert classifier.calls == [["12", "3.5", "True", "love"]]
     assert out["text"].tolist() == [12, 3.5, True, "love"]
 
 
 def test_threshold_adds_needs_review():
-    class Unsure(KeywordClassifier):
-        def predict_proba(self, texts):
-            out = super().predict_proba(texts)
-            out[0] = [0.5, 0.1, 0.1, 0.1, 0.1, 0.1]
-            return out
+    def unsure_first(texts):
+        out = keywords(texts)
+        out[0] = [0.5, 0.1, 0.1, 0.1, 0.1, 0.1]
+        return out
 
-    out = score_frame(Unsure(), frame_of(["a", "b", ""]), "text", threshold=0.6)
+    out = score_frame(FakePredictor(unsure_first), frame_of(["a", "b", ""]), "text", threshold=0.6)
     assert list(out.columns)[-2:] == ["needs_review", "note"]
     assert out["needs_review"].tolist() == [True, False, pd.NA]
     with pytest.raises(ValueError, match="between 0 and 1"):
-        score_frame(KeywordClassifier(), frame_of(["a"]), "text", threshold=1.5)
+        score_frame(FakePredictor(keywords), frame_of(["a"]), "text", threshold=1.5)
 
 
 def test_output_names_never_collide_with_input_columns():
     frame = pd.DataFrame({"text": ["joy"], "emotion": ["gold"], "note": ["mine"], "emotion_pred": ["x"]})
-    out = score_frame(KeywordClassifier(), frame, "text")
+    out = score_frame(FakePredictor(keywords), frame, "text")
     assert out[["text", "emotion", "note", "emotion_pred"]].equals(frame)
     assert out["emotion_pred_2"].tolist() == ["joy"] and out["note_pred"].tolist() == [""]
     assert output_names(["p_joy"], threshold=0.5)["p_joy"] == "p_joy_pred"
@@ -115,27 +104,22 @@ def test_output_names_never_collide_with_input_columns():
 
 def test_progress_reports_rows_done_up_to_the_total():
     seen = []
-    score_frame(KeywordClassifier(), frame_of(["joy"] * 10 + [""] * 3), "text",
-                progress=lambda done, total: seen.append((done, total)), batch_rows=4)
+    score_frame(FakePredictor(keywords), frame_of(["joy"] * 10 + [""] * 3), "text",
+                progress=lambda done, total: seen.append((done, total)))
     assert seen[0] == (0, 13) and seen[-1] == (13, 13)
     assert [d for d, _ in seen] == sorted(d for d, _ in seen)
 
 
 def test_bad_classifier_or_column_is_a_clear_error():
-    class WrongOrder(KeywordClassifier):
-        labels = tuple(reversed(EMOTIONS))
-
-    class WrongShape(KeywordClassifier):
-        def predict_proba(self, texts):
-            return np.zeros((len(texts), 3))
-
+    other_order = FakePredictor(keywords, tuple(reversed(EMOTIONS)))
+    wrong_shape = FakePredictor(lambda texts: np.full((len(texts), 3), 1 / 3))
     # labels are the model's own: another order gives its columns in that order
-    assert [c for c in score_frame(WrongOrder(), frame_of(["a"]), "text").columns if c.startswith("p_")] == [
+    assert [c for c in score_frame(other_order, frame_of(["a"]), "text").columns if c.startswith("p_")] == [
         f"p_{name}" for name in reversed(EMOTIONS)]
     with pytest.raises(ValueError, match=r"shape \(1, 3\)"):
-        score_frame(WrongShape(), frame_of(["a"]), "text")
+        score_frame(wrong_shape, frame_of(["a"]), "text")
     with pytest.raises(ValueError, match="no column 'body'"):
-        score_frame(KeywordClassifier(), frame_of(["a"]), "body")
+        score_frame(FakePredictor(keywords), frame_of(["a"]), "body")
 
 
 # --- CSV injection and writing ------------------------------------------------------------------

@@ -7,24 +7,25 @@ from __future__ import annotations
 
 import json
 import shutil
+import zlib
 
 import numpy as np
 import pytest
 
+from emotion_app.analysis.calibration import in_distribution_coverage
+from emotion_app.analysis.review import needs_review, review_threshold_for_accuracy
 from emotion_app.analysis.shift import (
     FileEstimate,
     calibrate_detector,
     estimate_file_accuracy,
     fit_detector,
-    in_distribution_coverage,
     p_correct,
-    review_threshold_for_accuracy,
     sample_rows,
     shifted_copies,
     wilson_interval,
 )
-from emotion_app.analysis.review import needs_review
 from emotion_app.artifacts import SHIFT_ARRAYS_FILE, SHIFT_SCALARS_FILE
+from emotion_app.engine.classifier import BasePredictor
 from emotion_app.engine.ood import ShiftDetector
 from emotion_app.labels import EMOTIONS
 
@@ -417,33 +418,28 @@ def test_a_detector_for_another_base_is_refused(fitted, trained_bert_adapter, tm
 EMOTION_WORDS = {"sad": 0, "happy": 1, "loving": 2, "angry": 3, "scared": 4, "surprised": 5}
 
 
-class KeywordPredictor:
-    """A Predictor without a model: a text with an emotion word gets that emotion (confidence 0.6-0.9,
+class KeywordPredictor(BasePredictor):
+    """An engine without a model: a text with an emotion word gets that emotion (confidence 0.6-0.9,
     from the text's hash) and a feature vector near its class; any other text one between the
     classes (unfamiliar)."""
 
-    def __new__(cls, detector=None):
-        from emotion_app.engine.classifier import Predictor
+    def __init__(self, detector: ShiftDetector | None = None):
+        self.detector = detector
 
-        class Keyword(Predictor):
-            def logits_and_features(self, texts, progress=None):
-                import zlib
+    def logits_and_features(self, texts, progress=None):
+        logits, features = np.zeros((len(texts), K)), np.zeros((len(texts), D))
+        centers = np.eye(K, D) * 6
+        for i, text in enumerate(texts):
+            rng = np.random.default_rng(zlib.crc32(text.encode()))
+            label = next((k for word, k in EMOTION_WORDS.items() if word in text.split()), None)
+            logits[i, label if label is not None else i % K] = rng.uniform(2.0, 3.8)
+            features[i] = (centers.mean(0) if label is None else centers[label]) + rng.normal(size=D)
+        if progress is not None:
+            progress(len(texts), len(texts))
+        return logits, features
 
-                logits, features = np.zeros((len(texts), K)), np.zeros((len(texts), D))
-                centers = np.eye(K, D) * 6
-                for i, text in enumerate(texts):
-                    rng = np.random.default_rng(zlib.crc32(text.encode()))
-                    label = next((k for word, k in EMOTION_WORDS.items() if word in text.split()), None)
-                    logits[i, label if label is not None else i % K] = rng.uniform(2.0, 3.8)
-                    features[i] = (centers.mean(0) if label is None else centers[label]) + rng.normal(size=D)
-                return logits, features
-
-            def logits(self, texts, progress=None):
-                return self.logits_and_features(texts)[0]
-
-        predictor = Keyword()
-        predictor.detector = detector
-        return predictor
+    def logits(self, texts, progress=None):
+        return self.logits_and_features(texts, progress)[0]
 
 
 def familiar_texts(n: int, start: int = 0) -> list[str]:

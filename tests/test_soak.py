@@ -12,9 +12,8 @@ import sys
 from pathlib import Path
 from types import SimpleNamespace
 
-import numpy as np
 import pytest
-from support import LABEL_NAMES, REPO
+from support import LABEL_NAMES, REPO, FakePredictor
 
 import app
 from emotion_app.ui.layout import build_demo, model_info, storage_in_words
@@ -27,25 +26,12 @@ MAX_SESSIONS = 20
 CLIENTS = 10
 
 
-class FakeClassifier:
-    """Uniform probabilities over the six emotions; `info` as a local adapter on a local base has it."""
-
-    labels = LABEL_NAMES
-    temperature = 1.0
-
-    def __init__(self, adapter: str = "someone/fake-adapter", base: str = "fake-base"):
-        self.info = {"adapter": adapter, "base_model": base, "directory": None}
-
-    def predict_proba(self, texts):
-        return np.full((len(list(texts)), len(self.labels)), 1 / len(self.labels))
-
-
 @pytest.fixture
 def served(monkeypatch, tmp_path):
     """The app's Blocks with app.py's session bounds, launched on a free loopback port."""
     for name, value in (("GRADIO_ANALYTICS_CACHE_FREQUENCY", "500"), ("GRADIO_ANALYTICS_MAX_EVENTS", "1000")):
         monkeypatch.setenv(name, value)  # as app.lighten_gradio_analytics sets them
-    demo = build_demo(FakeClassifier(), output_dir=tmp_path / "out")
+    demo = build_demo(FakePredictor(record=False), output_dir=tmp_path / "out")  # a long run keeps no texts
     app.bound_session_memory(demo, MAX_SESSIONS)
     demo.launch(server_name="127.0.0.1", server_port=load_app.free_port(), prevent_thread_lock=True, quiet=True)
     yield demo, demo.local_url
@@ -127,18 +113,18 @@ def test_the_header_says_where_models_are_kept_in_words(monkeypatch, tmp_path):
     adapter, base = tmp_path / "adapters" / "my-emotion-lora", tmp_path / "bases" / "my-base"
     adapter.mkdir(parents=True)
     base.mkdir(parents=True)
-    text = model_info(FakeClassifier(str(adapter), str(base)), None)
+    text = model_info(FakePredictor(adapter=str(adapter), base_model=str(base)), None)
     assert "this machine's cache" in text
     assert "`my-emotion-lora` (a folder on this machine)" in text and "`my-base`" in text
     assert str(tmp_path) not in text and str(Path.home()) not in text and not server_paths(text)
-    hub = model_info(FakeClassifier("someone/fake-adapter", "sentence-transformers/all-MiniLM-L6-v2"), None)
+    hub = model_info(FakePredictor(base_model="sentence-transformers/all-MiniLM-L6-v2"), None)
     assert "`someone/fake-adapter`" in hub and "`sentence-transformers/all-MiniLM-L6-v2`" in hub
 
 
 def test_the_page_config_carries_no_cache_path(monkeypatch, tmp_path):
     cache = tmp_path / "server-cache"
     monkeypatch.setenv("EMOTION_APP_CACHE", str(cache))
-    demo = build_demo(FakeClassifier(str(tmp_path / "adapter")), output_dir=tmp_path / "out")
+    demo = build_demo(FakePredictor(adapter=str(tmp_path / "adapter")), output_dir=tmp_path / "out")
     markdown = [block.value for block in demo.blocks.values() if type(block).__name__ == "Markdown"]
     header = " ".join(str(value) for value in markdown if "Models are kept in" in str(value))
     assert header and not server_paths(header)

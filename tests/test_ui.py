@@ -12,7 +12,7 @@ import gradio as gr
 import numpy as np
 import pandas as pd
 import pytest
-from support import REPO, subprocess_env
+from support import REPO, FakePredictor, peaked, subprocess_env
 
 from emotion_app.labels import EMOTIONS
 from emotion_app.ui import figures
@@ -26,26 +26,14 @@ TRIGGERS = {"sadness": "sad", "joy": "happy", "love": "adore", "anger": "angry",
             "surprise": "wow"}
 
 
-class FakeClassifier:
-    """predict_proba like EmotionClassifier's, from trigger words; records every call."""
-
-    labels = EMOTIONS
-    temperature = 1.0
-
-    def __init__(self, directory: Path | None = None):
-        self.info = {"adapter": "someone/fake-adapter", "base_model": "fake-base",
-                     "directory": str(directory) if directory else None}
-        self.calls: list[list[str]] = []
-
-    def predict_proba(self, texts):
-        texts = list(texts)
-        self.calls.append(texts)
-        scores = np.ones((len(texts), len(EMOTIONS)))
-        for i, text in enumerate(texts):
-            words = text.lower().split()
-            for j, label in enumerate(EMOTIONS):
-                scores[i, j] += 20 * words.count(TRIGGERS[label])
-        return scores / scores.sum(axis=1, keepdims=True)
+def triggered(texts: list[str]) -> np.ndarray:
+    """Most of the mass on the labels whose trigger words the text has (uniform without any)."""
+    scores = np.ones((len(texts), len(EMOTIONS)))
+    for i, text in enumerate(texts):
+        words = text.lower().split()
+        for j, label in enumerate(EMOTIONS):
+            scores[i, j] += 20 * words.count(TRIGGERS[label])
+    return scores / scores.sum(axis=1, keepdims=True)
 
 
 METRICS = {
@@ -61,7 +49,7 @@ METRICS = {
 
 @pytest.fixture
 def fake():
-    return FakeClassifier()
+    return FakePredictor(triggered, EMOTIONS)
 
 
 @pytest.fixture
@@ -351,7 +339,7 @@ def test_evaluate_file_errors(handlers, tmp_path):
         handlers.evaluation_tab.evaluate_file(None)
     with pytest.raises(gr.Error, match="unknown label 'happiness'"):
         handlers.evaluation_tab.evaluate_file(write(tmp_path / "bad.txt", "i feel happy;happiness\n"))
-    small = Handlers.create(FakeClassifier(), limits=Limits(max_rows=3))
+    small = Handlers.create(FakePredictor(triggered, EMOTIONS), limits=Limits(max_rows=3))
     with pytest.raises(gr.Error, match="limit of 3"):
         small.evaluation_tab.evaluate_file(write(tmp_path / "l.txt", LABELLED))
 
@@ -375,8 +363,7 @@ def test_hub_evaluation_uses_the_loaded_split(fake):
 
 
 def test_handlers_take_the_labels_of_a_classifier_with_other_labels():
-    other = FakeClassifier()
-    other.labels = ("positive", "negative")
+    other = FakePredictor(labels=("positive", "negative"))
     handlers = Handlers.create(other)
     assert handlers.evaluation_tab.labels == ("positive", "negative")
     assert "2 labels: positive, negative" in describe_labels(other.labels)
@@ -395,7 +382,7 @@ def test_model_info_names_base_adapter_labels_and_test_figures(fake):
 
 def test_build_demo_exposes_predict_classify_and_score_csv_and_reads_metrics(tmp_path):
     (tmp_path / "metrics.json").write_text(json.dumps(METRICS), encoding="utf-8")
-    demo = build_demo(FakeClassifier(tmp_path))
+    demo = build_demo(FakePredictor(triggered, EMOTIONS, directory=str(tmp_path)))
     public = {fn.api_name: fn for fn in demo.fns.values() if fn.api_visibility == "public"}
     assert set(public) == {"predict", "classify", "score_csv"}
     assert public["score_csv"].concurrency_limit == 1
@@ -525,13 +512,10 @@ def test_one_session_adapting_never_changes_what_another_session_gets(handlers, 
     alice, bob = SimpleNamespace(session_hash="alice"), SimpleNamespace(session_hash="bob")
     before = handlers.predict_tab.predict("i am so happy", bob)
 
-    class Sad(FakeClassifier):
-        def predict_proba(self, texts):
-            out = np.full((len(texts), len(EMOTIONS)), 0.02)
-            out[:, 0] = 0.9
-            return out
+    def sad(texts):
+        return peaked([0] * len(texts), 0.9)
 
-    handlers.models._load = lambda directory: Sad()
+    handlers.models._load = lambda directory: FakePredictor(sad, EMOTIONS)
     key, directory = handlers.models.new_directory("alice")
     directory.mkdir(parents=True)
     handlers.models.register("alice", key, directory, "adapted from the fake on 12 corrections")

@@ -1,4 +1,4 @@
-"""Calibrated confidence: temperature scaling, expected calibration error and the coverage curve.
+"""Calibrated confidence: temperature scaling, expected calibration error and the coverage curves.
 
 A classifier's softmax confidence is usually too high. Temperature scaling divides the logits by
 one number T, fitted on the validation split to minimise the negative log-likelihood (NLL); it
@@ -16,9 +16,10 @@ What the adapter directory holds after `calibrate_adapter` (or training):
     The `loss` inside metrics.json's validation/test entries stays the uncalibrated one (T = 1);
     their accuracy and F1 are those of the argmax, which temperature does not change.
 
-Review threshold: a row keeps its label automatically when its confidence (largest calibrated
-probability) is >= the threshold, and needs review otherwise. `coverage_curve` gives, for each
-threshold, the share of rows kept (coverage) and the accuracy on those rows.
+Coverage: a row keeps its label automatically when its confidence (largest calibrated probability)
+is >= a threshold (analysis/review.py has the whole review rule). `coverage_curve` gives, for each
+threshold, the share of rows kept (coverage) and the accuracy on those rows;
+`in_distribution_coverage` the same when rows unlike the training data are never kept.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+from emotion_app.analysis.probabilities import check_probabilities
 from emotion_app.artifacts import (
     METRICS_FILE,
     read_metrics,
@@ -78,13 +80,8 @@ def _check_scores(scores, labels, what: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _check_probs(probs, labels) -> tuple[np.ndarray, np.ndarray]:
-    probs, labels = _check_scores(probs, labels, "probabilities")
-    sums = probs.sum(axis=1)
-    if np.any(probs < 0) or not np.allclose(sums, 1.0, atol=1e-3):
-        row = int(np.argmax(np.any(probs < 0, axis=1) | ~np.isclose(sums, 1.0, atol=1e-3)))
-        raise ValueError(f"probabilities row {row} sums to {sums[row]:.4f} (min {probs[row].min():.4f}): "
-                         "expected non-negative rows summing to 1. Pass softmax outputs, not logits.")
-    return probs, labels
+    """Probabilities (the one check) of at least one row, and their labels."""
+    return _check_scores(check_probabilities(probs), labels, "probabilities")
 
 
 # --- temperature --------------------------------------------------------------------------------
@@ -170,7 +167,7 @@ def expected_calibration_error(probs, labels, n_bins: int = N_BINS) -> float:
     return float(sum(b["count"] / total * abs(b["accuracy"] - b["confidence"]) for b in bins))
 
 
-# --- coverage and the review threshold ----------------------------------------------------------
+# --- coverage -----------------------------------------------------------------------------------
 
 def coverage_curve(probs, labels, thresholds: Sequence[float] | None = None) -> list[tuple[float, float, float]]:
     """Rows (threshold, coverage, accuracy), thresholds ascending.
@@ -204,11 +201,31 @@ def compact_coverage_curve(probs, labels, points: int = COVERAGE_POINTS) -> list
     threshold; coverage and accuracy are rounded to 6 decimals. Rows are [threshold, coverage, accuracy].
     """
     probs, labels = _check_probs(probs, labels)
-    confidence = np.sort(probs.max(axis=1))
-    picks = confidence[np.unique(np.linspace(0, len(confidence) - 1, points).round().astype(int))]
-    # Rounded down, so each stored threshold still keeps the row it was picked from.
-    thresholds = np.round(np.floor(picks * 10**THRESHOLD_DECIMALS) / 10**THRESHOLD_DECIMALS, THRESHOLD_DECIMALS)
+    thresholds = np.round(_picked_thresholds(probs.max(axis=1), points), THRESHOLD_DECIMALS)
     return [[t, round(c, 6), round(a, 6)] for t, c, a in coverage_curve(probs, labels, thresholds)]
+
+
+def in_distribution_coverage(probs, labels, in_distribution, points: int = COVERAGE_POINTS) -> list[list[float]]:
+    """About `points` rows [threshold, coverage, accuracy] when rows unlike the training data are never
+    kept: kept = in distribution and confidence >= threshold; coverage is the kept share of ALL rows.
+    Stored in metrics.json as `coverage_in_distribution` (the curve a target accuracy is read on when
+    the adapter has a shift detector)."""
+    probs, labels = _check_probs(probs, labels)
+    ind = np.asarray(in_distribution, dtype=bool)
+    if ind.shape != (len(probs),) or not ind.any():
+        raise ValueError(f"in_distribution must mark {len(probs)} rows, some of them true; found shape {ind.shape}.")
+    thresholds = _picked_thresholds(probs[ind].max(axis=1), points)
+    share = ind.mean()
+    curve = coverage_curve(probs[ind], labels[ind], thresholds)
+    return [[round(t, 6), round(c * share, 6), round(a, 6)] for t, c, a in curve]
+
+
+def _picked_thresholds(confidence: np.ndarray, points: int) -> np.ndarray:
+    """About `points` confidences evenly spaced in rank, rounded down to THRESHOLD_DECIMALS, so that
+    each threshold still keeps the row it was picked from."""
+    confidence = np.sort(confidence)
+    picks = confidence[np.unique(np.linspace(0, len(confidence) - 1, points).round().astype(int))]
+    return np.floor(picks * 10**THRESHOLD_DECIMALS) / 10**THRESHOLD_DECIMALS
 
 
 def check_curve(curve) -> list[tuple[float, float, float]]:
@@ -224,28 +241,6 @@ def check_curve(curve) -> list[tuple[float, float, float]]:
         raise ValueError("the coverage curve is empty: expected rows (threshold, coverage, accuracy). "
                          "Compute it with coverage_curve or calibrate the adapter.")
     return sorted(rows)
-
-
-def threshold_for_accuracy(curve, target: float) -> float:
-    """The lowest threshold whose kept rows reach accuracy >= `target` on the curve's split.
-
-    Lowest, so that as many rows as possible keep their label. Raises ValueError when no
-    threshold reaches the target.
-    """
-    if isinstance(target, bool) or not isinstance(target, (int, float)) or not 0 < target <= 1:
-        raise ValueError(f"target accuracy must be a number in (0, 1], found {target!r}. "
-                         "Give it as a fraction, e.g. 0.95 for 95%.")
-    rows = check_curve(curve)
-    for threshold, _, accuracy in rows:
-        if accuracy >= target:
-            return threshold
-    best = max(rows, key=lambda r: (r[2], r[1]))
-    raise ValueError(f"no confidence threshold reaches accuracy {target:.2%}: the best is "
-                     f"{best[2]:.2%} (threshold {best[0]:.4f}, coverage {best[1]:.2%}). "
-                     "Lower the target accuracy or pass a threshold directly.")
-
-
-# --- figures ------------------------------------------------------------------------------------
 
 
 # --- storing it with the adapter ----------------------------------------------------------------

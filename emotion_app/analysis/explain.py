@@ -20,8 +20,8 @@ Why both changes from the plain "probability drop when the word is left out":
 
 The text and its one-word-shorter variants go to the classifier in one `predict_proba` call (N + 1
 texts, N when the caller passes the text's own probabilities), its words alone in a second one,
-`predict_words` where the classifier has it: a word alone does not depend on the rest of the text,
-so the engine looks up the words its word table has (engine/words.py) and runs only the others.
+`predict_words`: a word alone does not depend on the rest of the text, so the engine looks up the
+words its word table has (engine/words.py) and runs only the others.
 It works on the words of the text, not on tokens, so any base (BERT, GPT-2, ...) gets the same
 treatment.
 """
@@ -30,10 +30,12 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from emotion_app.analysis.probabilities import check_probabilities
+from emotion_app.engine.classifier import Predictor
 from emotion_app.labels import parse_label
 
 WORD = re.compile(r"\S+")
@@ -60,7 +62,7 @@ def without_word(text: str, spans: list[tuple[int, int]], i: int) -> str:
     return text[:start] + text[end:]
 
 
-def explain(classifier, text: str, label: str | int | None = None, max_words: int = MAX_WORDS,
+def explain(classifier: Predictor, text: str, label: str | int | None = None, max_words: int = MAX_WORDS,
             full: Sequence[float] | np.ndarray | None = None) -> dict:
     """Occlusion explanation of one text, from one `classifier.predict_proba` call.
 
@@ -86,11 +88,10 @@ def explain(classifier, text: str, label: str | int | None = None, max_words: in
     variants = [without_word(text, spans, i) for i in range(n)]
     alone = [text[start:end] for start, end in spans[:n]]
     texts = variants if given is not None else [text, *variants]
-    # the words alone do not depend on the rest of the text: an engine may look them up (engine/words.py)
-    read_alone = getattr(classifier, "predict_words", classifier.predict_proba)
     shown = [given] if given is not None else []
+    # the words alone do not depend on the rest of the text: an engine may look them up (engine/words.py)
     probs = np.vstack([*shown, _probabilities(classifier.predict_proba, texts, len(labels)),
-                       _probabilities(read_alone, alone, len(labels))])
+                       _probabilities(classifier.predict_words, alone, len(labels))])
     full = probs[0]
     if target is None:
         target = int(full.argmax())
@@ -112,18 +113,15 @@ def no_evidence_log_odds(num_labels: int) -> float:
     return math.log((1 / num_labels) / (1 - 1 / num_labels))
 
 
-def _probabilities(predict, texts: list[str], width: int) -> np.ndarray:
+def _probabilities(predict: Callable[[list[str]], np.ndarray], texts: list[str], width: int) -> np.ndarray:
     """predict(texts) checked: one row of `width` probabilities per text ([0, width] for none)."""
     if not texts:
         return np.empty((0, width))
-    probs = np.asarray(predict(texts), dtype=float)
-    if probs.shape != (len(texts), width):
-        raise ValueError(f"{getattr(predict, '__name__', 'predict_proba')} returned shape {probs.shape}: expected "
-                         f"({len(texts)}, {width}), one row of {width} probabilities per text.")
-    return probs
+    return check_probabilities(predict(texts), len(texts), width,
+                               what=f"the probabilities {predict.__name__} returned")
 
 
-def occlusion(classifier, text: str, label: str | int | None = None,
+def occlusion(classifier: Predictor, text: str, label: str | int | None = None,
               max_words: int = MAX_WORDS) -> list[tuple[str, float]]:
     """[(piece, score), ...] for `text`: see `explain` (this is its "attributions")."""
     return explain(classifier, text, label, max_words)["attributions"]
@@ -148,11 +146,12 @@ def _pieces(text: str, spans: list[tuple[int, int]]) -> list[str]:
 
 
 def _check_full(full, width: int) -> np.ndarray:
-    row = np.asarray(full, dtype=float).reshape(-1)
-    if row.shape != (width,) or not np.isfinite(row).all():
-        raise ValueError(f"full has shape {np.shape(full)}: expected the text's {width} finite probabilities "
-                         "in label order (one row of predict_proba), or None to compute them here.")
-    return row
+    """The text's own probabilities, given as one row of `width` (any shape of that many values)."""
+    try:
+        return check_probabilities(np.reshape(np.asarray(full, dtype=float), (1, -1)), 1, width, what="full")[0]
+    except ValueError as err:
+        raise ValueError(f"{err} For `full`, expected the text's {width} finite probabilities in label order (one "
+                         "row of predict_proba), or None to compute them here.") from None
 
 
 def _check_text(text: str, max_words: int) -> list[tuple[int, int]]:

@@ -6,6 +6,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from emotion_app.analysis.probabilities import check_probabilities
+from emotion_app.engine.classifier import Predictor
 from emotion_app.labels import EMOTIONS, NEUTRAL, emotion_columns
 
 
@@ -44,11 +46,8 @@ def metrics_from_confusion(matrix: np.ndarray, labels: Sequence[str] = EMOTIONS)
 
 def classification_metrics(y_true: Sequence[int], probs: np.ndarray, labels: Sequence[str] = EMOTIONS) -> dict:
     """All metrics for true ids and predicted probabilities [N, labels], plus the mean log loss."""
-    probs = np.asarray(probs, dtype=float)
     y_true = np.asarray(y_true, dtype=int)
-    if probs.shape != (len(y_true), len(labels)):
-        raise ValueError(f"probabilities have shape {probs.shape}: expected ({len(y_true)}, {len(labels)}), "
-                         "one row per true label.")
+    probs = check_probabilities(probs, len(y_true), len(labels))
     metrics = metrics_from_confusion(confusion_matrix(y_true, probs.argmax(axis=1), len(labels)), labels)
     picked = np.clip(probs[np.arange(len(y_true)), y_true], 1e-12, 1.0)
     metrics["loss"] = float(-np.log(picked).mean()) if len(y_true) else 0.0
@@ -76,7 +75,7 @@ def label_set_metrics(y_true: Sequence[int], probs: np.ndarray, labels: Sequence
     return metrics
 
 
-def evaluate(classifier, texts: Sequence[str], ids: Sequence[int]) -> dict:
+def evaluate(classifier: Predictor, texts: Sequence[str], ids: Sequence[int]) -> dict:
     """Score `texts` with `classifier` (a Predictor) and compute the metrics in its labels."""
     return label_set_metrics(ids, classifier.predict_proba(list(texts)), classifier.labels)
 

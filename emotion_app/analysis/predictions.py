@@ -25,45 +25,31 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable, Sequence
-from typing import Protocol
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
 
+from emotion_app.analysis.probabilities import check_probabilities
 from emotion_app.analysis.review import check_threshold, needs_review
 from emotion_app.analysis.shift import FileEstimate
 from emotion_app.data.tables import resolve_column
-from emotion_app.engine.classifier import Predictor
+from emotion_app.engine.classifier import Predictor, Progress
 from emotion_app.labels import EMOTIONS
 
 logger = logging.getLogger(__name__)
 
 MODEL_MAX_CHARS = 4000  # far beyond any model's 512 tokens; keeps tokenising a huge cell cheap
-SCORE_BATCH_ROWS = 256  # rows per call to the classifier (progress is reported after each)
 PROB_DECIMALS = 4
 SCORE_DECIMALS = 2
 NOTE_EMPTY = "empty text: not scored"
 NOTE_LONG = "long text: the model read only its first {n:,} characters"
 
 
-class Classifier(Protocol):
-    """Anything with predict_proba(texts) -> [N, labels] in the order of its `labels`."""
-
-    def predict_proba(self, texts: Sequence[str]) -> np.ndarray: ...
-
-
-def detector_of(classifier: object):
-    """The classifier's shift detector when it can score texts with it (predict_details), else None:
-    then the out-of-distribution check is unavailable and the outputs are as before."""
-    detector = getattr(classifier, "detector", None)
-    return detector if detector is not None and hasattr(classifier, "predict_details") else None
-
-
 def output_names(input_columns: Sequence[object], threshold: float | None = None,
                  ood: bool = False, labels: Sequence[str] = EMOTIONS) -> dict[str, str]:
     """Plain output name -> the name used in this table (suffixed `_pred` if the input has it).
-    `ood`: the adapter has a shift detector (`detector_of`), so in_distribution and ood_score too;
+    `ood`: the model has a shift detector (`classifier.detector`), so in_distribution and ood_score too;
     one p_<label> column per label of the model."""
     plain = ["emotion", "confidence", *[f"p_{label}" for label in labels]]
     plain += ["in_distribution", "ood_score"] if ood else []
@@ -82,24 +68,39 @@ def output_names(input_columns: Sequence[object], threshold: float | None = None
     return names
 
 
-def score_frame(classifier: Classifier, frame: pd.DataFrame, text_column: str,
-                threshold: float | None = None, progress: Callable[[int, int], None] | None = None, *,
-                batch_rows: int = SCORE_BATCH_ROWS, max_chars: int = MODEL_MAX_CHARS,
-                estimate: FileEstimate | None = None) -> pd.DataFrame:
+def score_frame(classifier: Predictor, frame: pd.DataFrame, text_column: str,
+                threshold: float | None = None, progress: Progress | None = None, *,
+                max_chars: int = MODEL_MAX_CHARS, estimate: FileEstimate | None = None) -> pd.DataFrame:
     """`frame` with the output columns added; same rows, same order, same index. `estimate`
     (with a shift detector) accumulates the rows for the file's accuracy estimate."""
     labels = tuple(classifier.labels)
     column = resolve_column(str(text_column), [str(c) for c in frame.columns], "the table")
     if threshold is not None:
         check_threshold(threshold)
-    if batch_rows < 1:
-        raise ValueError(f"batch_rows must be at least 1, found {batch_rows}.")
     texts = [_cell_text(value) for value in frame[_original_label(frame, column)]]
-    probs, scores = _probabilities(classifier, texts, progress, batch_rows, max_chars, len(labels))
+    probs, scores = _probabilities(classifier, texts, progress, max_chars)
     if estimate is not None and scores is not None:
         estimate.add(probs, scores)
-    outputs = _output_frame(probs, scores, detector_of(classifier), texts, frame, threshold, max_chars, labels)
+    outputs = _output_frame(probs, scores, classifier.detector, texts, frame, threshold, max_chars, labels)
     return pd.concat([frame, outputs], axis=1)
+
+
+def predict_texts(classifier: Predictor, texts: Sequence[str],
+                  progress: Progress | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+    """(probabilities [N, labels], checked; OOD scores [N], or None without a shift detector) of
+    `texts`, in one call: the engine sorts them by length, so its batches carry little padding, and
+    reports progress itself; with a detector the scores come from the same forward pass. The one
+    way scoring, the Batch tab and evaluation ask the model."""
+    texts = list(texts)
+    width = len(classifier.labels)
+    if not texts:
+        return np.zeros((0, width)), None if classifier.detector is None else np.zeros(0)
+    details = classifier.predict_details(texts, progress)
+    probs = check_probabilities(details.probabilities, len(texts), width,
+                                what="the probabilities the classifier returned")
+    if classifier.detector is None:
+        return probs, None
+    return probs, np.asarray(details.ood_scores, dtype=np.float64)
 
 
 def _original_label(frame: pd.DataFrame, name: str) -> object:
@@ -113,53 +114,28 @@ def _cell_text(value: object) -> str:
     return value if isinstance(value, str) else str(value)
 
 
-def _probabilities(classifier: Classifier, texts: list[str], progress, batch_rows: int,
-                   max_chars: int, width: int) -> tuple[np.ndarray, np.ndarray | None]:
-    """(probabilities [N, width], OOD scores [N] or None without a detector); rows with a blank text
-    stay NaN. The engine (a Predictor) gets every text at once: it sorts them by length, so its
-    batches carry little padding, and reports progress itself; with a detector the scores come
-    from the same forward pass (`predict_details`). Any other classifier gets `batch_rows` texts
-    per call, with progress after each."""
-    probs = np.full((len(texts), width), np.nan)
-    detector = detector_of(classifier)
-    scores = None if detector is None else np.full(len(texts), np.nan)
+def _probabilities(classifier: Predictor, texts: list[str], progress: Progress | None,
+                   max_chars: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """predict_texts of the texts that are not blank, cut to `max_chars`, with progress counted over
+    all rows; the rows with a blank text stay NaN."""
+    probs = np.full((len(texts), len(classifier.labels)), np.nan)
+    scores = None if classifier.detector is None else np.full(len(texts), np.nan)
     todo = np.array([i for i, text in enumerate(texts) if text.strip()], dtype=np.int64)
     blank = len(texts) - len(todo)
     if progress is not None:
         progress(0, len(texts))
-    if len(todo) and isinstance(classifier, Predictor):
-        def engine_progress(done: int, _total: int) -> None:
-            if progress is not None:
-                progress(blank + done, len(texts))
 
-        details = classifier.predict_details([texts[i][:max_chars] for i in todo], engine_progress)
-        probs[todo] = _checked(details.probabilities, len(todo), width)
-        if scores is not None:
-            scores[todo] = details.ood_scores
-    else:
-        for start in range(0, len(todo), batch_rows):
-            index = todo[start:start + batch_rows]
-            batch = [texts[i][:max_chars] for i in index]
-            if detector is None:
-                probs[index] = _checked(classifier.predict_proba(batch), len(batch), width)
-            else:
-                details = classifier.predict_details(batch)
-                probs[index] = _checked(details.probabilities, len(batch), width)
-                scores[index] = details.ood_scores
-            if progress is not None:
-                progress(blank + start + len(index), len(texts))
+    def rows_done(done: int, _total: int) -> None:
+        if progress is not None:
+            progress(blank + done, len(texts))
+
+    found, found_scores = predict_texts(classifier, [texts[i][:max_chars] for i in todo], rows_done)
+    probs[todo] = found
+    if scores is not None:
+        scores[todo] = found_scores
     if progress is not None:
         progress(len(texts), len(texts))
     return probs, scores
-
-
-def _checked(probs: object, n: int, width: int) -> np.ndarray:
-    array = np.asarray(probs, dtype=np.float64)
-    if array.shape != (n, width) or not np.isfinite(array).all():
-        raise ValueError(f"the classifier returned an array of shape {array.shape} (finite: "
-                         f"{bool(np.isfinite(array).all()) if array.size else 'n/a'}), expected ({n}, "
-                         f"{width}) finite probabilities, one per label. Check the classifier's predict_proba.")
-    return array
 
 
 def _output_frame(probs: np.ndarray, scores: np.ndarray | None, detector, texts: list[str], frame: pd.DataFrame,
@@ -192,22 +168,9 @@ def _output_frame(probs: np.ndarray, scores: np.ndarray | None, detector, texts:
     return out
 
 
-def review_every_row(scored: pd.DataFrame, names: dict) -> None:
-    """needs_review = true on every scored row of `scored` (in place; see shift.review_whole_file).
-    Rows without a text stay empty."""
-    column = names["needs_review"]
-    scored.loc[scored[column].notna(), column] = True
-
-
 def _note(text: str, scored: bool, max_chars: int) -> str:
     if not scored:
         return NOTE_EMPTY
     if len(text) > max_chars:
         return NOTE_LONG.format(n=max_chars)
     return ""
-
-
-# ---------------------------------------------------------------------------------------------
-# Writing
-
-

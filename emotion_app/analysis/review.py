@@ -1,19 +1,22 @@
-"""Confusion-matrix drill-down and the review threshold.
+"""The review rule: which rows get needs_review = true, in one place.
 
-Drill-down: the rows behind one confusion-matrix cell (true label x predicted label), or all
-misclassified rows, with their probabilities, most confident first.
+A row needs review when its confidence (largest calibrated probability) is below the review
+threshold, or, when the adapter has a shift detector, when it lies outside the training
+distribution (`needs_review`). Rows that were not scored (an empty text) never do.
 
-Possibly mislabeled: dair-ai/emotion was labelled by distant supervision (hashtags), so some
-given labels are wrong. A row is flagged when the model is confident in another label
-(confidence > 0.9) and gives its given label a probability < 0.05. These are the rows to read
-first; the flag is a hint, not a verdict.
+The threshold comes from one of:
+* the user, as a number (`check_threshold`);
+* a target accuracy, read on the test split's coverage curve stored in metrics.json
+  (`resolve_threshold`, `threshold_for_accuracy`): `coverage`, or with a shift detector
+  `coverage_in_distribution`, the curve of this very rule (rows unlike the training data are never
+  kept; analysis/calibration.py computes both curves);
+* the user's own labelled (or corrected) rows, the same rule on their coverage curve
+  (`threshold_from_labels`, `review_threshold_for_accuracy`). Labels the user gave beat both.
 
-Review threshold: a row needs review when its confidence (largest calibrated probability) is
-below the threshold, or (with a shift detector) when it lies outside the training distribution;
-`resolve_threshold` turns a target accuracy into a threshold with the test coverage curve stored
-in metrics.json (`coverage_in_distribution`, the honest rule's curve, when the adapter has a
-detector). Labels the user gave beat both: `threshold_from_labels` chooses the threshold on the
-user's own labelled (or corrected) rows, the same rule on their coverage curve.
+And a whole file: the threshold's promise was measured on text like the training data. A file with
+a shift warning (analysis/shift.py's file estimate) breaks it for every row: no per-row rule reaches
+97 % on Reddit text (docs/trust.md), so with a threshold every scored row of such a file needs review
+(`review_whole_file`, `review_every_row`).
 """
 
 from __future__ import annotations
@@ -24,90 +27,11 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from emotion_app.analysis.calibration import threshold_for_accuracy
-from emotion_app.analysis.shift import check_target, review_threshold_for_accuracy
+from emotion_app.analysis.calibration import check_curve
+from emotion_app.analysis.probabilities import check_probabilities
 from emotion_app.labels import EMOTIONS, parse_label
 
-MISLABEL_MAX_P_TRUE = 0.05
-MISLABEL_MIN_CONFIDENCE = 0.9
-
-
-def prob_columns(labels: Sequence[str]) -> list[str]:
-    return [f"p_{name}" for name in labels]
-
-
-def _check_rows(texts: Sequence[str], true_ids: Sequence[int], probs,
-                labels: Sequence[str]) -> tuple[list[str], np.ndarray, np.ndarray]:
-    texts = list(texts)
-    probs = np.asarray(probs, dtype=float)
-    if probs.shape != (len(texts), len(labels)):
-        raise ValueError(f"probabilities have shape {probs.shape}: expected ({len(texts)}, {len(labels)}), "
-                         "one row per text in the model's label order.")
-    if len(true_ids) != len(texts):
-        raise ValueError(f"found {len(true_ids)} true labels for {len(texts)} texts: expected one label per text.")
-    true_ids = np.array([parse_label(v, labels) for v in true_ids], dtype=int)
-    return texts, true_ids, probs
-
-
-def possibly_mislabeled(true_ids, probs, max_p_true: float = MISLABEL_MAX_P_TRUE,
-                        min_confidence: float = MISLABEL_MIN_CONFIDENCE) -> np.ndarray:
-    """Boolean per row: p(given label) < max_p_true and the top probability > min_confidence."""
-    probs = np.asarray(probs, dtype=float)
-    true_ids = np.asarray(true_ids, dtype=int)
-    p_true = probs[np.arange(len(true_ids)), true_ids]
-    return (p_true < max_p_true) & (probs.max(axis=1) > min_confidence)
-
-
-def prediction_frame(texts: Sequence[str], true_ids: Sequence[int], probs,
-                     labels: Sequence[str] = EMOTIONS) -> pd.DataFrame:
-    """All rows: row (position in the input), text, true, predicted, confidence, p_<label>...,
-    possibly_mislabeled. Labels as names; probabilities as given (pass calibrated ones), one
-    column per label of the model (`labels`)."""
-    texts, true_ids, probs = _check_rows(texts, true_ids, probs, labels)
-    predicted = probs.argmax(axis=1)
-    frame = pd.DataFrame({
-        "row": np.arange(len(texts)),
-        "text": texts,
-        "true": [labels[i] for i in true_ids],
-        "predicted": [labels[i] for i in predicted],
-        "confidence": probs.max(axis=1),
-    })
-    for j, column in enumerate(prob_columns(labels)):
-        frame[column] = probs[:, j]
-    frame["possibly_mislabeled"] = possibly_mislabeled(true_ids, probs)
-    return frame
-
-
-def drilldown(texts: Sequence[str], true_ids: Sequence[int], probs, true: str | int | None = None,
-              predicted: str | int | None = None, labels: Sequence[str] = EMOTIONS) -> pd.DataFrame:
-    """The rows of one confusion-matrix cell, most confident first.
-
-    `true` and `predicted` are label names or ids. Both given: that cell (the diagonal cells are
-    the right predictions). Either left out (None): any label on that side, misclassified rows
-    only, so drilldown(texts, y, p) lists every misclassified row. Columns: see prediction_frame.
-    """
-    frame = prediction_frame(texts, true_ids, probs, labels)
-    keep = np.ones(len(frame), dtype=bool)
-    if true is not None:
-        keep &= (frame["true"] == labels[parse_label(true, labels)]).to_numpy()
-    if predicted is not None:
-        keep &= (frame["predicted"] == labels[parse_label(predicted, labels)]).to_numpy()
-    if true is None or predicted is None:
-        keep &= (frame["true"] != frame["predicted"]).to_numpy()
-    rows = frame[keep].sort_values("confidence", ascending=False, kind="stable")
-    return rows.reset_index(drop=True)
-
-
-def needs_review(probs, threshold: float, in_distribution=None) -> np.ndarray:
-    """Boolean per row: its confidence (largest probability) is below `threshold`, or, given the
-    shift detector's `in_distribution` flags, it is out of distribution. A row that was not scored
-    (NaN probabilities) is not."""
-    threshold = check_threshold(threshold)
-    probs = np.asarray(probs, dtype=float)
-    if probs.ndim != 2 or probs.shape[1] < 2:
-        raise ValueError(f"probabilities have shape {probs.shape}: expected [N, labels], one row per text.")
-    review = np.nan_to_num(probs.max(axis=1), nan=1.0) < threshold
-    return review if in_distribution is None else review | ~np.asarray(in_distribution, dtype=bool)
+# --- the inputs ----------------------------------------------------------------------------------
 
 
 def check_threshold(threshold: float) -> float:
@@ -115,6 +39,70 @@ def check_threshold(threshold: float) -> float:
         raise ValueError(f"review threshold must be a confidence between 0 and 1, found {threshold!r}: rows whose "
                          "top probability is below it need review (0 reviews nothing).")
     return float(threshold)
+
+
+def check_target(target: float) -> float:
+    if isinstance(target, bool) or not isinstance(target, (int, float)) or not 0 < target <= 1:
+        raise ValueError(f"target accuracy must be a number in (0, 1], found {target!r}. Give it as a fraction, "
+                         "e.g. 0.97 for 97%.")
+    return float(target)
+
+
+# --- rows ------------------------------------------------------------------------------------------
+
+def needs_review(probs, threshold: float, in_distribution=None) -> np.ndarray:
+    """Boolean per row: its confidence (largest probability) is below `threshold`, or, given the
+    shift detector's `in_distribution` flags, it is out of distribution. A row that was not scored
+    (NaN probabilities) is not."""
+    threshold = check_threshold(threshold)
+    probs = check_probabilities(probs, allow_nan=True)
+    review = np.nan_to_num(probs.max(axis=1), nan=1.0) < threshold
+    return review if in_distribution is None else review | ~np.asarray(in_distribution, dtype=bool)
+
+
+def review_summary(probs, threshold: float) -> dict:
+    """{"rows", "needs_review", "share"} for a batch at this threshold."""
+    flags = needs_review(probs, threshold)
+    n = int(len(flags))
+    return {"rows": n, "needs_review": int(flags.sum()), "share": float(flags.mean()) if n else 0.0}
+
+
+# --- the whole file --------------------------------------------------------------------------------
+
+def review_whole_file(result: dict | None, threshold: float | None) -> bool:
+    """True when every scored row of the file needs review: a review threshold is set and the
+    file has a shift warning (`result`: shift.FileEstimate.result(), None without a detector). On a
+    shifted file even the most familiar, most confident rows fall far short of the threshold's
+    promise (GoEmotions dev: 69.6 % at a 97 % target), so no row is kept automatically. Labels the
+    user gives for some rows (threshold_from_labels) are what can set a threshold for such a file."""
+    return threshold is not None and result is not None and bool(result["shift_warning"])
+
+
+def review_every_row(scored: pd.DataFrame, names: dict) -> None:
+    """needs_review = true on every scored row of `scored` (in place; when review_whole_file says
+    so). Rows without a text stay empty. `names`: predictions.output_names of the table."""
+    column = names["needs_review"]
+    scored.loc[scored[column].notna(), column] = True
+
+
+# --- the threshold from a target accuracy ----------------------------------------------------------
+
+def threshold_for_accuracy(curve, target: float) -> float:
+    """The lowest threshold whose kept rows reach accuracy >= `target` on a stored coverage curve
+    (rows [threshold, coverage, accuracy], as calibration.coverage_curve returns them).
+
+    Lowest, so that as many rows as possible keep their label. Raises ValueError when no
+    threshold reaches the target.
+    """
+    check_target(target)
+    rows = check_curve(curve)
+    for threshold, _, accuracy in rows:
+        if accuracy >= target:
+            return threshold
+    best = max(rows, key=lambda r: (r[2], r[1]))
+    raise ValueError(f"no confidence threshold reaches accuracy {target:.2%}: the best is "
+                     f"{best[2]:.2%} (threshold {best[0]:.4f}, coverage {best[1]:.2%}). "
+                     "Lower the target accuracy or pass a threshold directly.")
 
 
 def resolve_threshold(metrics: dict | None, threshold: float | None = None,
@@ -140,6 +128,34 @@ def resolve_threshold(metrics: dict | None, threshold: float | None = None,
                          "`coverage` entry. Calibrate it (python -m emotion_app calibrate --adapter DIR) "
                          "or pass a threshold instead.")
     return threshold_for_accuracy(curve, target_accuracy)
+
+
+# --- the threshold from the user's labels ----------------------------------------------------------
+
+def review_threshold_for_accuracy(confidence, correct, in_distribution, target: float) -> float:
+    """Lowest confidence threshold whose kept rows (in distribution AND confidence >= it) reach
+    `target` accuracy on labelled rows. OOD rows always need review, so the promise never rests on
+    rows unlike those it was measured on. ValueError when no threshold reaches the target."""
+    conf = np.asarray(confidence, dtype=np.float64)
+    if conf.ndim != 1 or not np.isfinite(conf).all():
+        raise ValueError(f"confidence has shape {conf.shape}: expected a 1-D array of finite numbers, one per row.")
+    ok, ind = np.asarray(correct, dtype=bool), np.asarray(in_distribution, dtype=bool)
+    if ok.shape != conf.shape or ind.shape != conf.shape:
+        raise ValueError(f"confidence, correct and in_distribution must have one value per row, found shapes "
+                         f"{conf.shape}, {ok.shape}, {ind.shape}.")
+    check_target(target)
+    c, k = conf[ind], ok[ind]
+    if c.size == 0:
+        raise ValueError("no row is in distribution: expected some, to choose a confidence threshold on. "
+                         "Every row of this file needs review.")
+    order = np.argsort(-c, kind="stable")
+    running = np.cumsum(k[order]) / np.arange(1, len(order) + 1)
+    last_of_tie = np.r_[c[order][1:] != c[order][:-1], True]  # a threshold keeps every row tied at it
+    good = np.flatnonzero(last_of_tie & (running >= target))
+    if good.size == 0:
+        raise ValueError(f"no confidence threshold reaches accuracy {target:.2%} on the in-distribution rows "
+                         f"(best {running.max():.2%}). Lower the target or review every row.")
+    return float(c[order][good[-1]])
 
 
 @dataclass
@@ -172,10 +188,9 @@ def threshold_from_labels(probs, labels: Sequence[int], target: float = 0.97,
     curve: the lowest confidence threshold whose kept rows reach the target), with what it keeps.
     With `in_distribution` (the detector's flags), OOD rows are never kept, as in `needs_review`.
     Labels the user gave beat any estimate: use this whenever corrected rows of the file exist."""
-    probs = np.asarray(probs, dtype=float)
-    if probs.ndim != 2 or probs.shape[1] != len(names) or len(probs) == 0:
-        raise ValueError(f"probabilities have shape {probs.shape}: expected [N, {len(names)}] with N >= 1, one row "
-                         "per labelled text.")
+    probs = check_probabilities(probs, None, len(names))
+    if len(probs) == 0:
+        raise ValueError(f"probabilities have shape {probs.shape}: expected at least one labelled row.")
     if len(labels) != len(probs):
         raise ValueError(f"found {len(labels)} labels for {len(probs)} rows: expected one label per row.")
     true_ids = np.array([parse_label(v, names) for v in labels], dtype=int)
@@ -192,26 +207,3 @@ def threshold_from_labels(probs, labels: Sequence[int], target: float = 0.97,
                           threshold=threshold, kept_share=float(kept.mean()),
                           kept_accuracy=float(correct[kept].mean()) if kept.any() else None,
                           out_of_distribution=None if in_distribution is None else int((~ind).sum()))
-
-
-def review_summary(probs, threshold: float) -> dict:
-    """{"rows", "needs_review", "share"} for a batch at this threshold."""
-    flags = needs_review(probs, threshold)
-    n = int(len(flags))
-    return {"rows": n, "needs_review": int(flags.sum()), "share": float(flags.mean()) if n else 0.0}
-
-
-def score_split(classifier, texts: Sequence[str], labels: Sequence[int]) -> pd.DataFrame:
-    """prediction_frame of a labelled split, with the classifier's (calibrated) probabilities."""
-    return prediction_frame(texts, labels, classifier.predict_proba(list(texts)), classifier.labels)
-
-
-def cell_rows(frame: pd.DataFrame, true: str | int | None = None, predicted: str | int | None = None) -> pd.DataFrame:
-    """drilldown on a prediction_frame already computed (e.g. the test split, scored once)."""
-    columns = [str(c) for c in frame.columns if str(c).startswith("p_")]
-    labels = [c.removeprefix("p_") for c in columns]
-    rows = drilldown(frame["text"].tolist(), frame["true"].tolist(), frame[columns].to_numpy(), true, predicted,
-                     labels)
-    # keep the caller's row numbers (positions in the original split)
-    rows["row"] = frame["row"].to_numpy()[rows["row"].to_numpy()]
-    return rows

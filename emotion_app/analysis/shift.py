@@ -1,5 +1,5 @@
 """Honest confidence on unfamiliar text: fitting the out-of-distribution (OOD) detector, the per-row
-P(correct), the per-file accuracy estimate and the review rule that keeps its promise.
+P(correct) and the per-file accuracy estimate, with the shift warning the review rule acts on.
 
 Why: temperature-scaled confidence is calibrated on dair-ai/emotion, but on other text (Reddit
 comments from GoEmotions) the embedded model stays confident (mean 0.74) while right 42% of the
@@ -24,10 +24,8 @@ measurements and the candidates compared):
   size would show (expected share + 3 binomial s.d.), or the interval's top over 5 points below
   the validation accuracy. Everything it needs is four running sums, so a stream of any size
   costs no memory.
-* Review (`review_threshold_for_accuracy`; the flag itself is review.needs_review): a confidence
-  threshold chosen on the in-distribution rows only, and OOD rows always need review. No per-row
-  rule reaches 97% on Reddit text (docs/trust.md), so with a threshold a file with a shift warning
-  sends every row to review (`review_whole_file`).
+* Review: the rule that uses these (OOD rows always need review; with a threshold, a file with a
+  shift warning sends every row to review) is analysis/review.py's.
 """
 
 from __future__ import annotations
@@ -42,9 +40,10 @@ from pathlib import Path
 
 import numpy as np
 
-from emotion_app.analysis.calibration import coverage_curve
+from emotion_app.analysis.calibration import in_distribution_coverage
+from emotion_app.analysis.probabilities import check_probabilities
 from emotion_app.artifacts import METRICS_FILE, SHIFT_FILES, read_metrics, write_json
-from emotion_app.engine.classifier import softmax
+from emotion_app.engine.classifier import EmotionClassifier, softmax
 from emotion_app.engine.ood import (
     DEFAULT_EXPECTED_OOD_SHARE,
     DEFAULT_SHRINKAGE,
@@ -59,7 +58,6 @@ DEFAULT_IN_DISTRIBUTION_SHARE = 0.95  # the threshold keeps this share of valida
 WARNING_SDS = 3.0  # OOD share above expected + this many binomial s.d. -> shift warning
 WARNING_ACCURACY_DROP = 0.05  # interval top this far below the validation accuracy -> shift warning
 Z_95 = 1.959964
-COVERAGE_POINTS = 100
 SHIFT_WARNING = "Warning: this file is unlike the training data"
 REVIEW_ALL = "Every row needs review"
 SHIFTED = "validation_shifted"  # fit_from_passes: the pass over shifted_copies of validation
@@ -179,7 +177,7 @@ def p_correct(detector: ShiftDetector, probs, scores) -> np.ndarray:
     """P(prediction correct | calibrated confidence, OOD score) [N], from the validation fit."""
     _require_calibrated(detector, "p_correct")
     scores = _check_vector(scores, "scores")
-    return _sigmoid(_linear(detector, _check_probs(probs, len(scores), detector.num_classes), scores))
+    return _sigmoid(_linear(detector, check_probabilities(probs, len(scores), detector.num_classes), scores))
 
 
 class FileEstimate:
@@ -194,7 +192,7 @@ class FileEstimate:
 
     def add(self, probs, scores) -> None:
         scores = _check_vector(scores, "scores", allow_nan=True)
-        p = _check_probs(probs, len(scores), self.detector.num_classes, allow_nan=True)
+        p = check_probabilities(probs, len(scores), self.detector.num_classes, allow_nan=True)
         usable = np.isfinite(scores) & np.isfinite(p).all(axis=1)
         self.rows += len(scores)
         if not usable.any():
@@ -250,7 +248,7 @@ def describe_estimate(result: dict | None, reviewing: bool = False, all_reviewed
     the estimate and the share unlike the training data, the shift warning when it fires, or that
     the check is unavailable (`result` None: the adapter has no shift detector). `reviewing`: a
     review threshold is set, whose promise a shifted file breaks; `all_reviewed`: every row was sent
-    to review for it (review_whole_file)."""
+    to review for it (review.review_whole_file)."""
     if result is None:
         return [CHECK_UNAVAILABLE]
     if not result["scored"]:
@@ -271,60 +269,9 @@ def describe_estimate(result: dict | None, reviewing: bool = False, all_reviewed
     return lines
 
 
-# --- the review rule ---------------------------------------------------------------------------------
-
-def review_threshold_for_accuracy(confidence, correct, in_distribution, target: float) -> float:
-    """Lowest confidence threshold whose kept rows (in distribution AND confidence >= it) reach
-    `target` accuracy on labelled rows. OOD rows always need review, so the promise never rests on
-    rows unlike those it was measured on. ValueError when no threshold reaches the target."""
-    conf = _check_vector(confidence, "confidence")
-    ok, ind = np.asarray(correct, dtype=bool), np.asarray(in_distribution, dtype=bool)
-    if ok.shape != conf.shape or ind.shape != conf.shape:
-        raise ValueError(f"confidence, correct and in_distribution must have one value per row, found shapes "
-                         f"{conf.shape}, {ok.shape}, {ind.shape}.")
-    check_target(target)
-    c, k = conf[ind], ok[ind]
-    if c.size == 0:
-        raise ValueError("no row is in distribution: expected some, to choose a confidence threshold on. "
-                         "Every row of this file needs review.")
-    order = np.argsort(-c, kind="stable")
-    running = np.cumsum(k[order]) / np.arange(1, len(order) + 1)
-    last_of_tie = np.r_[c[order][1:] != c[order][:-1], True]  # a threshold keeps every row tied at it
-    good = np.flatnonzero(last_of_tie & (running >= target))
-    if good.size == 0:
-        raise ValueError(f"no confidence threshold reaches accuracy {target:.2%} on the in-distribution rows "
-                         f"(best {running.max():.2%}). Lower the target or review every row.")
-    return float(c[order][good[-1]])
-
-
-def review_whole_file(result: dict | None, threshold: float | None) -> bool:
-    """True when every scored row of the file needs review: a review threshold is set and the
-    file has a shift warning. The threshold's promise was measured on text like the training data;
-    on a shifted file even its most familiar, most confident rows fall far short of it (GoEmotions
-    dev: 69.6 % at a 97 % target), so no row is kept automatically. Labels the user gives for some
-    rows (threshold_from_labels) are what can set a threshold for such a file."""
-    return threshold is not None and result is not None and bool(result["shift_warning"])
-
-
-def in_distribution_coverage(probs, labels, in_distribution, points: int = COVERAGE_POINTS) -> list[list[float]]:
-    """About `points` rows [threshold, coverage, accuracy] of the honest rule on a labelled split:
-    kept = in distribution and confidence >= threshold; coverage is the kept share of ALL rows.
-    Stored in metrics.json as `coverage_in_distribution` (the --target_accuracy curve)."""
-    p = _check_probs(probs, None, np.shape(probs)[-1] if np.ndim(probs) == 2 else 0)
-    ind = np.asarray(in_distribution, dtype=bool)
-    if ind.shape != (len(p),) or not ind.any():
-        raise ValueError(f"in_distribution must mark {len(p)} rows, some of them true; found shape {ind.shape}.")
-    confidence = np.sort(p[ind].max(axis=1))
-    picks = confidence[np.unique(np.linspace(0, len(confidence) - 1, points).round().astype(int))]
-    thresholds = np.floor(picks * 1e6) / 1e6  # rounded down: each keeps the row it was picked from
-    share = ind.mean()
-    curve = coverage_curve(p[ind], np.asarray(labels)[ind], thresholds)
-    return [[round(t, 6), round(c * share, 6), round(a, 6)] for t, c, a in curve]
-
-
 # --- what training and calibrate store -------------------------------------------------------------
 
-def fit_for_classifier(classifier, train: tuple[Sequence[str], Sequence[int]],
+def fit_for_classifier(classifier: EmotionClassifier, train: tuple[Sequence[str], Sequence[int]],
                        validation: tuple[Sequence[str], Sequence[int]],
                        test: tuple[Sequence[str], Sequence[int]] | None = None, *,
                        rows: int = DEFAULT_FIT_ROWS, seed: int = 0) -> tuple[ShiftDetector, dict]:
@@ -337,8 +284,8 @@ def fit_for_classifier(classifier, train: tuple[Sequence[str], Sequence[int]],
     if test is not None:
         splits["test"] = test
     passes = {name: (*classifier.logits_and_features(list(texts)), labels) for name, (texts, labels) in splits.items()}
-    info = getattr(classifier, "info", {}) or {}
-    metadata = {"feature": f"last hidden state at the {getattr(classifier, 'feature_token', '?')} token "
+    info = classifier.info
+    metadata = {"feature": f"last hidden state at the {classifier.feature_token} token "
                            "(what the classification head reads)", "seed": seed,
                 "engine": " ".join(str(info[k]) for k in ("runtime", "precision") if k in info)}
     return fit_from_passes(passes, classifier.temperature, metadata)
@@ -399,7 +346,7 @@ def _design(probs, scores, center: float, scale: float) -> np.ndarray:
 def _scored_rows(detector: ShiftDetector, features, probs, labels) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(OOD scores, checked probabilities, 1.0 where the prediction is right) of labelled rows."""
     scores = detector.score(features)
-    p = _check_probs(probs, len(scores), detector.num_classes)
+    p = check_probabilities(probs, len(scores), detector.num_classes)
     correct = (p.argmax(axis=1) == _check_labels(labels, len(scores), detector.num_classes)).astype(np.float64)
     return scores, p, correct
 
@@ -449,11 +396,6 @@ def _require_calibrated(detector: ShiftDetector, what: str) -> None:
                          "calibrate_detector(detector, validation_features, validation_probs, validation_labels).")
 
 
-def check_target(target: float) -> None:
-    if isinstance(target, bool) or not isinstance(target, (int, float)) or not 0 < target <= 1:
-        raise ValueError(f"target accuracy must be a number in (0, 1], found {target!r}. Give e.g. 0.97.")
-
-
 def _check_vector(values, name: str, allow_nan: bool = False) -> np.ndarray:
     v = np.asarray(values, dtype=np.float64)
     if v.ndim != 1:
@@ -474,18 +416,3 @@ def _check_labels(labels, n: int, num_classes: int) -> np.ndarray:
     if n and (y.min() < 0 or y.max() >= num_classes):
         raise ValueError(f"labels range over {int(y.min())}..{int(y.max())}: expected ids 0..{num_classes - 1}.")
     return y
-
-
-def _check_probs(probs, n: int | None, k: int, allow_nan: bool = False) -> np.ndarray:
-    p = np.asarray(probs, dtype=np.float64)
-    if p.ndim != 2 or p.shape[1] != k or (n is not None and p.shape[0] != n):
-        raise ValueError(f"probabilities have shape {p.shape}: expected ({n if n is not None else 'N'}, {k}), "
-                         "one row of calibrated class probabilities per text.")
-    finite = np.isfinite(p).all(axis=1)
-    if not allow_nan and not finite.all():
-        raise ValueError(f"probabilities hold non-finite values in {int((~finite).sum())} rows: expected finite numbers.")
-    rows = p[finite]
-    if rows.size and (np.abs(rows.sum(axis=1) - 1).max() > 1e-3 or rows.min() < 0):
-        raise ValueError(f"probability rows sum to {rows.sum(axis=1).min():.4f}..{rows.sum(axis=1).max():.4f}: "
-                         "expected non-negative rows summing to 1. Pass softmax(logits / T), not logits.")
-    return p

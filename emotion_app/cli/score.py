@@ -19,11 +19,11 @@ import argparse
 import sys
 from functools import partial
 
-from emotion_app.analysis.predictions import Classifier
 from emotion_app.analysis.shift import describe_estimate
 from emotion_app.cli.options import add_adapter_option, add_engine_options, add_option
 from emotion_app.cli.runner import command_parser, run_command
 from emotion_app.constants import HEADER_CHOICES
+from emotion_app.engine.classifier import Predictor
 from emotion_app.scoring import review_threshold, score_file
 
 
@@ -58,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def score(args: argparse.Namespace, classifier: Classifier | None = None) -> None:
+def score(args: argparse.Namespace, classifier: Predictor | None = None) -> None:
     threshold = review_threshold(args.adapter, args.threshold, args.target_accuracy)
     summary = score_file(args.input, args.output, classifier=classifier, adapter=args.adapter,
                          text_column=args.text_column, header=HEADER_CHOICES[args.header],
@@ -71,7 +71,7 @@ def score(args: argparse.Namespace, classifier: Classifier | None = None) -> Non
           f"into {summary.output} in {summary.seconds:.1f} s ({summary.rows_per_second:,.0f} rows/s). {trust}")
 
 
-def main(argv: list[str] | None = None, classifier: Classifier | None = None) -> int:
+def main(argv: list[str] | None = None, classifier: Predictor | None = None) -> int:
     """`classifier` (any object with predict_proba) replaces loading --adapter."""
     return run_command(build_parser(), argv, partial(score, classifier=classifier),
                        interrupted=lambda args: f"{args.output} was not written (an older file there is untouched).")

@@ -9,7 +9,9 @@ What makes it fast on a small CPU (measured in docs/performance.md):
   with most of its linear layers in int8 (see `_keep_fp32` for the ones that stay fp32), unless
   turned off: `from_adapter(..., quantize=False)` for fp32, `runtime="torch"` for plain torch
   (whose int8 is torch's dynamic quantization of the same layers);
-- `from_adapter` sets the thread count to the cores this process may use (see `set_num_threads`);
+- `from_adapter` sets the thread count to the cores this process may use (see `set_num_threads`),
+  split by operator, or with `thread_policy=THREADS_BY_BATCH` (a server, bulk scoring) one batch
+  per core (`share_cores_by_batch`);
 - loading from the ONNX cache needs neither torch nor transformers: the tokenizer is the Rust one
   (`engine/tokenizer.py`), torch is imported only where a torch model is used. The app starts in about
   4 s with 370 MB instead of 5.5 s with 570 MB.
@@ -17,6 +19,10 @@ What makes it fast on a small CPU (measured in docs/performance.md):
 `predict_details` adds, from the same forward pass, each text's out-of-distribution score: the
 features the head reads (engine/features.py; the ONNX graph's second output) scored by the
 adapter's shift detector (engine/ood.py), when the adapter has one.
+
+`Predictor` is the interface everything above the engine types against (scoring, evaluation, the
+review rule, explanations, the app); `BasePredictor` implements it for the engines here and in
+engine/ray.py, and for any model that only gives probabilities (override `predict_proba`).
 """
 
 from __future__ import annotations
@@ -25,21 +31,22 @@ import logging
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
 from emotion_app.artifacts import read_temperature
 from emotion_app.engine.features import feature_token, hidden_size, logits_and_features
-from emotion_app.engine.loading import (
-    _load_model,
-    _resolve_device,
-    _resolve_quantize,
-    _resolve_runtime,
-)
+from emotion_app.engine.loading import load_model
 from emotion_app.engine.onnx import OnnxModel
 from emotion_app.engine.ood import ShiftDetector
-from emotion_app.engine.threads import _thread_count, default_num_threads, set_num_threads
+from emotion_app.engine.threads import (
+    THREADS_BY_BATCH,
+    THREADS_PER_RUN,
+    check_thread_policy,
+    default_num_threads,
+    set_num_threads,
+)
 from emotion_app.labels import EMOTIONS, check_labels
 
 if TYPE_CHECKING:  # importing these loads transformers' model code (seconds): see adapters.py
@@ -65,10 +72,28 @@ class Details:
     in_distribution: np.ndarray | None = None
 
 
-class Predictor:
-    """What every engine shares: `logits(texts)` -> [N, labels] and `logits_and_features(texts)` are
-    the engine's own; calibrated probabilities, labels and OOD scores follow from them, `labels`,
-    `temperature` and `detector` here, the same for all."""
+class Predictor(Protocol):
+    """What scoring, evaluation, the review rule, explanations and the app ask of a model: its labels
+    (the outputs, in order), its shift detector (None: the check for unfamiliar text is unavailable)
+    and calibrated probabilities [N, len(labels)] of texts, with OOD scores from the same pass
+    (`predict_details`) and of single words (`predict_words`). `progress(done, total)` is called as
+    texts are done, so a caller hands over a whole chunk at once and still shows progress."""
+
+    labels: tuple[str, ...]
+    detector: ShiftDetector | None
+
+    def predict_proba(self, texts: Sequence[str], progress: Progress | None = None) -> np.ndarray: ...
+
+    def predict_details(self, texts: Sequence[str], progress: Progress | None = None) -> Details: ...
+
+    def predict_words(self, words: Sequence[str]) -> np.ndarray: ...
+
+
+class BasePredictor:
+    """The Predictor that every engine shares: `logits(texts)` -> [N, labels] and
+    `logits_and_features(texts)` are the engine's own; calibrated probabilities, OOD scores and
+    single words follow from them, with `labels`, `temperature` and `detector` here. A model that
+    gives only probabilities overrides `predict_proba` (and keeps `detector` None)."""
 
     labels: tuple[str, ...] = EMOTIONS  # the model's outputs, in order (the adapter's labels.json)
     temperature = 1.0
@@ -83,9 +108,8 @@ class Predictor:
         raise NotImplementedError
 
     def predict_proba(self, texts: Sequence[str], progress: Progress | None = None) -> np.ndarray:
-        """Probabilities [N, labels] (rows sum to 1), columns in `self.labels` order. `progress(done,
-        total)` is called as the texts are done, so a caller can hand over a whole chunk at once
-        (the engine sorts it by length: less padding than in small slices) and still show progress."""
+        """Probabilities [N, labels] (rows sum to 1), columns in `self.labels` order. The engine sorts
+        a call's texts by length, so a whole chunk in one call carries less padding than small slices."""
         return softmax(self.logits(texts, progress) / self.temperature)
 
     def predict_details(self, texts: Sequence[str], progress: Progress | None = None) -> Details:
@@ -105,7 +129,7 @@ class Predictor:
         return [self.labels[i] for i in self.predict_proba(texts).argmax(axis=1)]
 
 
-class EmotionClassifier(Predictor):
+class EmotionClassifier(BasePredictor):
     """A sequence-classification model + tokenizer with one output per label, in `labels` order
     (default: the torch model's config names them, else the six emotions).
 
@@ -144,7 +168,7 @@ class EmotionClassifier(Predictor):
     def from_adapter(cls, adapter: str, base_model: str | None = None, token: str | None = None,
                      batch_size: int = 32, *, quantize: str | bool = "auto", runtime: str = "auto",
                      num_threads: int | None = None, device: str | None = None,
-                     detect_shift: bool = True) -> EmotionClassifier:
+                     detect_shift: bool = True, thread_policy: str = THREADS_PER_RUN) -> EmotionClassifier:
         """Load base + adapter (a directory or a Hub repo id), merged, ready for fast inference.
 
         quantize: "auto" (int8 on CPU, unchanged on a GPU), True (int8; CPU only) or False (fp32).
@@ -154,21 +178,23 @@ class EmotionClassifier(Predictor):
         device: "cpu", "cuda", ...; None = the GPU when torch sees one, else the CPU.
         detect_shift: load the adapter's shift detector when it has one (False: ignore it, as
             `python -m emotion_app calibrate` does while it fits a new one).
+        thread_policy: THREADS_PER_RUN (each run's operators over the threads) or THREADS_BY_BATCH
+            (one thread per run, one batch per core at once: for a server and bulk scoring; see
+            `share_cores_by_batch`).
         """
-        from emotion_app.engine.adapters import load_engine_tokenizer, read_adapter
+        from emotion_app.engine.adapters import load_engine_tokenizer
 
-        target = _resolve_device(device)
-        use_int8 = _resolve_quantize(quantize, target)
-        use_onnx = _resolve_runtime(runtime, target)
-        threads = _thread_count(num_threads)
-        source = read_adapter(adapter, base_model=base_model, token=token)
-        model, precision = _load_model(adapter, source, target, use_int8, use_onnx, runtime == "auto", threads)
-        info = {"adapter": adapter, "base_model": source.base_model, "directory": str(source.directory),
-                "runtime": "onnxruntime" if isinstance(model, OnnxModel) else "torch",
-                "precision": precision, "device": target, "num_threads": threads, "labels": list(source.labels)}
-        detector = ShiftDetector.load(source.directory) if detect_shift else None
-        return cls(model, load_engine_tokenizer(source.tokenizer_source), batch_size=batch_size, info=info,
-                   temperature=read_temperature(source.directory), detector=detector, labels=source.labels)
+        check_thread_policy(thread_policy)
+        loaded = load_model(adapter, base_model, token, quantize=quantize, runtime=runtime,
+                            num_threads=num_threads, device=device)
+        directory = loaded.source.directory
+        detector = ShiftDetector.load(directory) if detect_shift else None
+        classifier = cls(loaded.model, load_engine_tokenizer(loaded.source.tokenizer_source), batch_size=batch_size,
+                         info=loaded.info, temperature=read_temperature(directory), detector=detector,
+                         labels=loaded.source.labels)
+        if thread_policy == THREADS_BY_BATCH:
+            classifier.share_cores_by_batch()
+        return classifier
 
     def logits(self, texts: Sequence[str], progress: Progress | None = None) -> np.ndarray:
         """Raw (uncalibrated) logits [N, labels], in input order; `progress(done, total)` after each batch."""
@@ -249,7 +275,7 @@ class EmotionClassifier(Predictor):
 
     def share_cores_by_batch(self) -> None:
         """One ONNX Runtime thread per run, and up to one batch per core at once: for a server and
-        for bulk scoring. A web server runs several requests at a time, each of a few short runs;
+        for bulk scoring (`from_adapter(..., thread_policy=THREADS_BY_BATCH)` loads it so). A web server runs several requests at a time, each of a few short runs;
         with two threads per run every operator woke a second thread (docs/performance.md, session
         9: the page's CPU per answer -6 to -13 %). A bulk call has many batches, which keep every
         core busy side by side (the Batch tab and the CLI: +20 % rows/s). Not the default: a lone

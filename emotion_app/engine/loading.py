@@ -1,6 +1,6 @@
 """Loading the engine's model: device, precision and runtime resolved, a cached ONNX model when
 there is one (no torch model needed), else base + adapter merged, then exported to ONNX Runtime
-or quantized in torch."""
+or quantized in torch. `load_model` is what EmotionClassifier.from_adapter builds on."""
 
 from __future__ import annotations
 
@@ -8,15 +8,18 @@ import contextlib
 import logging
 import os
 import sys
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from emotion_app.constants import RUNTIMES
 from emotion_app.engine.int8 import int8_layer_names, quantize_int8
 from emotion_app.engine.onnx import OnnxModel
-from emotion_app.engine.threads import _thread_count, set_num_threads
+from emotion_app.engine.threads import set_num_threads, thread_count
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel
+
+    from emotion_app.engine.adapters import AdapterSource
 
 logger = logging.getLogger(__name__)
 
@@ -26,24 +29,50 @@ logger = logging.getLogger(__name__)
 GPU_DRIVER_FILES = ("/proc/driver/nvidia/version", "/dev/nvidiactl", "/dev/kfd")
 
 
+@dataclass
+class LoadedModel:
+    """What `load_model` returns: the model to run (an OnnxModel or a torch model), the adapter
+    it came from, and what was chosen (`info`: adapter, base_model, directory, runtime, precision,
+    device, num_threads, labels)."""
+
+    model: OnnxModel | PreTrainedModel
+    source: AdapterSource
+    info: dict
+
+
+def load_model(adapter: str, base_model: str | None = None, token: str | None = None, *,
+               quantize: str | bool = "auto", runtime: str = "auto", num_threads: int | None = None,
+               device: str | None = None) -> LoadedModel:
+    """Base + adapter (a directory or a Hub repo id), merged, on the device, precision and runtime
+    the options resolve to (see EmotionClassifier.from_adapter); the options are checked before
+    anything is read."""
+    from emotion_app.engine.adapters import read_adapter
+
+    target = _resolve_device(device)
+    use_int8 = _resolve_quantize(quantize, target)
+    use_onnx = _resolve_runtime(runtime, target)
+    threads = thread_count(num_threads)
+    source = read_adapter(adapter, base_model=base_model, token=token)
+    model, precision = _load_model(adapter, source, target, use_int8, use_onnx, runtime == "auto", threads)
+    info = {"adapter": adapter, "base_model": source.base_model, "directory": str(source.directory),
+            "runtime": "onnxruntime" if isinstance(model, OnnxModel) else "torch",
+            "precision": precision, "device": target, "num_threads": threads, "labels": list(source.labels)}
+    return LoadedModel(model, source, info)
+
+
 def prepare_onnx(adapter: str, base_model: str | None = None, token: str | None = None, *,
                  quantize: str | bool = "auto", runtime: str = "auto") -> bool:
     """Put the ONNX model that `from_adapter` with the same arguments runs into the cache, and
     nothing else (`python app.py --prepare`, and the app's background build on a first start).
     False when that engine is not an ONNX one (a GPU, runtime "torch", no onnxruntime, a
     failed export with runtime "auto"): then there is nothing to cache."""
-    from emotion_app.engine.adapters import read_adapter
-
-    target = _resolve_device(None)
-    if not _resolve_runtime(runtime, target):
+    if not _resolve_runtime(runtime, _resolve_device(None)):
         return False
-    source = read_adapter(adapter, base_model=base_model, token=token)
-    model, _precision = _load_model(adapter, source, target, _resolve_quantize(quantize, target), True,
-                                    runtime == "auto", _thread_count(None))
-    return isinstance(model, OnnxModel)
+    loaded = load_model(adapter, base_model, token, quantize=quantize, runtime=runtime)
+    return isinstance(loaded.model, OnnxModel)
 
 
-def _load_model(adapter: str, source, device: str, int8: bool, use_onnx: bool, fallback: bool,
+def _load_model(adapter: str, source: AdapterSource, device: str, int8: bool, use_onnx: bool, fallback: bool,
                 threads: int) -> tuple:
     """(model, precision): a cached ONNX model when there is one (no torch model needed), else base +
     adapter merged, then exported to ONNX Runtime (`use_onnx`) or quantized in torch (`int8`)."""

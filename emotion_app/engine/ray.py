@@ -30,7 +30,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from emotion_app.engine.classifier import EmotionClassifier, Predictor, _check_texts
+from emotion_app.engine.classifier import BasePredictor, EmotionClassifier, _check_texts
 
 logger = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ def import_ray():
                           f"`{INSTALL_HINT}`, or use the single-process engine (--engine local).") from None
 
 
-class RayClassifier(Predictor):
+class RayClassifier(BasePredictor):
     """predict_proba(texts) -> [N, 6] in input order, computed by `num_workers` Ray workers.
 
     Same interface as EmotionClassifier for scoring: .labels, .info, .predict_proba, .predict.

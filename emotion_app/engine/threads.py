@@ -1,4 +1,5 @@
-"""The engine's thread policy: as many intra-op threads as cores this process may use."""
+"""The engine's thread policy: as many intra-op threads as cores this process may use, split by
+operator (the default) or by batch (`THREADS_BY_BATCH`: a server, bulk scoring)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,11 @@ import logging
 import os
 
 logger = logging.getLogger(__name__)
+
+# How an engine uses its threads (EmotionClassifier.from_adapter's `thread_policy`):
+THREADS_PER_RUN = "per_run"  # every run splits its operators over the threads: a lone short call answers soonest
+THREADS_BY_BATCH = "by_batch"  # one thread per run, one batch per core at once: a server, bulk scoring
+THREAD_POLICIES = (THREADS_PER_RUN, THREADS_BY_BATCH)
 
 
 def set_num_threads(num_threads: int | None = None) -> int:
@@ -16,15 +22,15 @@ def set_num_threads(num_threads: int | None = None) -> int:
     """
     import torch
 
-    num_threads = _thread_count(num_threads)
+    num_threads = thread_count(num_threads)
     if torch.get_num_threads() != num_threads:
         logger.info("torch threads: %d -> %d", torch.get_num_threads(), num_threads)
         torch.set_num_threads(num_threads)
     return num_threads
 
 
-
-def _thread_count(num_threads: int | None) -> int:
+def thread_count(num_threads: int | None) -> int:
+    """`num_threads` checked; None: `default_num_threads()`."""
     if num_threads is None:
         return default_num_threads()
     if isinstance(num_threads, bool) or not isinstance(num_threads, int) or num_threads < 1:
@@ -32,6 +38,12 @@ def _thread_count(num_threads: int | None) -> int:
                          "Leave it unset to use every core this process may run on.")
     return num_threads
 
+
+def check_thread_policy(policy: str) -> str:
+    if policy not in THREAD_POLICIES:
+        raise ValueError(f"thread_policy must be one of {', '.join(map(repr, THREAD_POLICIES))}, found {policy!r}: "
+                         f"{THREADS_BY_BATCH!r} for a server or bulk scoring, else {THREADS_PER_RUN!r}.")
+    return policy
 
 
 def default_num_threads() -> int:

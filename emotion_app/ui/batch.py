@@ -60,13 +60,9 @@ class BatchHandlers:
         return (*outputs, {"frame": scored, "names": names, "column": column})
 
     def _score(self, path, text_column, header, threshold, progress, request) -> tuple:
-        from emotion_app.analysis.predictions import (
-            detector_of,
-            output_names,
-            review_every_row,
-            score_frame,
-        )
-        from emotion_app.analysis.shift import FileEstimate, review_whole_file
+        from emotion_app.analysis.predictions import output_names, score_frame
+        from emotion_app.analysis.review import review_every_row, review_whole_file
+        from emotion_app.analysis.shift import FileEstimate
         from emotion_app.data.writers import to_safe_csv
 
         if not path:
@@ -80,7 +76,7 @@ class BatchHandlers:
             progress((done, total), desc="Scoring", unit="rows")
 
         classifier = self.models.classifier(request)
-        detector = detector_of(classifier)
+        detector = classifier.detector
         estimate = FileEstimate(detector) if detector is not None else None
         try:
             scored = score_frame(classifier, table.frame, column, threshold=threshold, progress=report,
@@ -107,9 +103,7 @@ class BatchHandlers:
     def review_hint(self, threshold: float | None) -> str:
         """What a review threshold does on the stored test split (from metrics.json's coverage; with
         a shift detector the honest rule's curve, where rows unlike the training data always need review)."""
-        from emotion_app.analysis.predictions import detector_of
-
-        honest = detector_of(self.models.default) is not None and (self.metrics or {}).get("coverage_in_distribution")
+        honest = self.models.default.detector is not None and (self.metrics or {}).get("coverage_in_distribution")
         curve = honest or (self.metrics or {}).get("coverage")
         if not threshold:
             return "Threshold 0: no `needs_review` column."

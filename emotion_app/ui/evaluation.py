@@ -10,6 +10,8 @@ import gradio as gr
 import numpy as np
 import pandas as pd
 
+from emotion_app.analysis.drilldown import prob_columns
+from emotion_app.engine.classifier import Predictor
 from emotion_app.ui import figures
 from emotion_app.ui.common import (
     BATCH_CONCURRENCY,
@@ -25,12 +27,10 @@ ANY = "any"
 
 def row_columns(labels: Sequence[str]) -> list[str]:
     """The drill-down table: the row, its labels, one probability per label, and the label-noise flag."""
-    return ["row", "text", "true", "predicted", "confidence", *[f"p_{label}" for label in labels],
-            "possibly_mislabeled"]
+    return ["row", "text", "true", "predicted", "confidence", *prob_columns(labels), "possibly_mislabeled"]
 
 
 CONFUSION_VIEWS = ("counts", "share of true label")
-PROGRESS_ROWS = 256  # rows per classifier call in a live evaluation (progress is reported after each)
 
 
 def load_hub_test():
@@ -111,8 +111,9 @@ class EvaluationHandlers:
 
     def _evaluate(self, texts: Sequence[str], labels: Sequence[int], source: str, progress, request=None) -> tuple:
         from emotion_app.analysis.calibration import coverage_curve
+        from emotion_app.analysis.drilldown import prediction_frame
         from emotion_app.analysis.metrics import label_set_metrics
-        from emotion_app.analysis.review import prediction_frame
+        from emotion_app.analysis.predictions import predict_texts
         from emotion_app.ui.figures import coverage_figure, reliability_figure
 
         texts, labels = list(texts), list(labels)
@@ -120,7 +121,9 @@ class EvaluationHandlers:
             raise gr.Error(f"{source} has {len(texts):,} rows, over the limit of {self.limits.max_rows:,} "
                            "here. Evaluate a sample, or use python -m emotion_app evaluate.")
         classifier = self.models.classifier(request)
-        probs, scores = self._probabilities(texts, progress, classifier)
+        progress((0, len(texts)), desc="Evaluating", unit="rows")
+        probs, scores = predict_texts(classifier, texts,
+                                      lambda done, total: progress((done, total), desc="Evaluating", unit="rows"))
         metrics = label_set_metrics(labels, probs, classifier.labels)
         rows = prediction_frame(texts, labels, probs, classifier.labels)
         summary = metrics_summary(metrics, f"Live evaluation on {source} ({len(texts):,} rows)")
@@ -136,17 +139,16 @@ class EvaluationHandlers:
                 self._shown_rows(picked))
 
     def _trust_lines(self, probs: np.ndarray, labels: list, scores: np.ndarray | None, accuracy: float,
-                     classifier) -> list[str]:
+                     classifier: Predictor) -> list[str]:
         """Labels the user gave beat estimates: the review threshold chosen on these rows, and the
         unlabelled estimate next to the measured accuracy (when the adapter has a shift detector)."""
-        from emotion_app.analysis.predictions import detector_of
         from emotion_app.analysis.review import threshold_from_labels
         from emotion_app.analysis.shift import CHECK_UNAVAILABLE, estimate_file_accuracy
         from emotion_app.constants import DEFAULT_TARGET_ACCURACY
 
         if not len(probs):
             return []
-        detector = detector_of(classifier)
+        detector = classifier.detector
         inside = None if scores is None else ~detector.is_out_of_distribution(scores)
         review = threshold_from_labels(probs, labels, DEFAULT_TARGET_ACCURACY, inside, classifier.labels)
         lines = [f"Review threshold from your labels: {review.describe('labelled')} Use it for files like this one "
@@ -159,33 +161,6 @@ class EvaluationHandlers:
                      f"measured with them: {accuracy:.1%}. {estimate['out_of_distribution_share']:.1%} of the rows "
                      "are unlike the training data" + (" (a shift warning)." if estimate["shift_warning"] else "."))
         return lines
-
-    def _probabilities(self, texts: list[str], progress, classifier) -> tuple[np.ndarray, np.ndarray | None]:
-        """(probabilities [N, labels], OOD scores [N] or None without a shift detector), one pass. The
-        engine takes every text at once (sorted by length, progress per batch); another classifier
-        gets PROGRESS_ROWS texts at a time."""
-        from emotion_app.analysis.predictions import detector_of
-        from emotion_app.engine.classifier import Predictor
-
-        with_scores = detector_of(classifier) is not None
-        progress((0, len(texts)), desc="Evaluating", unit="rows")
-        if isinstance(classifier, Predictor) and texts:
-            details = classifier.predict_details(
-                texts, lambda done, total: progress((done, total), desc="Evaluating", unit="rows"))
-            scores = np.asarray(details.ood_scores, dtype=float) if with_scores else None
-            return np.asarray(details.probabilities, dtype=float), scores
-        parts, scores = [], []
-        for start in range(0, len(texts), PROGRESS_ROWS):
-            batch = texts[start:start + PROGRESS_ROWS]
-            if with_scores:
-                details = classifier.predict_details(batch)
-                parts.append(np.asarray(details.probabilities, dtype=float))
-                scores.append(np.asarray(details.ood_scores, dtype=float))
-            else:
-                parts.append(np.asarray(classifier.predict_proba(batch), dtype=float))
-            progress((min(start + PROGRESS_ROWS, len(texts)), len(texts)), desc="Evaluating", unit="rows")
-        probs = np.concatenate(parts) if parts else np.zeros((0, len(classifier.labels)))
-        return probs, (np.concatenate(scores) if scores else np.zeros(0)) if with_scores else None
 
     def show_confusion(self, state: dict | None, view: str):
         matrix = (state or {}).get("matrix")
@@ -204,7 +179,7 @@ class EvaluationHandlers:
 
     @staticmethod
     def _cell(state: dict | None, true: str | None, predicted: str | None) -> pd.DataFrame | None:
-        from emotion_app.analysis.review import cell_rows
+        from emotion_app.analysis.drilldown import cell_rows
 
         rows = (state or {}).get("rows")
         if rows is None:

@@ -4,8 +4,8 @@ words ("no clear emotion" when `neutral` wins) and the words behind the answer."
 from __future__ import annotations
 
 import gradio as gr
-import numpy as np
 
+from emotion_app.engine.classifier import Predictor
 from emotion_app.labels import NEUTRAL
 from emotion_app.ui import figures
 from emotion_app.ui.common import CLASSIFY_BATCH, PREDICT_CONCURRENCY, Limits
@@ -48,19 +48,17 @@ class PredictHandlers:
         on whoever else asked at the same moment. A bad text gets {"error": ...} instead of failing
         the other callers' answers. It answers with the app's own model: a batch mixes callers, and
         an adapted model belongs to its session's page."""
-        from emotion_app.analysis.predictions import detector_of
-
         classifier, answers = self.models.default, []
         for text in texts:
             problem = self._text_problem(text)
             if problem:
                 answers.append({"error": problem})
-            elif detector_of(classifier) is None:
-                answers.append(dict(zip(classifier.labels, classifier.predict_proba([text])[0].tolist())))
-            else:
-                details = classifier.predict_details([text])
-                answers.append({**dict(zip(classifier.labels, details.probabilities[0].tolist())),
-                                "in_distribution": bool(details.in_distribution[0])})
+                continue
+            details = classifier.predict_details([text])
+            answer = dict(zip(classifier.labels, details.probabilities[0].tolist()))
+            if details.in_distribution is not None:
+                answer["in_distribution"] = bool(details.in_distribution[0])
+            answers.append(answer)
         return [answers]
 
     def show(self, text: str | None, request: gr.Request = None) -> tuple:
@@ -87,20 +85,18 @@ class PredictHandlers:
         note = {False: UNFAMILIAR, None: CHECK_UNAVAILABLE}.get(familiar, "")
         return f"{summary}\n\n{note}" if note else summary
 
-    def _predict(self, text: str, classifier) -> tuple[dict[str, float], bool | None]:
+    def _predict(self, text: str, classifier: Predictor) -> tuple[dict[str, float], bool | None]:
         """({label: probability} most probable first, whether the text is like the training data:
         None without a shift detector), from one forward pass of this text alone."""
-        from emotion_app.analysis.predictions import detector_of
+        from emotion_app.analysis.probabilities import check_probabilities
 
-        if detector_of(classifier) is None:
-            probs, familiar = np.asarray(classifier.predict_proba([text]), dtype=float), None
-        else:
-            details = classifier.predict_details([text])
-            probs, familiar = np.asarray(details.probabilities, dtype=float), bool(details.in_distribution[0])
+        details = classifier.predict_details([text])
         labels = classifier.labels
-        if probs.shape != (1, len(labels)):
-            raise gr.Error(f"The model returned probabilities of shape {probs.shape}, expected (1, "
-                           f"{len(labels)}), one per label. The adapter does not fit this app.")
+        try:
+            probs = check_probabilities(details.probabilities, 1, len(labels), what="the model's probabilities")
+        except ValueError as err:
+            raise gr.Error(f"{err} The adapter does not fit this app.") from None
+        familiar = None if details.in_distribution is None else bool(details.in_distribution[0])
         return dict(figures.sorted_probabilities(dict(zip(labels, probs[0].tolist())))), familiar
 
     def explain(self, text: str | None, request: gr.Request = None, full: list[float] | None = None) -> tuple[list, str]:

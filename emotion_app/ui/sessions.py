@@ -150,10 +150,10 @@ def _safe(session: str) -> str:
 
 def _load_engine(directory: str):
     from emotion_app.engine.classifier import EmotionClassifier
+    from emotion_app.engine.threads import THREADS_BY_BATCH
 
-    classifier = EmotionClassifier.from_adapter(directory)
-    classifier.share_cores_by_batch()  # served beside the app's own model, as app.py does
-    return classifier
+    # served beside the app's own model, with the same thread policy as app.py's
+    return EmotionClassifier.from_adapter(directory, thread_policy=THREADS_BY_BATCH)
 
 
 class PendingEventIds(dict):

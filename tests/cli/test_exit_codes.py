@@ -9,10 +9,9 @@ import json
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 from cli_support import make_read_only, never
-from support import REPO, quick_train_args, subprocess_env
+from support import REPO, FakePredictor, quick_train_args, subprocess_env
 
 from emotion_app.cli import adapt as adapt_cli
 from emotion_app.cli import calibrate as calibrate_cli
@@ -24,15 +23,6 @@ from emotion_app.cli import train as train_cli
 from emotion_app.engine.classifier import EmotionClassifier
 from emotion_app.errors import EXIT_BUG, EXIT_INPUT, EXIT_INTERRUPTED, EXIT_MODEL, EXIT_OK, EXIT_OUTPUT
 from emotion_app.labels import EMOTIONS
-
-
-class Uniform:
-    """A classifier that needs no model: every text gets the same probabilities."""
-
-    labels = EMOTIONS
-
-    def predict_proba(self, texts):
-        return np.full((len(texts), len(EMOTIONS)), 1 / len(EMOTIONS))
 
 
 def code_of(main, argv, **kwargs) -> int:
@@ -68,10 +58,10 @@ def test_score(tmp_path, table, empty_dir, read_only_dir, no_model_loads, capsys
     out = str(tmp_path / "o.csv")
     assert code_of(score_cli.main, [str(table)]) == EXIT_INPUT  # -o missing
     assert code_of(score_cli.main, [str(table), "-o", out, "--threshold", "2"]) == EXIT_INPUT
-    assert code_of(score_cli.main, [str(tmp_path / "missing.csv"), "-o", out], classifier=Uniform()) == EXIT_INPUT
+    assert code_of(score_cli.main, [str(tmp_path / "missing.csv"), "-o", out], classifier=FakePredictor()) == EXIT_INPUT
     assert code_of(score_cli.main, [str(table), "-o", str(read_only_dir / "o.csv")]) == EXIT_OUTPUT
     assert "takes no new file" in capsys.readouterr().err
-    assert code_of(score_cli.main, [str(table), "-o", out], classifier=Uniform()) == EXIT_OK
+    assert code_of(score_cli.main, [str(table), "-o", out], classifier=FakePredictor()) == EXIT_OK
 
 
 def test_score_bad_model(tmp_path, table, empty_dir, capsys):
