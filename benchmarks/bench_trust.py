@@ -36,8 +36,8 @@ sys.path.insert(0, str(REPO))
 import numpy as np  # noqa: E402
 
 from emotion_app.analysis.explain import explain  # noqa: E402
-from emotion_app.analysis.review import resolve_threshold, threshold_from_labels  # noqa: E402
-from emotion_app.analysis.shift import FileEstimate, describe_estimate, review_whole_file  # noqa: E402
+from emotion_app.analysis.review import resolve_threshold, review_whole_file, threshold_from_labels  # noqa: E402
+from emotion_app.analysis.shift import FileEstimate, describe_estimate  # noqa: E402
 from emotion_app.artifacts import read_metrics, write_json  # noqa: E402
 from emotion_app.constants import PRECISIONS, RUNTIMES  # noqa: E402
 from emotion_app.data.labelled import read_labeled_file  # noqa: E402
