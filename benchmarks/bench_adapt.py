@@ -11,7 +11,7 @@ included, where the command line's default replays 4 per correction of each trai
 parent and adapted model are scored on GoEmotions dev
 (625 rows, never trained on) and dair-ai/emotion test (2000 rows, from adapt's own summary).
 Time is adapt's, start to saved adapter, split into the adaptation itself and the held-out
-measurement (cross-validation below 200 corrections); the machine's load average is recorded
+measurement (cross-validation below 50 corrections); the machine's load average is recorded
 beside it, since a busy machine makes every figure slower.
 
 The adapted adapters go to a temporary directory and are deleted: nothing shipped is ever trained
@@ -31,13 +31,18 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+import numpy as np
+from _common import (
+    DOCS,
+    EMBEDDED_ADAPTER,
+    EMOTION_DATA,
+    GOEMOTIONS6,
+    GOEMOTIONS6_DEV,
+    setup_logging,
+)
 
-import numpy as np  # noqa: E402
-
-from emotion_app.analysis.metrics import evaluate  # noqa: E402
-from emotion_app.engine.classifier import EmotionClassifier  # noqa: E402
+from emotion_app.analysis.metrics import evaluate
+from emotion_app.engine.classifier import EmotionClassifier
 from emotion_app.train.adaptation import (
     REPLAY_PER_CORRECTION,
     AdaptOptions,
@@ -47,7 +52,6 @@ from emotion_app.train.adaptation import (
 )
 
 logger = logging.getLogger("bench_adapt")
-SHARED = REPO.parent / "shared" / "data"
 DOC_START, DOC_END = "<!-- bench:start -->", "<!-- bench:end -->"
 # The issue's targets at 100 corrections: (must, aim).
 TARGETS = {"dev_gain_points": (25.0, 30.0), "dair_drop_points": (1.0, 0.5), "seconds": (180.0, 90.0)}
@@ -55,12 +59,12 @@ TARGETS = {"dev_gain_points": (25.0, 30.0), "dair_drop_points": (1.0, 0.5), "sec
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--adapter", default=str(REPO / "models" / "minilm-emotion-lora"), help="Parent adapter.")
-    parser.add_argument("--pool", default=str(SHARED / "goemotions-6" / "train.csv"),
+    parser.add_argument("--adapter", default=str(EMBEDDED_ADAPTER), help="Parent adapter.")
+    parser.add_argument("--pool", default=str(GOEMOTIONS6 / "train.csv"),
                         help="Where corrections are drawn from.")
-    parser.add_argument("--dev", default=str(SHARED / "goemotions-6" / "dev.csv"),
+    parser.add_argument("--dev", default=str(GOEMOTIONS6_DEV),
                         help="Held-out rows of the new domain.")
-    parser.add_argument("--dair_dir", default=str(SHARED / "emotion"), help="dair-ai/emotion files (replay, test); "
+    parser.add_argument("--dair_dir", default=str(EMOTION_DATA), help="dair-ai/emotion files (replay, test); "
                         "'' for the Hub.")
     parser.add_argument("--sizes", default="25,50,100,200", help="Numbers of corrections, comma-separated.")
     parser.add_argument("--seed", type=int, default=0, help="Seed of the draw of corrections.")
@@ -70,8 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--replay_ratio", type=float, default=REPLAY_PER_CORRECTION,
                         help="Replayed rows per correction.")
     parser.add_argument("--distill_weight", type=float, default=AdaptOptions.distill_weight)
-    parser.add_argument("--output", default=str(REPO / "docs" / "bench_adapt.json"), help="JSON results.")
-    parser.add_argument("--doc", default=str(REPO / "docs" / "adaptation.md"), help="Markdown file whose "
+    parser.add_argument("--output", default=str(DOCS / "bench_adapt.json"), help="JSON results.")
+    parser.add_argument("--doc", default=str(DOCS / "adaptation.md"), help="Markdown file whose "
                         f"{DOC_START} ... {DOC_END} section gets the table.")
     parser.add_argument("--no-doc", action="store_true", help="Leave the Markdown file alone.")
     return parser
@@ -167,7 +171,7 @@ def _targets_text(found: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    setup_logging()
     args = build_parser().parse_args(argv)
     pool, dev = (check_corrections(rows.texts, rows.cells, rows.places)
                  for rows in (read_corrections(args.pool), read_corrections(args.dev)))

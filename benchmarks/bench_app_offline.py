@@ -10,14 +10,10 @@ model's start waits on no Hub time-out. Loopback only; each app is stopped once 
 from __future__ import annotations
 
 import os
-import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "benchmarks"))
-
-from load_app import free_port, start_app, stop_app  # noqa: E402
+from load_app import free_port, start_app, stop_app
 
 RUNS = 3
 

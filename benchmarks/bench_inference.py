@@ -36,20 +36,16 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+import numpy as np
+import torch
+from _common import EMBEDDED_ADAPTER, EMOTION_DATA, REPO, setup_logging
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
-from emotion_app.data.labelled import read_labeled_file  # noqa: E402
-from emotion_app.engine.adapters import load_adapter  # noqa: E402
-from emotion_app.engine.classifier import EmotionClassifier  # noqa: E402
-from emotion_app.labels import EMOTIONS  # noqa: E402
+from emotion_app.data.labelled import read_labeled_file
+from emotion_app.engine.adapters import load_adapter
+from emotion_app.engine.classifier import EmotionClassifier
+from emotion_app.labels import EMOTIONS
 
 logger = logging.getLogger("bench_inference")
-DEFAULT_DATA = REPO.parent / "shared" / "data" / "emotion"
-DEFAULT_ADAPTER = REPO / "models" / "minilm-emotion-lora"
 # Issue 5's limits; the ratio and the accuracy change are lower bounds, the rest upper bounds.
 TARGETS = {"ratio": 8.0, "p50_ms": 12.0, "cold_start_s": 8.0, "first_start_s": 8.0, "app_rss_mb": 1200.0,
            "int8_minus_fp32_points": -0.3}
@@ -58,8 +54,8 @@ LOWER_BOUNDS = ("ratio", "int8_minus_fp32_points")
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--adapter", default=str(DEFAULT_ADAPTER), help="Adapter directory (default: embedded).")
-    parser.add_argument("--data_dir", default=str(DEFAULT_DATA),
+    parser.add_argument("--adapter", default=str(EMBEDDED_ADAPTER), help="Adapter directory (default: embedded).")
+    parser.add_argument("--data_dir", default=str(EMOTION_DATA),
                         help="Directory with validation.txt and test.txt (default ../shared/data/emotion).")
     parser.add_argument("--synthetic", type=int, default=0,
                         help="Use N generated texts instead of the validation file (no accuracy then).")
@@ -357,7 +353,7 @@ def table(summary: dict) -> str:
 
 
 def main(argv=None) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    setup_logging()
     args = parse_args(argv)
     summary = run(args)
     text = json.dumps(summary, indent=2)

@@ -23,17 +23,15 @@ import statistics
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from _common import GOEMOTIONS6_DEV, setup_logging
 
-from emotion_app.analysis.metrics import classification_metrics  # noqa: E402
-from emotion_app.artifacts import read_metrics  # noqa: E402
-from emotion_app.data.labelled import read_labeled_file  # noqa: E402
-from emotion_app.engine.classifier import EmotionClassifier  # noqa: E402
+from emotion_app.analysis.metrics import classification_metrics
+from emotion_app.artifacts import read_metrics
+from emotion_app.data.labelled import read_labeled_file
+from emotion_app.engine.classifier import EmotionClassifier
 
 logger = logging.getLogger("bench_model")
 
-REAL = REPO.parent / "shared" / "data" / "goemotions-6" / "dev.csv"
 ENGINES = {"fp32": {"quantize": False, "runtime": "torch"}, "engine": {"quantize": "auto", "runtime": "auto"}}
 
 
@@ -83,11 +81,11 @@ def table(rows: list[dict], summary: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    setup_logging()
     parser = argparse.ArgumentParser(prog="python benchmarks/bench_model.py", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--adapters", nargs="+", required=True, help="train.py output directories.")
-    parser.add_argument("--real", default=str(REAL), help="Labelled real-text file (default GoEmotions-6 dev).")
+    parser.add_argument("--real", default=str(GOEMOTIONS6_DEV), help="Labelled real-text file (default GoEmotions-6 dev).")
     parser.add_argument("--output", default=None, help="Also write the figures as JSON here.")
     args = parser.parse_args(argv)
     rows = [measure(adapter, Path(args.real)) for adapter in args.adapters]

@@ -23,19 +23,16 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from _common import DATA, setup_logging
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-from emotion_app.analysis.metrics import label_set_metrics  # noqa: E402
-from emotion_app.data.labelled import read_labeled_file  # noqa: E402
-from emotion_app.engine.adapters import load_adapter  # noqa: E402
-from emotion_app.engine.classifier import EmotionClassifier, softmax  # noqa: E402
-from emotion_app.labels import EMOTIONS, NEUTRAL, parse_label  # noqa: E402
+from emotion_app.analysis.metrics import label_set_metrics
+from emotion_app.data.labelled import read_labeled_file
+from emotion_app.engine.adapters import load_adapter
+from emotion_app.engine.classifier import EmotionClassifier, softmax
+from emotion_app.labels import EMOTIONS, NEUTRAL, parse_label
 
 logger = logging.getLogger("bench_real_text")
 
-DATA = REPO.parent / "shared" / "data"
 ISEAR_LABELS = ("anger", "fear", "joy", "sadness")
 
 
@@ -101,7 +98,7 @@ def table(results: list[dict], names: list[str]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    setup_logging()
     parser = argparse.ArgumentParser(prog="python benchmarks/bench_real_text.py", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--adapters", nargs="+", required=True, help="Adapter directories (or Hub ids).")

@@ -30,25 +30,20 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "benchmarks"))
+from _common import EMBEDDED_ADAPTER, EMOTION_DATA, REPO, setup_logging
+from bench_inference import bench_naive, machine
+from load_app import start_app, stop_app
 
-from bench_inference import bench_naive, machine  # noqa: E402
-from load_app import start_app, stop_app  # noqa: E402
-
-from emotion_app.data.labelled import read_labeled_file  # noqa: E402
-from emotion_app.engine.loading import prepare_onnx  # noqa: E402
+from emotion_app.data.labelled import read_labeled_file
+from emotion_app.engine.loading import prepare_onnx
 
 logger = logging.getLogger("bench_scoring")
-DEFAULT_ADAPTER = REPO / "models" / "minilm-emotion-lora"
-DEFAULT_DATA = REPO.parent / "shared" / "data" / "emotion"
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--adapter", default=str(DEFAULT_ADAPTER), help="Adapter directory (default: embedded).")
-    parser.add_argument("--data_dir", default=str(DEFAULT_DATA), help="Where train.txt is read from.")
+    parser.add_argument("--adapter", default=str(EMBEDDED_ADAPTER), help="Adapter directory (default: embedded).")
+    parser.add_argument("--data_dir", default=str(EMOTION_DATA), help="Where train.txt is read from.")
     parser.add_argument("--rows", type=int, default=10_200, help="Texts in the scored file.")
     parser.add_argument("--naive-rows", type=int, default=1000, help="Texts for the naive pipeline.")
     parser.add_argument("--chunk-rows", default="2000,5000,10000", help="The CLI's --chunk_rows to sweep.")
@@ -158,7 +153,7 @@ def table(summary: dict) -> str:
 
 
 def main(argv=None) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    setup_logging()
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request otherwise
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     args = parse_args(argv)

@@ -22,27 +22,24 @@ import json
 import logging
 import os
 import random
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-import torch  # noqa: E402
-from transformers import TrainerCallback  # noqa: E402
+import torch
+from _common import REPO, setup_logging
+from transformers import TrainerCallback
 
 from emotion_app.constants import MINILM_ID
-from emotion_app.data.labelled import load_splits  # noqa: E402
-from emotion_app.engine.adapters import resolve_base  # noqa: E402
-from emotion_app.labels import EMOTIONS  # noqa: E402
+from emotion_app.data.labelled import load_splits
+from emotion_app.engine.adapters import resolve_base
+from emotion_app.labels import EMOTIONS
 from emotion_app.train.arguments import (
-    REFERENCE_BASE_ID,  # noqa: E402
-    parse_train_args,  # noqa: E402
+    REFERENCE_BASE_ID,
+    parse_train_args,
 )
 from emotion_app.train.lora import build_lora_model
-from emotion_app.train.trainer import _trainer  # noqa: E402
+from emotion_app.train.trainer import _trainer
 
 logger = logging.getLogger("bench_training")
 CONFIGS = [REPO / "configs" / "minilm-labels.json", REPO / "configs" / "dialogrpt-updown.json"]
@@ -111,7 +108,7 @@ def bench_config(config: Path, data_dir: Path, work: Path, steps: int, gpt2_laye
 
 
 def main(argv=None) -> None:
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    setup_logging(logging.WARNING)
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--configs", nargs="+", default=[str(c) for c in CONFIGS], help="Config files to time.")
     parser.add_argument("--steps", type=int, default=6, help="Timed optimizer steps per config (after 1 warm-up).")

@@ -25,28 +25,27 @@ import argparse
 import json
 import logging
 import shutil
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+import numpy as np
+from _common import EMBEDDED_ADAPTER, EMOTION_DATA, GOEMOTIONS6_DEV, setup_logging
 
-import numpy as np  # noqa: E402
-
-from emotion_app.analysis.explain import explain  # noqa: E402
-from emotion_app.analysis.review import resolve_threshold, review_whole_file, threshold_from_labels  # noqa: E402
-from emotion_app.analysis.shift import FileEstimate, describe_estimate  # noqa: E402
-from emotion_app.artifacts import read_metrics, write_json  # noqa: E402
-from emotion_app.constants import PRECISIONS, RUNTIMES  # noqa: E402
-from emotion_app.data.labelled import read_labeled_file  # noqa: E402
-from emotion_app.engine import words  # noqa: E402
-from emotion_app.engine.classifier import EmotionClassifier  # noqa: E402
+from emotion_app.analysis.explain import explain
+from emotion_app.analysis.review import (
+    resolve_threshold,
+    review_whole_file,
+    threshold_from_labels,
+)
+from emotion_app.analysis.shift import FileEstimate, describe_estimate
+from emotion_app.artifacts import read_metrics, write_json
+from emotion_app.constants import PRECISIONS, RUNTIMES
+from emotion_app.data.labelled import read_labeled_file
+from emotion_app.engine import words
+from emotion_app.engine.classifier import EmotionClassifier
 
 logger = logging.getLogger("bench_trust")
-DATA = REPO.parent / "shared" / "data"
-ADAPTER = REPO / "models" / "minilm-emotion-lora"
 TARGET = 0.97
 APP_BATCH_SIZE = 32  # the app's (from_adapter's default): int8 activations are quantized per batch
 CHUNKS, CHUNK_ROWS = 200, 100
@@ -76,9 +75,9 @@ CLEAR = [
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--adapter", default=str(ADAPTER))
-    parser.add_argument("--data_dir", default=str(DATA / "emotion"), help="dair-ai/emotion train/validation/test.")
-    parser.add_argument("--shifted", default=str(DATA / "goemotions-6" / "dev.csv"),
+    parser.add_argument("--adapter", default=str(EMBEDDED_ADAPTER))
+    parser.add_argument("--data_dir", default=str(EMOTION_DATA), help="dair-ai/emotion train/validation/test.")
+    parser.add_argument("--shifted", default=str(GOEMOTIONS6_DEV),
                         help="The shifted labelled file (GoEmotions dev mapped to the six labels).")
     parser.add_argument("--precision", choices=tuple(PRECISIONS), default="auto")
     parser.add_argument("--runtime", choices=RUNTIMES, default="auto")
@@ -303,7 +302,7 @@ def table(summary: dict) -> str:
 
 
 def main(argv=None) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    setup_logging()
     args = parse_args(argv)
     summary = run(args)
     if args.output:

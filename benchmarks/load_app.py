@@ -47,8 +47,8 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import psutil
+from _common import REPO, setup_logging
 
-REPO = Path(__file__).resolve().parents[1]
 logger = logging.getLogger("load_app")
 
 # Texts of the kind the app gets; written here (never the data set), varied in length.
@@ -469,7 +469,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    setup_logging()
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request otherwise
     args = build_parser().parse_args(argv)
     endpoints = [name.strip() for name in args.endpoints.split(",") if name.strip()]

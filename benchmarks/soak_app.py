@@ -35,8 +35,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 import load_app  # the light client, app start/stop and RSS, shared with the load test
+from _common import setup_logging
 
 logger = logging.getLogger("soak_app")
 
@@ -212,7 +212,7 @@ def _usage_problem(args: argparse.Namespace) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    setup_logging()
     args = build_parser().parse_args(argv)
     if problem := _usage_problem(args):
         logger.error("%s", problem)

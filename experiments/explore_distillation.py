@@ -1,6 +1,6 @@
 """Can LoRA move the base's mean-pooled embedding into the path BertForSequenceClassification reads?
 
-    python benchmarks/explore_distillation.py --epochs 1 --output docs/explore_distillation.json
+    python experiments/explore_distillation.py --epochs 1 --output experiments/results/explore_distillation.json
 
 The bare MiniLM knows emotions in general through its mean-pooled embedding (zero-shot prototypes
 "I feel sad / happy / ...": 55.5 % on GoEmotions dev), but the sequence classifier's head reads the
@@ -16,21 +16,17 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "benchmarks"))
+import numpy as np
+import torch
+from _setup import EMOTION_DATA, GOEMOTIONS6_DEV, setup_logging
+from explore_generalization import PROTOTYPES, datasets
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from explore_generalization import PROTOTYPES, datasets  # noqa: E402
-
-from emotion_app.constants import MINILM_ID  # noqa: E402
-from emotion_app.data.labelled import read_labeled_file  # noqa: E402
-from emotion_app.engine.adapters import load_base_model, load_tokenizer, resolve_base  # noqa: E402
+from emotion_app.constants import MINILM_ID
+from emotion_app.data.labelled import read_labeled_file
+from emotion_app.engine.adapters import load_base_model, load_tokenizer, resolve_base
 
 logger = logging.getLogger("explore_distillation")
 MAX_LENGTH = 64
@@ -38,8 +34,8 @@ MAX_LENGTH = 64
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data_dir", default=str(REPO.parent / "shared" / "data" / "emotion"))
-    parser.add_argument("--real", default=str(REPO.parent / "shared" / "data" / "goemotions-6" / "dev.csv"))
+    parser.add_argument("--data_dir", default=str(EMOTION_DATA))
+    parser.add_argument("--real", default=str(GOEMOTIONS6_DEV))
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--learning_rate", type=float, default=5e-4)
     parser.add_argument("--batch_size", type=int, default=32)
@@ -125,7 +121,7 @@ def run(args) -> dict:
 
 
 def main(argv=None) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    setup_logging()
     summary = run(parse_args(argv))
     print(json.dumps(summary, indent=2))  # the exploration's result
     if summary["recipe"]["output"]:

@@ -1,6 +1,6 @@
 """How much of the base model's general emotion knowledge does the fine-tuned adapter keep?
 
-    python benchmarks/explore_generalization.py --output docs/explore_generalization.json
+    python experiments/explore_generalization.py --output experiments/results/explore_generalization.json
 
 Measured on dair-ai validation (choose there, never on test) and on GoEmotions-6 dev (real text,
 never trained on), fp32 torch:
@@ -17,26 +17,23 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+import numpy as np
+import pandas as pd
+import torch
+from _setup import EMBEDDED_ADAPTER, EMOTION_DATA, GOEMOTIONS6_DEV, setup_logging
 
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import torch  # noqa: E402
-
-from emotion_app.artifacts import ADAPTER_WEIGHTS  # noqa: E402
-from emotion_app.data.labelled import read_labeled_file  # noqa: E402
-from emotion_app.engine.adapters import (  # noqa: E402
+from emotion_app.artifacts import ADAPTER_WEIGHTS
+from emotion_app.data.labelled import read_labeled_file
+from emotion_app.engine.adapters import (
     _lora_updates,
     load_base_model,
     load_tokenizer,
     read_adapter,
     resolve_base,
 )
-from emotion_app.labels import EMOTIONS  # noqa: E402
+from emotion_app.labels import EMOTIONS
 
 logger = logging.getLogger("explore_generalization")
 PROTOTYPES = [f"I feel {word}" for word in ("sad", "happy", "loving", "angry", "afraid", "surprised")]
@@ -44,9 +41,9 @@ PROTOTYPES = [f"I feel {word}" for word in ("sad", "happy", "loving", "angry", "
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--adapter", default=str(REPO / "models" / "minilm-emotion-lora"))
-    parser.add_argument("--data_dir", default=str(REPO.parent / "shared" / "data" / "emotion"))
-    parser.add_argument("--real", default=str(REPO.parent / "shared" / "data" / "goemotions-6" / "dev.csv"))
+    parser.add_argument("--adapter", default=str(EMBEDDED_ADAPTER))
+    parser.add_argument("--data_dir", default=str(EMOTION_DATA))
+    parser.add_argument("--real", default=str(GOEMOTIONS6_DEV))
     parser.add_argument("--scales", default="1.0,0.8,0.6,0.5,0.4")
     parser.add_argument("--output")
     return parser.parse_args(argv)
@@ -126,7 +123,7 @@ def prototypes(data) -> dict:
 
 
 def main(argv=None) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    setup_logging()
     args = parse_args(argv)
     data = datasets(args)
     summary = {"wise_ft": wise_sweep(args, data, [float(s) for s in args.scales.split(",")]),

@@ -1,6 +1,6 @@
 """Does the base's zero-shot prior in the targets carry over to real text? A quick check on frozen features.
 
-    python benchmarks/explore_prior.py --output docs/explore_prior.json
+    python experiments/explore_prior.py --output experiments/results/explore_prior.json
 
 The bare all-MiniLM-L6-v2's mean-pooled embeddings (the features it was pre-trained to give) of
 dair-ai train (the first --train-rows), validation and GoEmotions-6 dev; on them:
@@ -21,15 +21,13 @@ import logging
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+import torch
+from _setup import EMOTION_DATA, GOEMOTIONS6_DEV, setup_logging
 
-import torch  # noqa: E402
-
-from emotion_app.constants import MINILM_ID  # noqa: E402
-from emotion_app.data.labelled import read_labeled_file  # noqa: E402
-from emotion_app.labels import EMOTIONS, PROMPTS  # noqa: E402
-from emotion_app.train.prior import mean_embeddings  # noqa: E402
+from emotion_app.constants import MINILM_ID
+from emotion_app.data.labelled import read_labeled_file
+from emotion_app.labels import EMOTIONS, PROMPTS
+from emotion_app.train.prior import mean_embeddings
 
 logger = logging.getLogger("explore_prior")
 
@@ -60,11 +58,11 @@ def fit_head(x: torch.Tensor, targets: torch.Tensor, steps: int = 300, seed: int
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    parser = argparse.ArgumentParser(prog="python benchmarks/explore_prior.py", description=__doc__,
+    setup_logging()
+    parser = argparse.ArgumentParser(prog="python experiments/explore_prior.py", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data_dir", default=str(REPO.parent / "shared" / "data" / "emotion"))
-    parser.add_argument("--real", default=str(REPO.parent / "shared" / "data" / "goemotions-6" / "dev.csv"))
+    parser.add_argument("--data_dir", default=str(EMOTION_DATA))
+    parser.add_argument("--real", default=str(GOEMOTIONS6_DEV))
     parser.add_argument("--train-rows", type=int, default=8000)
     parser.add_argument("--weights", default="0.3,0.45")
     parser.add_argument("--temperatures", default="20,50")

@@ -1,5 +1,6 @@
-"""The inference and scoring benchmarks run end to end on a tiny model (smoke tests: no timing is asserted;
-speed targets are checked by running the benchmark itself, see docs/performance.md)."""
+"""The benchmarks run end to end on a tiny model (smoke tests: no timing is asserted; speed targets are
+checked by running the benchmark itself, see docs/performance.md), and every benchmark and experiment
+script starts from a plain checkout."""
 
 from __future__ import annotations
 
@@ -7,7 +8,25 @@ import json
 import subprocess
 import sys
 
+import pytest
 from support import REPO, subprocess_env
+
+SCRIPTS = sorted(p.relative_to(REPO).as_posix() for folder in ("benchmarks", "experiments")
+                 for p in (REPO / folder).glob("*.py") if not p.name.startswith("_"))
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_script_imports_from_a_plain_checkout(script):
+    """`python benchmarks/<name>.py` from the repository root, without PYTHONPATH or an installed package:
+    the script's own folder is all Python puts on the path, and its set-up (_common.py) must find the
+    rest. The module is run up to its `if __name__ == "__main__"` (imports and definitions only)."""
+    folder = str(REPO / script.rsplit("/", 1)[0])
+    code = f"import runpy, sys; sys.path[0] = {folder!r}; runpy.run_path({script!r}, run_name='imported')"
+    env = {k: v for k, v in subprocess_env().items() if k != "PYTHONPATH"}
+    env["PYTHONNOUSERSITE"] = "1"
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True,
+                            timeout=300, check=False)
+    assert result.returncode == 0, f"{script} does not start from a plain checkout:\n{result.stderr[-3000:]}"
 
 
 def test_bench_inference_runs_and_reports_every_engine(trained_bert_adapter, tmp_path):
