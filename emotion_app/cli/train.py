@@ -58,9 +58,8 @@ def is_earlier_run(folder: Path) -> bool:
     return "training" in metrics and "adaptation" not in metrics
 
 
-def check_paths(model_args, data_args, run_args) -> None:
-    """The local data is there; output_dir: creatable, no input in it nor it inside an adapter, and
-    new, empty or an earlier run."""
+def check_data(data_args) -> None:
+    """The local data files and folder named are there (exit 2 now, not after the model loads)."""
     if data_args.data_dir:
         check_input_folder("--data_dir", data_args.data_dir)
     for flag in ("train_file", "validation_file", "test_file", "label_mapping"):
@@ -68,6 +67,10 @@ def check_paths(model_args, data_args, run_args) -> None:
             check_input_file(f"--{flag}", getattr(data_args, flag))
     for path in data_args.extra_train_files or ():
         check_input_file("--extra_train_files", path)
+
+
+def check_paths(model_args, data_args, run_args) -> None:
+    """output_dir: creatable, no input in it nor it inside an adapter, and new, empty or an earlier run."""
     inputs = {"--data_dir": data_args.data_dir, "--train_file": data_args.train_file,
               "--validation_file": data_args.validation_file, "--test_file": data_args.test_file,
               "--extra_train_files": data_args.extra_train_files, "--label_mapping": data_args.label_mapping,
@@ -93,6 +96,7 @@ def check_models(model_args, run_args) -> None:
 
 def run(arguments) -> None:
     model_args, data_args, lora_args, run_args = arguments
+    check_data(data_args)
     check_paths(model_args, data_args, run_args)
     check_models(model_args, run_args)
     output_dir = train(model_args, data_args, lora_args, run_args)
