@@ -11,15 +11,23 @@ import shutil
 import numpy as np
 import pandas as pd
 import pytest
-from support import LABEL_NAMES, NEUTRAL_TEXTS, REPO, SEVEN_LABELS, quick_train_args, run_train, subprocess_env
+from support import (
+    LABEL_NAMES,
+    NEUTRAL_TEXTS,
+    REPO,
+    SEVEN_LABELS,
+    quick_train_args,
+    run_train,
+    subprocess_env,
+)
 
-from emotion_app.cli import evaluate as evaluate_cli
 from emotion_app.artifacts import LABELS_FILE, read_labels
+from emotion_app.cli import evaluate as evaluate_cli
+from emotion_app.cli.score import main as score_main
 from emotion_app.data.labelled import DataArguments, load_splits, read_labeled_file
 from emotion_app.engine.adapters import read_adapter
 from emotion_app.engine.classifier import EmotionClassifier
 from emotion_app.labels import EMOTIONS
-from emotion_app.cli.score import main as score_main
 from emotion_app.scoring import EXIT_INPUT, EXIT_OK
 
 PLAIN = "the meeting is moved to room north"
@@ -186,3 +194,18 @@ def test_local_files_are_read_against_a_given_label_list(neutral_data_dir):
     assert "neutral" in {SEVEN_LABELS[i] for i in test["label"]}
     with pytest.raises(ValueError, match="unknown label 'neutral'"):
         read_labeled_file(neutral_data_dir / "test.txt")  # the six emotions by default
+
+
+def test_a_soup_of_seven_label_adapters_keeps_their_labels(seven_label_adapter, trained_bert_adapter,
+                                                          neutral_data_dir, tmp_path):
+    from emotion_app.cli.soup import main as soup_main
+
+    out = tmp_path / "soup"
+    assert soup_main(["--adapters", str(seven_label_adapter), str(seven_label_adapter), "--weights", "0.5", "0.5",
+                      "--output_dir", str(out), "--data_dir", str(neutral_data_dir)]) == 0
+    assert read_labels(out) == SEVEN_LABELS
+    assert EmotionClassifier.from_adapter(str(out), quantize=False).predict_proba(["a plain line"]).shape == (1, 7)
+    refused = tmp_path / "refused"
+    assert soup_main(["--adapters", str(seven_label_adapter), str(trained_bert_adapter), "--weights", "0.5", "0.5",
+                      "--output_dir", str(refused), "--data_dir", str(neutral_data_dir)]) == 3  # the models do not mix
+    assert not refused.exists() or not any(refused.iterdir())

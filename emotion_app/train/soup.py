@@ -17,7 +17,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from emotion_app.artifacts import ADAPTER_CONFIG, ADAPTER_WEIGHTS, file_sha256, read_metrics, write_json
+from emotion_app.artifacts import (
+    ADAPTER_CONFIG,
+    ADAPTER_WEIGHTS,
+    file_sha256,
+    read_metrics,
+    write_json,
+    write_labels,
+)
+from emotion_app.labels import EMOTIONS
 
 # adapter_config.json keys the mix must find equal in every adapter (anything else is a different model)
 SHARED_KEYS = ("peft_type", "task_type", "base_model_name_or_path", "fan_in_fan_out", "modules_to_save")
@@ -31,6 +39,7 @@ class Ingredient:
     name: str
     config: dict
     weights: dict  # tensor name -> torch.Tensor, as in adapter_model.safetensors
+    labels: tuple[str, ...] = EMOTIONS  # its labels.json (absent: the six emotions)
 
 
 def check_weights(weights: Sequence[float], count: int) -> list[float]:
@@ -78,7 +87,8 @@ def read_ingredient(adapter: str) -> tuple[Ingredient, object]:
     from emotion_app.engine.adapters import read_adapter
 
     source = read_adapter(adapter)
-    return Ingredient(adapter, source.config, load_file(str(source.directory / ADAPTER_WEIGHTS))), source
+    return Ingredient(adapter, source.config, load_file(str(source.directory / ADAPTER_WEIGHTS)),
+                      tuple(source.labels)), source
 
 
 def load_mix(ingredients: Sequence[Ingredient], weights: Sequence[float], tokenizer):
@@ -93,6 +103,7 @@ def load_mix(ingredients: Sequence[Ingredient], weights: Sequence[float], tokeni
     with tempfile.TemporaryDirectory() as scratch:
         mixed = Path(scratch)
         write_json(mixed / ADAPTER_CONFIG, config)
+        write_labels(mixed, ingredients[0].labels)
         save_file(tensors, str(mixed / ADAPTER_WEIGHTS))
         tokenizer.save_pretrained(str(mixed))
         return load_adapter(str(mixed), merge=False), config
@@ -132,6 +143,10 @@ def _check_compatible(first: Ingredient, other: Ingredient) -> None:
             if item.config.get(key, plain) not in (plain, None):
                 raise ValueError(f"adapter {item.name} has {key} = {item.config.get(key)!r}: a soup mixes plain "
                                  f"LoRA adapters ({key} = {plain!r}).")
+    if first.labels != other.labels:
+        raise ValueError(f"adapters {first.name} and {other.name} have different labels: {', '.join(first.labels)} "
+                         f"against {', '.join(other.labels)}. A soup mixes heads row by row: mix adapters "
+                         "trained on the same label list.")
     if set(first.weights) != set(other.weights):
         missing = sorted(set(first.weights) ^ set(other.weights))[:3]
         raise ValueError(f"adapters {first.name} and {other.name} adapt different layers (e.g. {missing}): "
