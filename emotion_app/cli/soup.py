@@ -69,7 +69,7 @@ def run(args: argparse.Namespace) -> dict:
     trained = (read_metrics(sources[0].directory) or {}).get("training", {})
     model_args = ModelArguments(base_model=sources[0].base_model,
                                 max_length=args.max_length or trained.get("max_length") or ModelArguments.max_length)
-    data = load_splits(DataArguments(data_dir=args.data_dir))
+    data = load_splits(DataArguments(data_dir=args.data_dir, labels=list(loaded.labels)))  # read as the model labels
     metrics, detector = measure(loaded.model, loaded.tokenizer, data, model_args, 128, args.seed,
                                 Path(args.output_dir).name)
     metrics["soup"] = {"adapters": [
