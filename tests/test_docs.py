@@ -324,6 +324,8 @@ def command_options(program: str) -> frozenset[str] | str:
     """The options a program accepts, or why it is not a program."""
     from emotion_app.cli import COMMANDS
 
+    if program in ("--help", "-h"):  # `emotion-app --help`: the dispatcher's own listing
+        return frozenset()
     if program in ("train", "train.py"):
         from emotion_app.train.arguments import train_parser
 
