@@ -51,19 +51,31 @@ LABELLED = ["i feel so lonely and sad today;sadness", "i am so happy and cheerfu
 
 
 @pytest.fixture(scope="module")
-def page(request, tmp_path_factory):
+def browser():
+    """One headless chromium for the module (Playwright's sync API allows one driver at a time)."""
     if not CHROMIUM.is_file():
         pytest.skip("Debian chromium is not installed (apt-get install -y chromium)")
-    app = shared_app(request.config, tmp_path_factory)
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        context = browser.new_context(viewport={"width": 1280, "height": 1000}, accept_downloads=True)
-        context.set_default_timeout(WAIT_MS)
-        page = context.new_page()
-        page.goto(app.url)
-        expect(page.locator("#model-info")).to_contain_text("all-MiniLM-L6-v2")
-        yield page
+        yield browser
         browser.close()
+
+
+def open_page(browser, url: str):
+    context = browser.new_context(viewport={"width": 1280, "height": 1000}, accept_downloads=True)
+    context.set_default_timeout(WAIT_MS)
+    page = context.new_page()
+    page.goto(url)
+    return page
+
+
+@pytest.fixture(scope="module")
+def page(request, tmp_path_factory, browser):
+    app = shared_app(request.config, tmp_path_factory)
+    page = open_page(browser, app.url)
+    expect(page.locator("#model-info")).to_contain_text("all-MiniLM-L6-v2")
+    yield page
+    page.context.close()
 
 
 def upload(page, element: str, path) -> None:
@@ -222,23 +234,16 @@ def answers_neutral(adapter: Path, directory: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def neutral_page(seven_label_adapter, tmp_path_factory):
+def neutral_page(seven_label_adapter, tmp_path_factory, browser):
     """A page of an app whose model has seven labels and answers neutral."""
-    if not CHROMIUM.is_file():
-        pytest.skip("Debian chromium is not installed (apt-get install -y chromium)")
     from app_server import start_app
 
     directory = tmp_path_factory.mktemp("neutral-app")
     app = start_app(directory, adapter=answers_neutral(seven_label_adapter, directory))
     try:
-        with sync_api.sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-            context = browser.new_context(viewport={"width": 1280, "height": 1000}, accept_downloads=True)
-            context.set_default_timeout(WAIT_MS)
-            page = context.new_page()
-            page.goto(app.url)
-            yield page
-            browser.close()
+        page = open_page(browser, app.url)
+        yield page
+        page.context.close()
     finally:
         app.stop()
 
