@@ -14,7 +14,7 @@ COMMANDS = {
     "calibrate": ("emotion_app.cli.calibrate", "refit an adapter's calibration, coverage and shift detector"),
     "adapt": ("emotion_app.cli.adapt", "a new adapter from a parent and a file of corrections"),
     "export": ("emotion_app.cli.export", "a merged model for pipeline() and ONNX, optionally pushed to the Hub"),
-    "soup": ("emotion_app.cli.soup", "mix two adapters of one base in weight space"),
+    "soup": ("emotion_app.cli.soup", "mix adapters of one base in weight space (a model soup)"),
 }
 
 
