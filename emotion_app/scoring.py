@@ -33,25 +33,10 @@ from emotion_app.data.tables import TableStream, open_table
 from emotion_app.data.writers import TableWriter, output_format
 from emotion_app.engine.classifier import Predictor
 from emotion_app.engine.threads import THREADS_BY_BATCH
-from emotion_app.errors import (  # noqa: F401  (the exit codes, importable from here as before)
-    EXIT_BUG,
-    EXIT_INPUT,
-    EXIT_INTERRUPTED,
-    EXIT_MODEL,
-    EXIT_OK,
-    EXIT_OUTPUT,
-    CommandError,
-    InputError,
-    ModelError,
-    OutputError,
-    model_errors,
-)
+from emotion_app.errors import CommandError, InputError, ModelError, OutputError, model_errors
 from emotion_app.paths import check_outputs, writing
 
 logger = logging.getLogger(__name__)
-
-ScoreError = CommandError  # what score_file raises: InputError, ModelError or OutputError, with .exit_code
-
 
 @dataclass
 class Summary:
@@ -80,7 +65,7 @@ def score_file(input_path: str | Path, output_path: str | Path, *, classifier: P
                runtime: str = "auto", progress: bool | None = None, report: str | Path | None = None) -> Summary:
     """Stream INPUT through the classifier into OUTPUT. `classifier` (a Predictor) replaces loading
     `adapter`. `report`: also write the file's estimate there
-    (JSON, see `report_record`). Raises ScoreError (InputError, ModelError or OutputError), which
+    (JSON, see `report_record`). Raises a CommandError (InputError, ModelError or OutputError), which
     carries the exit code; every output is checked (emotion_app.paths) before any reading."""
     started = time.perf_counter()
     input_path, output_path = Path(input_path), Path(output_path)

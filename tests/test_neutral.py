@@ -27,8 +27,8 @@ from emotion_app.cli.score import main as score_main
 from emotion_app.data.labelled import DataArguments, load_splits, read_labeled_file
 from emotion_app.engine.adapters import read_adapter
 from emotion_app.engine.classifier import EmotionClassifier
+from emotion_app.errors import EXIT_INPUT, EXIT_OK
 from emotion_app.labels import EMOTIONS
-from emotion_app.scoring import EXIT_INPUT, EXIT_OK
 
 PLAIN = "the meeting is moved to room north"
 

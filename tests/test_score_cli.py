@@ -17,16 +17,9 @@ import pytest
 from support import REPO, FakePredictor, peaked, subprocess_env
 
 from emotion_app.cli.score import main
+from emotion_app.errors import EXIT_INPUT, EXIT_INTERRUPTED, EXIT_MODEL, EXIT_OK, EXIT_OUTPUT, CommandError
 from emotion_app.labels import EMOTIONS
-from emotion_app.scoring import (
-    EXIT_INPUT,
-    EXIT_INTERRUPTED,
-    EXIT_MODEL,
-    EXIT_OK,
-    EXIT_OUTPUT,
-    ScoreError,
-    score_file,
-)
+from emotion_app.scoring import score_file
 
 
 def row_numbers(interrupt_after: int | None = None) -> FakePredictor:
@@ -147,7 +140,7 @@ def test_interrupt_leaves_the_old_output_untouched_and_no_partial_file(tmp_path)
 
 
 def test_score_file_raises_score_error_with_the_exit_code(tmp_path):
-    with pytest.raises(ScoreError) as caught:
+    with pytest.raises(CommandError) as caught:
         score_file(tmp_path / "none.csv", tmp_path / "o.csv", classifier=row_numbers())
     assert caught.value.exit_code == EXIT_INPUT and isinstance(caught.value, ValueError)
 

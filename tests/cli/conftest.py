@@ -1,4 +1,4 @@
-"""Fixtures of the command tests: a folder that takes no new file, a labelled file, a copy of the
+"""Fixtures of the command tests: a folder that takes no new file, a table, a labelled file, a copy of the
 tiny adapter, a folder that is no adapter."""
 
 from __future__ import annotations
@@ -19,6 +19,14 @@ def read_only_dir(tmp_path):
     undo = make_read_only(folder)
     yield folder
     undo()
+
+
+@pytest.fixture
+def table(tmp_path) -> Path:
+    """A two-row table of texts to score."""
+    path = tmp_path / "in.csv"
+    path.write_text("text\ni feel so happy today\ni am scared\n", encoding="utf-8")
+    return path
 
 
 @pytest.fixture

@@ -34,13 +34,6 @@ def code_of(main, argv, **kwargs) -> int:
 
 
 @pytest.fixture
-def table(tmp_path):
-    path = tmp_path / "in.csv"
-    path.write_text("text\ni feel so happy today\ni am scared\n", encoding="utf-8")
-    return path
-
-
-@pytest.fixture
 def corrections(tmp_path, split_rows):
     path = tmp_path / "fixed.csv"
     rows = [f"{text},{EMOTIONS[label]}" for text, label in split_rows["train"]]

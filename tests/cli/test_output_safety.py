@@ -28,13 +28,6 @@ from emotion_app.paths import check_outputs, replacing_directory
 
 
 @pytest.fixture
-def table(tmp_path):
-    path = tmp_path / "in.csv"
-    path.write_text("text\ni feel so happy today\ni am scared\n", encoding="utf-8")
-    return path
-
-
-@pytest.fixture
 def no_model_loads(monkeypatch):
     monkeypatch.setattr(EmotionClassifier, "from_adapter", never)
     monkeypatch.setattr("emotion_app.scoring.load_classifier", never)
