@@ -154,8 +154,32 @@ def test_train_py_maps_multi_label_rows_and_records_what_it_dropped(tiny_bert_di
               + ["--extra_train_files", str(extra), "--label_mapping", str(mapping)])
     training = json.loads((out / "metrics.json").read_text(encoding="utf-8"))["training"]
     assert training["labels"] == list(SEVEN_LABELS) and training["train_rows"] == 48 + 3
-    assert training["rows_dropped_by_label_mapping"] == {
+    assert training["rows_dropped"] == {
         str(extra): {"several labels after mapping": 1, "no label after mapping": 1}}
+
+
+def test_extra_files_can_be_capped_per_label_with_a_seeded_sample(tiny_bert_dir, data_dir, tmp_path):
+    from emotion_app.data.labelled import RawRows, cap_per_label
+
+    rows = lambda: RawRows(tmp_path / "x.csv", [f"t{i}" for i in range(10)],  # noqa: E731
+                           ["neutral"] * 7 + ["joy", "JOY ", "fear"], [f"row {i}" for i in range(10)])
+    capped = cap_per_label(rows(), 2, seed=1)
+    assert sorted(c.strip().lower() for c in capped.cells) == ["fear", "joy", "joy", "neutral", "neutral"]
+    assert capped.places == sorted(capped.places, key=lambda p: int(p.split()[1]))  # file order kept
+    assert capped.dropped == {"over --extra_train_max_per_label": 5}
+    assert cap_per_label(rows(), 2, seed=1).texts == capped.texts  # the seed fixes the sample
+    assert {tuple(cap_per_label(rows(), 2, seed=s).texts) for s in range(6)} != {tuple(capped.texts)}
+    assert cap_per_label(rows(), None, seed=1).texts == rows().texts
+
+    extra = tmp_path / "reddit.csv"
+    pd.DataFrame({"text": [f"plain line {i}" for i in range(6)] + ["so happy"],
+                  "labels": ["neutral"] * 6 + ["joy"]}).to_csv(extra, index=False)
+    out = tmp_path / "capped"
+    run_train(quick_train_args(tiny_bert_dir, data_dir, out, steps=2)
+              + ["--extra_train_files", str(extra), "--extra_train_max_per_label", "2"])
+    training = json.loads((out / "metrics.json").read_text(encoding="utf-8"))["training"]
+    assert training["train_rows"] == 48 + 3 and training["extra_train_max_per_label"] == 2
+    assert training["rows_dropped"] == {str(extra): {"over --extra_train_max_per_label": 4}}
 
 
 @pytest.mark.parametrize("rows, flags, problem", [

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import random
 import re
 from collections import Counter
 from dataclasses import dataclass, field
@@ -54,10 +55,12 @@ class RawRows:
     dropped: Counter = field(default_factory=Counter)
 
 
-def load_splits(args: DataArguments, splits: tuple[str, ...] = SPLITS, dropped: dict | None = None) -> DatasetDict:
+def load_splits(args: DataArguments, splits: tuple[str, ...] = SPLITS, dropped: dict | None = None,
+                seed: int = 42) -> DatasetDict:
     """Load the requested splits from local files if any are given, else from the Hub. The label
     list is `args.labels`, else found in the training rows (labels.label_order). `dropped`, when
-    given, receives {file: {reason: rows}} for the rows a label mapping set aside."""
+    given, receives {file: {reason: rows}} for the rows a label mapping or the per-label cap of
+    extra files (sampled with `seed`) set aside."""
     files = split_files(args, splits)
     if not files:
         data = load_hub_splits(args.dataset_name, args.dataset_config, splits)
@@ -68,7 +71,8 @@ def load_splits(args: DataArguments, splits: tuple[str, ...] = SPLITS, dropped: 
     mapping = read_label_mapping(args.label_mapping) if args.label_mapping else None
     raw = {split: [read_raw_rows(path, mapping=mapping)] for split, path in files.items()}
     if "train" in raw:
-        raw["train"] += [read_raw_rows(path, mapping=mapping) for path in args.extra_train_files or ()]
+        raw["train"] += [cap_per_label(read_raw_rows(path, mapping=mapping), args.extra_train_max_per_label, seed)
+                         for path in args.extra_train_files or ()]
     _check_missing(raw, splits)
     labels = check_labels(args.labels, "--labels") if args.labels else \
         infer_labels([cell for rows in raw.get("train", ()) for cell in rows.cells])
@@ -86,6 +90,24 @@ def load_splits(args: DataArguments, splits: tuple[str, ...] = SPLITS, dropped: 
         raise ValueError(f"the training rows all have the label {only!r}: expected rows of at least two labels. "
                          "Add rows of the other labels.")
     return data
+
+
+def cap_per_label(rows: RawRows, cap: int | None, seed: int) -> RawRows:
+    """At most `cap` rows of each label, a seeded random sample kept in file order; the rest are
+    counted in `rows.dropped`. A large extra source would otherwise set the label balance alone."""
+    if cap is None:
+        return rows
+    if cap < 1:
+        raise ValueError(f"--extra_train_max_per_label is {cap}: expected a positive number of rows, or leave it out.")
+    by_label: dict[str, list[int]] = {}
+    for i, cell in enumerate(rows.cells):
+        by_label.setdefault(cell.strip().lower(), []).append(i)
+    rng = random.Random(seed)
+    keep = sorted(i for found in by_label.values() for i in (rng.sample(found, cap) if len(found) > cap else found))
+    if len(keep) < len(rows.cells):
+        rows.dropped["over --extra_train_max_per_label"] += len(rows.cells) - len(keep)
+    return RawRows(rows.path, [rows.texts[i] for i in keep], [rows.cells[i] for i in keep],
+                   [rows.places[i] for i in keep], rows.dropped)
 
 
 def relabel(dataset: Dataset, labels) -> Dataset:
@@ -332,6 +354,11 @@ class DataArguments:
         default=None,
         metadata={"help": "More labelled files added to the training rows (e.g. GoEmotions' train.csv), read like "
                   "the others; with --label_mapping for sources whose labels are not this model's."},
+    )
+    extra_train_max_per_label: int | None = field(
+        default=None,
+        metadata={"help": "Keep at most N rows of each label from each extra training file (a random sample drawn "
+                  "with --seed), so that a large extra source does not set the label balance alone."},
     )
     label_mapping: str | None = field(
         default=None,

@@ -63,7 +63,7 @@ def train(model_args: ModelArguments, data_args: DataArguments, lora_args: LoraA
     partner = _soup_partner(run_args) if run_args.soup_with else None
     set_seed(run_args.seed)
     dropped: dict = {}
-    data = load_splits(data_args, dropped=dropped)
+    data = load_splits(data_args, dropped=dropped, seed=run_args.seed)
     labels = tuple(data["train"].features["label"].names)
     logger.info("Labels: %s", ", ".join(labels))
     targets = prior_targets(model_args.base_model, data["train"]["text"], data["train"]["label"],
@@ -86,7 +86,7 @@ def train(model_args: ModelArguments, data_args: DataArguments, lora_args: LoraA
                                 run_args.seed, output_dir.name)
     metrics["training"] = _training_summary(model_args, data_args, lora_args, run_args, trainer, seconds, data)
     if dropped:
-        metrics["training"]["rows_dropped_by_label_mapping"] = dropped
+        metrics["training"]["rows_dropped"] = dropped
     if soup is not None:
         metrics["soup"] = {**soup, "max_length": model_args.max_length, "seed": run_args.seed}
     if not trainer.is_world_process_zero():  # under torchrun/accelerate only rank 0 writes and uploads
@@ -271,6 +271,7 @@ def _training_summary(model_args, data_args, lora_args, run_args, trainer, secon
         "labels": list(data["train"].features["label"].names),
         "extra_train_files": list(data_args.extra_train_files or []),
         "label_mapping": data_args.label_mapping,
+        "extra_train_max_per_label": data_args.extra_train_max_per_label,
         "lora": dataclasses.asdict(lora_args),
         "learning_rate": run_args.learning_rate,
         "lr_scheduler_type": str(getattr(run_args.lr_scheduler_type, "value", run_args.lr_scheduler_type)),
