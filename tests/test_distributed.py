@@ -12,6 +12,8 @@ from support import REPO, all_texts, quick_train_args, subprocess_env
 
 from emotion_app.engine.classifier import EmotionClassifier
 
+pytestmark = pytest.mark.slow
+
 
 def test_train_py_runs_under_torchrun_with_two_processes(tiny_bert_dir, data_dir, tmp_path):
     output = tmp_path / "adapter"

@@ -13,6 +13,8 @@ from emotion_app.analysis.metrics import metrics_from_confusion
 from emotion_app.engine.classifier import EmotionClassifier
 from emotion_app.labels import EMOTIONS
 
+pytestmark = pytest.mark.slow
+
 ADAPTER = Path(__file__).resolve().parent.parent / "models" / "minilm-emotion-lora"
 
 # Clear cases written for this test (not from the data set), two per emotion.

@@ -2,7 +2,7 @@
 fast tokenizers wrap, read from a saved tokenizer.json, with the settings transformers keeps in
 tokenizer_config.json. The engine uses it whenever those files are there, so that the app's start
 from a cached ONNX model imports neither transformers nor, through it, torch (about a second and
-190 MB less; docs/performance.md). Its ids equal transformers' (tests/test_tokenizer.py).
+190 MB less; docs/performance.md). Its ids equal transformers' (tests/engine/test_tokenizer.py).
 """
 
 from __future__ import annotations

@@ -23,6 +23,8 @@ from emotion_app.train.arguments import LoraArguments, parse_train_args, train_p
 from emotion_app.train.lora import build_lora_model
 from emotion_app.train.trainer import save_adapter
 
+pytestmark = pytest.mark.slow
+
 SPLIT_KEYS = {"accuracy", "macro_f1", "weighted_f1", "n", "per_class", "confusion_matrix", "loss"}
 
 

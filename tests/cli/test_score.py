@@ -148,8 +148,8 @@ def test_score_file_raises_score_error_with_the_exit_code(tmp_path):
 MEMORY_SCRIPT = textwrap.dedent("""
     import json, resource, sys
     import psutil
-    sys.path.insert(0, sys.argv[1])
-    from test_score_cli import row_numbers, write_rows
+    sys.path[:0] = [sys.argv[1], sys.argv[1] + '/..']  # this file's folder and tests/ (support)
+    from test_score import row_numbers, write_rows
     from emotion_app.scoring import score_file
 
     def peak_rss():
@@ -178,7 +178,7 @@ def test_200000_rows_stream_in_order_with_flat_memory(tmp_path):
     script = tmp_path / "measure.py"
     script.write_text(MEMORY_SCRIPT, encoding="utf-8")
     out = tmp_path / "out.csv"
-    done = subprocess.run([sys.executable, str(script), str(REPO / "tests"), str(tmp_path / "small.csv"),
+    done = subprocess.run([sys.executable, str(script), str(REPO / "tests" / "cli"), str(tmp_path / "small.csv"),
                            str(tmp_path / "big.csv"), str(out), str(ROWS), "500"],
                           cwd=REPO, env=subprocess_env(), capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]

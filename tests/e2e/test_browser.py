@@ -12,6 +12,8 @@ from app_server import REPO, shared_app
 
 from emotion_app.labels import EMOTIONS
 
+pytestmark = pytest.mark.browser
+
 sync_api = pytest.importorskip("playwright.sync_api")
 expect = sync_api.expect
 

@@ -34,6 +34,8 @@ from emotion_app.train.adaptation import (
     read_corrections,
 )
 
+pytestmark = pytest.mark.slow
+
 CUES = {0: ["today", "letter"], 1: ["everything", "hide"], 2: ["happened", "honestly"],
         3: ["read", "keep"], 4: ["cannot", "about"], 5: ["when", "that"]}
 TRAIN_FORMS = ["{}", "i {}", "{} i", "so {}"]

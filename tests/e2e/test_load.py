@@ -15,6 +15,8 @@ from support import REPO, subprocess_env
 sys.path.insert(0, str(REPO / "benchmarks"))
 import load_app  # noqa: E402
 
+pytestmark = pytest.mark.slow
+
 CLIENTS, SECONDS = 3, 8
 MAX_RSS_GROWTH_MB = 150
 

@@ -1,5 +1,5 @@
 """The inference engine: same answers as the unmerged PEFT model, in input order, fp32 and int8,
-in torch and in ONNX Runtime (whose cache has tests of its own in test_onnx_runtime.py)."""
+in torch and in ONNX Runtime (whose cache has tests of its own in test_onnx.py)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """The real app (`python app.py`, embedded model) on a free loopback port, started once per test
-session and shared by test_browser.py and test_api.py (each asks `shared_app(request.config)`).
+session and shared by the browser and API tests beside it (each asks `shared_app(request.config)`).
 
 The process gets no HF_HUB_OFFLINE and a Hub endpoint that does not answer: the embedded model
 must load without the network, and with no waiting on time-outs.
