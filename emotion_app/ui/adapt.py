@@ -35,7 +35,7 @@ from emotion_app.train.adaptation import progress as events
 from emotion_app.ui.child import FINISHED, STOPPED, TIMED_OUT, ChildResult, run_child
 from emotion_app.ui.common import Limits, bullets
 from emotion_app.ui.results import RESULTS_DIR, ResultFolders
-from emotion_app.ui.sessions import SessionModels
+from emotion_app.ui.sessions import STATE_TTL_S, SessionModels
 
 logger = logging.getLogger(__name__)
 
@@ -316,7 +316,7 @@ def build(handlers: AdaptHandlers, scored: gr.State, header: gr.Markdown) -> Non
     page's model panel."""
     gr.Markdown("### 1. Review\nRows of the file the Batch CSV tab labelled, those that need review first, "
                 "then the least confident. Pick the right label (or skip) and go on.")
-    review = gr.State()
+    review = gr.State(time_to_live=STATE_TTL_S)
     start = gr.Button("Review the last labelled file", elem_id="review-start")
     card = gr.Markdown(elem_id="review-card")
     label = gr.Radio([*handlers.labels, SKIP], label="Right label", elem_id="review-label")

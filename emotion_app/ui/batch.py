@@ -20,6 +20,7 @@ from emotion_app.ui.common import (
     check_threshold,
     read_upload_table,
 )
+from emotion_app.ui.results import ResultFolders
 from emotion_app.ui.sessions import SessionModels
 
 
@@ -31,7 +32,8 @@ class BatchHandlers:
         self.models = models
         self.limits = limits
         self.metrics = metrics
-        self.output_dir = Path(output_dir) if output_dir else None
+        self.results = ResultFolders(Path(output_dir) if output_dir else Path(tempfile.gettempdir()) / "emotion-app",
+                                     "batch")
 
     def read_upload(self, path: str | None, header: str = "auto") -> tuple:
         """(text-column dropdown, notes, preview) for a freshly uploaded table (or a new header choice)."""
@@ -121,10 +123,9 @@ class BatchHandlers:
                 + (", and every one of its rows needs review." if honest else "."))
 
     def _result_path(self, upload: str) -> Path:
-        """A fresh directory per request, so two users never share (or overwrite) a result."""
-        base = self.output_dir or Path(tempfile.gettempdir()) / "emotion-app"
-        base.mkdir(parents=True, exist_ok=True)
-        return Path(tempfile.mkdtemp(dir=base)) / f"{Path(upload).stem}-emotions.csv"
+        """A fresh folder per request, so two visitors never share (or overwrite) a result; old
+        ones are swept by age, so a server that runs for weeks does not fill its disk."""
+        return self.results.new() / f"{Path(upload).stem}-emotions.csv"
 
     @staticmethod
     def _score_summary(scored: pd.DataFrame, names: dict, table, column: str,

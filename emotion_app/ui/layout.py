@@ -20,7 +20,7 @@ from emotion_app.labels import EMOTIONS, NEUTRAL
 from emotion_app.storage import cache_root
 from emotion_app.ui import adapt, batch, evaluation, predict
 from emotion_app.ui.common import PREDICT_CONCURRENCY, QUEUE_SIZE, QUEUE_STATUS_SECONDS, Limits
-from emotion_app.ui.sessions import SessionModels
+from emotion_app.ui.sessions import STATE_TTL_S, SessionModels
 
 
 @dataclass
@@ -119,7 +119,7 @@ def build_demo(classifier, *, limits: Limits | None = None, metrics: dict | None
                     "Type a sentence, label a whole spreadsheet, or check how well the model does.")
         gr.Markdown(model_info(classifier, metrics), elem_id="model-info")
         session_model = gr.Markdown(handlers.adapt_tab.header(), elem_id="session-model")
-        scored = gr.State()  # the Batch tab's last result, for the review
+        scored = gr.State(time_to_live=STATE_TTL_S)  # the Batch tab's last result, for the review
         with gr.Tabs():
             with gr.Tab("Predict", id="predict"):
                 predict.build(handlers.predict_tab)

@@ -1,12 +1,13 @@
-"""Files the app writes for a visitor (a corrections table, a zipped adapter): one folder per job,
-named `<prefix>-<id>`, under one root (by default storage.cache_root() / RESULTS_DIR), and an
-age-based sweep whenever a new job's folder is made, so the root stays bounded.
+"""Files the app writes for a visitor (a scored table, a corrections table, a zipped adapter): one
+folder per job, named `<prefix>-<id>`, under one root (the Adapt tab's by default
+storage.cache_root() / RESULTS_DIR), and an age-based sweep whenever a new job's folder is made, so
+the root stays bounded.
 
 MAX_AGE_S is far beyond any use of a job's files: the adaptation child reads its corrections
 file for at most ui.adapt.ADAPT_TIMEOUT_S (30 minutes), and a file returned to the page is copied
 into gradio's own cache as the answer is sent. Age counts from last use: the newest change of the
-folder or a file in it. The sweep deletes only folders with this prefix, so other files in the
-same root (the Batch tab's, when both share an output directory) are left alone.
+folder or a file in it. The sweep deletes only folders with its own prefix ("batch", "adapt"), so
+other files in the same root are left alone.
 """
 
 from __future__ import annotations

@@ -35,6 +35,7 @@ MAX_KEPT = 20  # adapted adapter directories on disk at once, all sessions toget
 # A page idle while this many newer sessions came loses its scored table and column choices.
 MAX_SESSION_STATES = 1000
 PRUNE_EVERY = 100  # new sessions between two prunings of gradio's pending-event record
+STATE_TTL_S = 2 * 3600  # a visitor's batch result and review (a whole table) freed this long after last change
 
 
 @dataclass

@@ -169,6 +169,21 @@ def test_score_csv_round_trip_keeps_every_row_and_column_in_order(handlers, tmp_
     assert list(chart.data[0].y) == [1, 1, 0, 1, 0, 1, 1]
 
 
+def test_each_scored_file_gets_its_own_folder_and_old_ones_are_swept(handlers, tmp_path):
+    import os
+
+    source = write(tmp_path / "in.csv", CSV)
+    first = Path(handlers.batch_tab.score_csv(source, "", "auto", 0)[3])
+    second = Path(handlers.batch_tab.score_csv(source, "", "auto", 0)[3])
+    assert first.name == second.name == "in-emotions.csv" and first.parent != second.parent
+    assert first.parent.parent == tmp_path / "out" and first.parent.name.startswith("batch-")
+    week_ago = first.stat().st_mtime - 7 * 24 * 3600
+    for path in (first, first.parent):
+        os.utime(path, (week_ago, week_ago))
+    third = Path(handlers.batch_tab.score_csv(source, "", "auto", 0)[3])
+    assert not first.parent.exists() and second.exists() and third.exists()
+
+
 def test_score_csv_uses_the_chosen_text_column(handlers, tmp_path):
     source = write(tmp_path / "two.csv", "a,b\nhappy day,sad day\nhappy again,angry now\n")
     _, _, _, result = handlers.batch_tab.score_csv(source, "b", "auto", 0)

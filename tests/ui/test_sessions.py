@@ -75,3 +75,17 @@ def test_ending_a_session_deletes_its_models(models):
     assert models.classifier(request("alice")).name == "default"
     assert models.latest("alice") is None and models.latest("bob").key == other
     assert [p.name.split("-")[-1] for p in models.root.iterdir()] == [other]
+
+
+def test_the_states_that_hold_a_visitors_table_expire(tmp_path):
+    import gradio as gr
+    from support import FakePredictor
+
+    from emotion_app.ui.layout import build_demo
+    from emotion_app.ui.sessions import STATE_TTL_S
+
+    demo = build_demo(FakePredictor(), output_dir=tmp_path)
+    states = [block for block in demo.blocks.values() if isinstance(block, gr.State)]
+    expiring = [state for state in states if state.time_to_live == STATE_TTL_S]
+    assert len(expiring) == 2  # the Batch tab's scored table and the review built from it
+    assert all(state.value is None for state in expiring)
