@@ -384,7 +384,7 @@ def test_every_command_and_flag_exists():
 
 
 def history_files() -> list[Path]:
-    return sorted({*doc_files(), *code_files(), *REPO.glob("tests/*.py"), *REPO.glob("configs/**/*.json")})
+    return sorted({*doc_files(), *code_files(), *REPO.glob("tests/**/*.py"), *REPO.glob("configs/**/*.json")})
 
 
 def test_no_session_notes_anywhere():
