@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from support import FakePredictor, spy_on
+from support import REPO, FakePredictor, spy_on
 
 from emotion_app.analysis.explain import (
     no_evidence_log_odds,
@@ -189,10 +189,7 @@ CLEAR = [
 
 @pytest.fixture(scope="module")
 def shipped():
-    from pathlib import Path
-
-    adapter = Path(__file__).resolve().parent.parent / "models" / "minilm-emotion-lora"
-    return EmotionClassifier.from_adapter(str(adapter))
+    return EmotionClassifier.from_adapter(str(REPO / "models" / "minilm-emotion-lora"))
 
 
 @pytest.mark.parametrize("text, emotion_words", CLEAR)

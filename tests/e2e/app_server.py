@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 ADAPTER = REPO / "models" / "minilm-emotion-lora"
 START_TIMEOUT_S = 300  # a loaded 2-core CI machine; usually well under a minute
 _started: dict[str, AppServer | str] = {}  # one app per session, whichever test module asks first

@@ -20,7 +20,7 @@ import pytest
 import torch
 from huggingface_hub.utils import filter_repo_objects
 from safetensors.torch import load_file
-from support import all_texts, subprocess_env
+from support import REPO, all_texts, subprocess_env
 
 from emotion_app.cli import export as export_command
 from emotion_app.engine import onnx as onnx_runtime
@@ -29,7 +29,7 @@ from emotion_app.engine.classifier import EmotionClassifier, softmax
 from emotion_app.labels import EMOTIONS
 from emotion_app.publish import export, hub
 
-SHIPPED = Path(__file__).resolve().parent.parent / "models" / "minilm-emotion-lora"
+SHIPPED = REPO / "models" / "minilm-emotion-lora"
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 # The first 20 texts of dair-ai/emotion's test split.
 TEST_TEXTS = [
