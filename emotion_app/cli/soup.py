@@ -35,6 +35,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--weights", nargs="+", type=float, required=True,
                         help="One weight per adapter, each in [0, 1], summing to 1.")
     parser.add_argument("--output_dir", required=True, help="Where the mixed adapter goes.")
+    parser.add_argument("--neutral_margin", type=float, default=0.0,
+                        help="With a neutral label: call a text neutral only when the neutral logit beats the best "
+                        "emotion's by more than this (written into the head's bias; negative: neutral more often). "
+                        "Mixing in an adapter without neutral weakens that logit; choose the margin on held-out "
+                        "real text.")
     parser.add_argument("--data_dir", default=None, help="Directory with train/validation/test files "
                         "(e.g. ../shared/data/emotion); default: dair-ai/emotion from the Hub.")
     parser.add_argument("--max_length", type=int, default=None,
@@ -65,7 +70,8 @@ def run(args: argparse.Namespace) -> dict:
     replacing = check_paths(args)
     with model_errors(", ".join(args.adapters)):
         ingredients, sources = zip(*(read_ingredient(adapter) for adapter in args.adapters))
-        loaded, config = load_mix(ingredients, args.weights, load_tokenizer(sources[0].tokenizer_source))
+        loaded, config = load_mix(ingredients, args.weights, load_tokenizer(sources[0].tokenizer_source),
+                                  args.neutral_margin)
     trained = (read_metrics(sources[0].directory) or {}).get("training", {})
     model_args = ModelArguments(base_model=sources[0].base_model,
                                 max_length=args.max_length or trained.get("max_length") or ModelArguments.max_length)
@@ -75,7 +81,8 @@ def run(args: argparse.Namespace) -> dict:
     metrics["soup"] = {"adapters": [
         lineage(adapter, weight, source.directory, recorded_accuracy(source.directory))
         for adapter, weight, source in zip(args.adapters, args.weights, sources)],
-        "rank": config["r"], "max_length": model_args.max_length, "seed": args.seed}
+        "rank": config["r"], "neutral_margin": args.neutral_margin, "max_length": model_args.max_length,
+        "seed": args.seed}
     with replacing_directory(args.output_dir) if replacing else nullcontext(Path(args.output_dir)) as out:
         save_adapter(loaded.model, loaded.tokenizer, metrics, out, model_args.base_model, detector)
     return metrics

@@ -103,6 +103,13 @@ class RunArguments(TrainingArguments):
         default=0.5,
         metadata={"help": "The weight of --soup_with in the mix, in (0, 1); this run's adapter gets 1 minus it."},
     )
+    soup_neutral_margin: float = field(
+        default=0.0,
+        metadata={"help": "With --soup_with and a neutral label: the soup calls a text neutral only when the neutral "
+                  "logit beats the best emotion's by more than this (written into the head's bias; negative: "
+                  "neutral more often). Mixing in an adapter without neutral weakens that logit; choose the "
+                  "margin on held-out real text (experiments/neutral_margin.py)."},
+    )
     resume: bool = field(
         default=False,
         metadata={"help": "Continue from the last checkpoint in output_dir (after an interruption)."},

@@ -7,6 +7,12 @@ with lora_alpha = rank (scale 1), so it loads with plain transformers + peft and
 other. Why: fine-tuning on dair-ai/emotion alone forgets what the base knew about emotions; the soup
 of that adapter with one trained on the base's zero-shot prior (train/prior.py) keeps most of the
 benchmark and much of the prior's gain on real text (docs/training.md).
+
+Adapters may have different label lists when one holds every label of the others (a six-emotion
+adapter in a seven-label soup): each head row is then the weighted mean over the adapters that have
+that label. Mixing dilutes the features a row only one adapter learned (neutral), so its logit
+shrinks; a neutral margin m, written into the head's bias, moves that row back (chosen on held-out
+real text, as experiments/neutral_margin.py measures it).
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ from emotion_app.artifacts import (
     write_json,
     write_labels,
 )
-from emotion_app.labels import EMOTIONS
+from emotion_app.labels import EMOTIONS, NEUTRAL
 
 # adapter_config.json keys the mix must find equal in every adapter (anything else is a different model)
 SHARED_KEYS = ("peft_type", "task_type", "base_model_name_or_path", "fan_in_fan_out", "modules_to_save")
@@ -53,7 +59,20 @@ def check_weights(weights: Sequence[float], count: int) -> list[float]:
     return weights
 
 
-def mix(ingredients: Sequence[Ingredient], weights: Sequence[float]) -> tuple[dict, dict]:
+def soup_labels(ingredients: Sequence[Ingredient]) -> tuple[str, ...]:
+    """The soup's labels: the longest list, which must hold every other adapter's labels."""
+    labels = max((item.labels for item in ingredients), key=len)
+    for item in ingredients:
+        extra = [label for label in item.labels if label not in labels]
+        if extra:
+            raise ValueError(f"adapter {item.name} has labels {', '.join(extra)} that the soup's labels "
+                             f"({', '.join(labels)}) lack. A soup mixes heads row by row: every adapter's labels "
+                             "must be among those of the adapter with the most labels.")
+    return labels
+
+
+def mix(ingredients: Sequence[Ingredient], weights: Sequence[float],
+        neutral_margin: float = 0.0) -> tuple[dict, dict]:
     """(adapter_config, tensors) of the soup as one LoRA adapter of the summed rank."""
     import torch
 
@@ -61,6 +80,7 @@ def mix(ingredients: Sequence[Ingredient], weights: Sequence[float]) -> tuple[di
     first = ingredients[0]
     for item in ingredients[1:]:
         _check_compatible(first, item)
+    labels = soup_labels(ingredients)
     heads = tuple(first.config.get("modules_to_save") or ())
     rank = sum(int(item.config["r"]) for item in ingredients)
     tensors = {}
@@ -72,12 +92,49 @@ def mix(ingredients: Sequence[Ingredient], weights: Sequence[float]) -> tuple[di
             tensors[key] = torch.cat([w * _scale(item.config) * part
                                       for w, item, part in zip(weights, ingredients, parts)], dim=1)
         elif any(f".{head}." in f".{key}" for head in heads):
-            tensors[key] = sum(w * part for w, part in zip(weights, parts))
+            tensors[key] = _mix_head(parts, ingredients, weights, labels)
         else:
             raise ValueError(f"adapter {first.name} holds {key}, neither a LoRA matrix nor the head: a soup "
                              "mixes plain LoRA adapters with their classification head only.")
+    if neutral_margin:
+        _shift_neutral(tensors, heads, labels, neutral_margin)
     config = {**first.config, "r": rank, "lora_alpha": rank}
     return config, {key: value.contiguous() for key, value in tensors.items()}
+
+
+def _mix_head(parts, ingredients: Sequence[Ingredient], weights: Sequence[float], labels: tuple[str, ...]):
+    """A head tensor's rows: the weighted sum, or with different label lists the weighted mean of each
+    row over the adapters that have its label."""
+    import torch
+
+    if all(item.labels == labels for item in ingredients):
+        return sum(w * part for w, part in zip(weights, parts))
+    mixed = torch.zeros((len(labels), *parts[0].shape[1:]), dtype=parts[0].dtype)
+    total = torch.zeros(len(labels), dtype=parts[0].dtype)
+    for w, item, part in zip(weights, ingredients, parts):
+        rows = [labels.index(label) for label in item.labels]
+        mixed[rows] += w * part
+        total[rows] += w
+    if not total.all():
+        missing = [label for label, share in zip(labels, total) if not share]
+        raise ValueError(f"no adapter with a weight above 0 has the labels {', '.join(missing)}: give the "
+                         "adapter that has them a weight.")
+    return mixed / total.view(-1, *([1] * (mixed.dim() - 1)))
+
+
+def _shift_neutral(tensors: dict, heads: tuple[str, ...], labels: tuple[str, ...], margin: float) -> None:
+    """Subtract `margin` from the neutral logit: a row is then neutral only when that logit beats the
+    best emotion's by more than the margin (a negative margin says neutral more often)."""
+    if NEUTRAL not in labels:
+        raise ValueError(f"a neutral margin needs a `{NEUTRAL}` label; the soup's labels are {', '.join(labels)}. "
+                         "Leave the margin at 0.")
+    biases = [key for key in tensors if key.endswith(".bias") and any(f".{head}." in f".{key}" for head in heads)]
+    if not biases:
+        raise ValueError("a neutral margin is written into the head's bias, and these adapters' head has none "
+                         "(e.g. GPT-2's score layer). Leave the margin at 0.")
+    for key in biases:
+        tensors[key] = tensors[key].clone()
+        tensors[key][labels.index(NEUTRAL)] -= margin
 
 
 def read_ingredient(adapter: str) -> tuple[Ingredient, object]:
@@ -91,7 +148,7 @@ def read_ingredient(adapter: str) -> tuple[Ingredient, object]:
                       tuple(source.labels)), source
 
 
-def load_mix(ingredients: Sequence[Ingredient], weights: Sequence[float], tokenizer):
+def load_mix(ingredients: Sequence[Ingredient], weights: Sequence[float], tokenizer, neutral_margin: float = 0.0):
     """(the soup loaded for measuring, as engine.adapters.load_adapter gives it unmerged, its
     adapter config): written with `tokenizer` to a scratch directory and read back exactly as a
     user would."""
@@ -99,11 +156,11 @@ def load_mix(ingredients: Sequence[Ingredient], weights: Sequence[float], tokeni
 
     from emotion_app.engine.adapters import load_adapter
 
-    config, tensors = mix(ingredients, weights)
+    config, tensors = mix(ingredients, weights, neutral_margin)
     with tempfile.TemporaryDirectory() as scratch:
         mixed = Path(scratch)
         write_json(mixed / ADAPTER_CONFIG, config)
-        write_labels(mixed, ingredients[0].labels)
+        write_labels(mixed, soup_labels(ingredients))
         save_file(tensors, str(mixed / ADAPTER_WEIGHTS))
         tokenizer.save_pretrained(str(mixed))
         return load_adapter(str(mixed), merge=False), config
@@ -143,17 +200,13 @@ def _check_compatible(first: Ingredient, other: Ingredient) -> None:
             if item.config.get(key, plain) not in (plain, None):
                 raise ValueError(f"adapter {item.name} has {key} = {item.config.get(key)!r}: a soup mixes plain "
                                  f"LoRA adapters ({key} = {plain!r}).")
-    if first.labels != other.labels:
-        raise ValueError(f"adapters {first.name} and {other.name} have different labels: {', '.join(first.labels)} "
-                         f"against {', '.join(other.labels)}. A soup mixes heads row by row: mix adapters "
-                         "trained on the same label list.")
     if set(first.weights) != set(other.weights):
         missing = sorted(set(first.weights) ^ set(other.weights))[:3]
         raise ValueError(f"adapters {first.name} and {other.name} adapt different layers (e.g. {missing}): "
                          "train both with the same target_modules.")
     for key, value in first.weights.items():
         shape, found = tuple(value.shape), tuple(other.weights[key].shape)
-        if not key.endswith((".lora_A.weight", ".lora_B.weight")) and shape != found:
+        if not key.endswith((".lora_A.weight", ".lora_B.weight")) and shape[1:] != found[1:]:
             raise ValueError(f"{key} is {shape} in {first.name} but {found} in {other.name}.")
 
 

@@ -60,6 +60,9 @@ def train(model_args: ModelArguments, data_args: DataArguments, lora_args: LoraA
 
         check_repo_id(run_args.hub_model_id or "")
     check_prior(run_args.prior_weight, run_args.prior_temperature)
+    if run_args.soup_neutral_margin and not run_args.soup_with:
+        raise ValueError(f"--soup_neutral_margin is {run_args.soup_neutral_margin} but there is no --soup_with: the "
+                         "margin applies to a soup. Add --soup_with ADAPTER or leave the margin at 0.")
     partner = _soup_partner(run_args) if run_args.soup_with else None
     set_seed(run_args.seed)
     dropped: dict = {}
@@ -143,12 +146,13 @@ def _mix_with(partner, model, tokenizer, run_args: RunArguments, base_model: str
         _save_peft(model, Path(scratch), base_model)
         own = dataclasses.replace(read_ingredient(scratch)[0], name=f"{run_args.output_dir} (this run)")
         if check_only:
-            mix([ingredient, own], weights)
+            mix([ingredient, own], weights, run_args.soup_neutral_margin)
             return None
-        loaded, config = load_mix([ingredient, own], weights, tokenizer)
+        loaded, config = load_mix([ingredient, own], weights, tokenizer, run_args.soup_neutral_margin)
         adapters = [lineage(run_args.soup_with, weights[0], source.directory, recorded_accuracy(source.directory)),
                     lineage(own.name, weights[1], Path(scratch), own_accuracy)]
-    return loaded.model, loaded.tokenizer, {"adapters": adapters, "rank": config["r"]}
+    return loaded.model, loaded.tokenizer, {"adapters": adapters, "rank": config["r"],
+                                             "neutral_margin": run_args.soup_neutral_margin}
 
 
 def _best_accuracy(trainer: Trainer, run_args: RunArguments) -> float | None:

@@ -220,8 +220,25 @@ def test_local_files_are_read_against_a_given_label_list(neutral_data_dir):
         read_labeled_file(neutral_data_dir / "test.txt")  # the six emotions by default
 
 
-def test_a_soup_of_seven_label_adapters_keeps_their_labels(seven_label_adapter, trained_bert_adapter, data_dir,
-                                                          neutral_data_dir, tmp_path):
+def test_a_six_label_adapter_mixes_into_a_seven_label_soup_with_a_neutral_margin(seven_label_adapter,
+                                                                                  trained_bert_adapter, data_dir,
+                                                                                  tmp_path):
+    from emotion_app.cli.soup import main as soup_main
+
+    def soup(margin: str) -> np.ndarray:
+        out = tmp_path / f"soup{margin}"
+        assert soup_main(["--adapters", str(seven_label_adapter), str(trained_bert_adapter), "--weights", "0.6",
+                          "0.4", "--neutral_margin", margin, "--output_dir", str(out), "--data_dir",
+                          str(data_dir)]) == EXIT_OK
+        assert read_labels(out) == SEVEN_LABELS
+        assert json.loads((out / "metrics.json").read_text())["soup"]["neutral_margin"] == float(margin)
+        return EmotionClassifier.from_adapter(str(out), quantize=False).logits([PLAIN, "i am thrilled"])
+
+    plain, eager = soup("0"), soup("-1.5")  # a negative margin: neutral more often
+    np.testing.assert_allclose(eager - plain, [[0, 0, 0, 0, 0, 0, 1.5]] * 2, atol=1e-4)
+
+
+def test_a_soup_of_seven_label_adapters_keeps_their_labels(seven_label_adapter, data_dir, tmp_path):
     from emotion_app.cli.soup import main as soup_main
 
     out = tmp_path / "soup"  # measured on six-label files (dair-ai's), as the v3 candidates are
@@ -230,7 +247,3 @@ def test_a_soup_of_seven_label_adapters_keeps_their_labels(seven_label_adapter, 
     assert read_labels(out) == SEVEN_LABELS
     assert "accuracy" in json.loads((out / "metrics.json").read_text())["validation"]["six_way"]
     assert EmotionClassifier.from_adapter(str(out), quantize=False).predict_proba(["a plain line"]).shape == (1, 7)
-    refused = tmp_path / "refused"
-    assert soup_main(["--adapters", str(seven_label_adapter), str(trained_bert_adapter), "--weights", "0.5", "0.5",
-                      "--output_dir", str(refused), "--data_dir", str(neutral_data_dir)]) == 3  # the models do not mix
-    assert not refused.exists() or not any(refused.iterdir())

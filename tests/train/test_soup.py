@@ -11,20 +11,24 @@ import torch
 from support import REPO, quick_train_args, run_train, subprocess_env
 
 from emotion_app.engine.classifier import EmotionClassifier
-from emotion_app.train.soup import Ingredient, check_weights, mix
+from emotion_app.labels import EMOTIONS, NEUTRAL
+from emotion_app.train.soup import Ingredient, check_weights, mix, soup_labels
 
 LAYER = "base_model.model.bert.encoder.layer.0.attention.self.query"
 HEAD = "base_model.model.classifier.weight"
+BIAS = "base_model.model.classifier.bias"
+SEVEN = (*EMOTIONS, NEUTRAL)
 
 
-def _ingredient(name: str, r: int, alpha: int, seed: int) -> Ingredient:
+def _ingredient(name: str, r: int, alpha: int, seed: int, labels: tuple[str, ...] = EMOTIONS) -> Ingredient:
     generator = torch.Generator().manual_seed(seed)
     weights = {f"{LAYER}.lora_A.weight": torch.randn(r, 8, generator=generator),
                f"{LAYER}.lora_B.weight": torch.randn(8, r, generator=generator),
-               HEAD: torch.randn(6, 8, generator=generator)}
+               HEAD: torch.randn(len(labels), 8, generator=generator),
+               BIAS: torch.randn(len(labels), generator=generator)}
     config = {"peft_type": "LORA", "task_type": "SEQ_CLS", "base_model_name_or_path": "base", "r": r,
               "lora_alpha": alpha, "modules_to_save": ["classifier", "score"], "fan_in_fan_out": False}
-    return Ingredient(name, config, weights)
+    return Ingredient(name, config, weights, labels)
 
 
 def _delta(item: Ingredient) -> torch.Tensor:
@@ -39,6 +43,54 @@ def test_the_mix_is_the_weighted_sum_of_the_updates_and_heads_as_one_lora():
     soup = Ingredient("soup", config, tensors)
     torch.testing.assert_close(_delta(soup), 0.3 * _delta(one) + 0.7 * _delta(two))
     torch.testing.assert_close(tensors[HEAD], 0.3 * one.weights[HEAD] + 0.7 * two.weights[HEAD])
+
+
+def test_a_six_label_adapter_mixes_into_a_seven_label_one_row_by_label():
+    six, seven = _ingredient("six", 4, 8, 0), _ingredient("seven", 4, 8, 1, labels=SEVEN)
+    config, tensors = mix([six, seven], [0.4, 0.6])
+    assert soup_labels([six, seven]) == SEVEN and tensors[HEAD].shape == (7, 8)
+    torch.testing.assert_close(_delta(Ingredient("soup", config, tensors)), 0.4 * _delta(six) + 0.6 * _delta(seven))
+    for head in (HEAD, BIAS):  # the emotions: both adapters' rows mixed; neutral: the seven-label one's alone
+        torch.testing.assert_close(tensors[head][:6], 0.4 * six.weights[head] + 0.6 * seven.weights[head][:6])
+        torch.testing.assert_close(tensors[head][6], seven.weights[head][6])
+
+
+def test_rows_are_matched_by_label_name_not_position():
+    seven = _ingredient("seven", 4, 8, 1, labels=SEVEN)
+    shuffled = _ingredient("shuffled", 4, 8, 2, labels=("joy", "sadness", "love", "anger", "fear", "surprise"))
+    _, tensors = mix([seven, shuffled], [0.5, 0.5])
+    torch.testing.assert_close(tensors[BIAS][0], 0.5 * seven.weights[BIAS][0] + 0.5 * shuffled.weights[BIAS][1])
+
+
+def test_a_neutral_margin_moves_the_neutral_logit_alone():
+    six, seven = _ingredient("six", 4, 8, 0), _ingredient("seven", 4, 8, 1, labels=SEVEN)
+    _, plain = mix([six, seven], [0.5, 0.5])
+    _, shifted = mix([six, seven], [0.5, 0.5], neutral_margin=-0.75)
+    torch.testing.assert_close(shifted[BIAS] - plain[BIAS], torch.tensor([0.0] * 6 + [0.75]))
+    torch.testing.assert_close(shifted[HEAD], plain[HEAD])
+
+
+def test_labels_that_do_not_nest_are_refused():
+    seven = _ingredient("seven", 4, 8, 1, labels=SEVEN)
+    other = _ingredient("other", 4, 8, 2, labels=("sadness", "joy", "love", "anger", "fear", "disgust"))
+    with pytest.raises(ValueError, match="labels disgust that the soup's labels"):
+        mix([seven, other], [0.5, 0.5])
+
+
+def test_a_neutral_margin_needs_a_neutral_label_and_a_head_bias():
+    with pytest.raises(ValueError, match="needs a `neutral` label"):
+        mix([_ingredient("a", 4, 8, 0), _ingredient("b", 4, 8, 3)], [0.5, 0.5], neutral_margin=1.0)
+    seven, six = _ingredient("seven", 4, 8, 1, labels=SEVEN), _ingredient("six", 4, 8, 2)
+    for item in (seven, six):
+        item.weights.pop(BIAS)  # GPT-2's score layer has no bias
+    with pytest.raises(ValueError, match="head has none"):
+        mix([seven, six], [0.5, 0.5], neutral_margin=1.0)
+
+
+def test_a_label_no_weighted_adapter_has_is_refused():
+    six, seven = _ingredient("six", 4, 8, 0), _ingredient("seven", 4, 8, 1, labels=SEVEN)
+    with pytest.raises(ValueError, match="no adapter with a weight above 0 has the labels neutral"):
+        mix([six, seven], [1.0, 0.0])
 
 
 @pytest.mark.parametrize("weights", [[0.5, 0.6], [1.2, -0.2], [1.0]])
@@ -156,6 +208,8 @@ def test_train_py_soup_with_saves_the_mix_the_soup_command_makes(trained_bert_ad
     ({"soup_weight": 1.0}, r"--soup_weight is 1.0: expected .* in \(0, 1\)"),
     ({"base": "another-base"}, "differ in base_model_name_or_path"),
     ({"missing": True}, r"--soup_with: adapter .* must exist before this run starts"),
+    ({"soup_neutral_margin": 1.0}, "needs a `neutral` label"),  # six-label adapters
+    ({"soup_neutral_margin": 1.0, "no_soup": True}, "there is no --soup_with"),
 ])
 def test_train_py_refuses_a_soup_it_cannot_make_before_training(trained_bert_adapter, tiny_bert_dir, data_dir,
                                                                 tmp_path, change, message):
@@ -171,7 +225,9 @@ def test_train_py_refuses_a_soup_it_cannot_make_before_training(trained_bert_ada
         shutil.rmtree(partner)
     out = tmp_path / "out"
     args = quick_train_args(tiny_bert_dir, data_dir, out) + [
-        "--soup_with", str(partner), "--soup_weight", str(change.get("soup_weight", 0.5))]
+        "--soup_neutral_margin", str(change.get("soup_neutral_margin", 0.0))]
+    if "no_soup" not in change:
+        args += ["--soup_with", str(partner), "--soup_weight", str(change.get("soup_weight", 0.5))]
     with pytest.raises(ValueError, match=message):
         train(*parse_train_args(args))
     assert not (out / "checkpoints").exists()  # nothing was trained
