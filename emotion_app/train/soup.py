@@ -211,4 +211,4 @@ def _check_compatible(first: Ingredient, other: Ingredient) -> None:
 
 
 def _normal(value):
-    return sorted(value) if isinstance(value, (list, set, tuple)) else value
+    return sorted(set(value)) if isinstance(value, (list, set, tuple)) else value

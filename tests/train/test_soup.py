@@ -70,6 +70,13 @@ def test_a_neutral_margin_moves_the_neutral_logit_alone():
     torch.testing.assert_close(shifted[HEAD], plain[HEAD])
 
 
+def test_a_soup_mixes_again_though_peft_repeated_its_head_names():
+    one, soup = _ingredient("one", 4, 8, 0), _ingredient("soup", 4, 8, 1)
+    soup.config["modules_to_save"] = ["classifier", "score", "classifier", "score"]  # as a saved soup has it
+    config, _ = mix([one, soup], [0.5, 0.5])
+    assert config["r"] == 8
+
+
 def test_labels_that_do_not_nest_are_refused():
     seven = _ingredient("seven", 4, 8, 1, labels=SEVEN)
     other = _ingredient("other", 4, 8, 2, labels=("sadness", "joy", "love", "anger", "fear", "disgust"))
