@@ -88,3 +88,25 @@ def test_bench_model_refuses_a_directory_without_metrics(tmp_path):
     result = subprocess.run([sys.executable, "benchmarks/bench_model.py", "--adapters", str(tmp_path)],
                             cwd=REPO, env=subprocess_env(), capture_output=True, text=True, timeout=120)
     assert result.returncode != 0 and "has no metrics.json" in result.stderr
+
+
+def test_bench_explain_reports_the_top_word_of_every_sentence(trained_bert_adapter, tmp_path):
+    output = tmp_path / "explain.json"
+    result = subprocess.run([sys.executable, "benchmarks/bench_explain.py", "--adapters", str(trained_bert_adapter),
+                             "--output", str(output)], cwd=REPO, env=subprocess_env(), capture_output=True, text=True,
+                            timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    try:
+        from bench_explain import SENTENCES, is_content_word
+    finally:
+        sys.path.pop(0)
+    [report] = json.loads(output.read_text())
+    assert [text for text, _, _ in report["rows"]] == list(SENTENCES)
+    for text, _, word in report["rows"]:
+        assert word in text
+    emotional = [word for _, label, word in report["rows"] if label != "neutral"]  # a six-label model: all
+    assert report["emotional_rows"] == len(emotional) == len(SENTENCES)
+    assert report["share_content_top_word"] == sum(map(is_content_word, emotional)) / len(emotional)
+    assert [is_content_word(w) for w in ("the", "The,", "don't", "heating.", "STILL", "unbelievable")] == \
+        [False, False, False, True, True, True]
