@@ -90,7 +90,7 @@ def is_content_word(word: str) -> bool:
     return bool(core) and core not in FUNCTION_WORDS
 
 
-def read_adapter(adapter: str) -> dict:
+def explain_sentences(adapter: str) -> dict:
     """{"adapter", "labels", "share_content_top_word", "emotional_rows", "rows": [(text, label, top word)]}."""
     classifier = EmotionClassifier.from_adapter(adapter)
     rows = []
@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--adapters", nargs="+", required=True, help="Adapter directories (or Hub ids).")
     parser.add_argument("--output", default=None, help="Also write the figures as JSON here.")
     args = parser.parse_args(argv)
-    results = [read_adapter(adapter) for adapter in args.adapters]
+    results = [explain_sentences(adapter) for adapter in args.adapters]
     print(f"| adapter | top word a content word ({len(SENTENCES)} sentences) |")
     print("|---|---|")
     for result in results:

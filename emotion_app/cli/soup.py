@@ -25,6 +25,7 @@ from emotion_app.cli.runner import TIMED_LOG_FORMAT, command_parser, run_command
 from emotion_app.data.labelled import DataArguments, load_splits
 from emotion_app.errors import model_errors
 from emotion_app.paths import check_adapter_output, check_input_folder, check_outputs, replacing_directory
+from emotion_app.train.soup import NEUTRAL_MARGIN_HELP
 
 logger = logging.getLogger(__name__)
 
@@ -35,11 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--weights", nargs="+", type=float, required=True,
                         help="One weight per adapter, each in [0, 1], summing to 1.")
     parser.add_argument("--output_dir", required=True, help="Where the mixed adapter goes.")
-    parser.add_argument("--neutral_margin", type=float, default=0.0,
-                        help="With a neutral label: call a text neutral only when the neutral logit beats the best "
-                        "emotion's by more than this (written into the head's bias; negative: neutral more often). "
-                        "Mixing in an adapter without neutral weakens that logit; choose the margin on held-out "
-                        "real text.")
+    parser.add_argument("--neutral_margin", type=float, default=0.0, help=NEUTRAL_MARGIN_HELP)
     parser.add_argument("--data_dir", default=None, help="Directory with train/validation/test files "
                         "(e.g. ../shared/data/emotion); default: dair-ai/emotion from the Hub.")
     parser.add_argument("--max_length", type=int, default=None,

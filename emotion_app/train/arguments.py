@@ -16,6 +16,7 @@ from transformers import HfArgumentParser, TrainingArguments
 from emotion_app.constants import MINILM_ID
 from emotion_app.data.labelled import DataArguments
 from emotion_app.errors import EXIT_CODES_HELP
+from emotion_app.train.soup import NEUTRAL_MARGIN_HELP
 
 REFERENCE_BASE_ID = "microsoft/DialogRPT-updown"
 
@@ -105,10 +106,7 @@ class RunArguments(TrainingArguments):
     )
     soup_neutral_margin: float = field(
         default=0.0,
-        metadata={"help": "With --soup_with and a neutral label: the soup calls a text neutral only when the neutral "
-                  "logit beats the best emotion's by more than this (written into the head's bias; negative: "
-                  "neutral more often). Mixing in an adapter without neutral weakens that logit; choose the "
-                  "margin on held-out real text (experiments/neutral_margin.py)."},
+        metadata={"help": f"With --soup_with. {NEUTRAL_MARGIN_HELP}"},
     )
     resume: bool = field(
         default=False,

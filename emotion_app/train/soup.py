@@ -33,6 +33,11 @@ from emotion_app.artifacts import (
 )
 from emotion_app.labels import EMOTIONS, NEUTRAL
 
+NEUTRAL_MARGIN_HELP = ("With a neutral label: the soup calls a text neutral only when the neutral logit beats the "
+                       "best emotion's by more than this (written into the head's bias; negative: neutral more "
+                       "often). Mixing in an adapter without neutral weakens that logit; choose the margin on "
+                       "held-out real text (experiments/neutral_margin.py).")
+
 # adapter_config.json keys the mix must find equal in every adapter (anything else is a different model)
 SHARED_KEYS = ("peft_type", "task_type", "base_model_name_or_path", "fan_in_fan_out", "modules_to_save")
 # ... and these at their plain-LoRA values: a pattern or variant would change what a rank means
@@ -91,7 +96,7 @@ def mix(ingredients: Sequence[Ingredient], weights: Sequence[float],
         elif key.endswith(".lora_B.weight"):
             tensors[key] = torch.cat([w * _scale(item.config) * part
                                       for w, item, part in zip(weights, ingredients, parts)], dim=1)
-        elif any(f".{head}." in f".{key}" for head in heads):
+        elif _is_head(key, heads):
             tensors[key] = _mix_head(parts, ingredients, weights, labels)
         else:
             raise ValueError(f"adapter {first.name} holds {key}, neither a LoRA matrix nor the head: a soup "
@@ -128,7 +133,7 @@ def _shift_neutral(tensors: dict, heads: tuple[str, ...], labels: tuple[str, ...
     if NEUTRAL not in labels:
         raise ValueError(f"a neutral margin needs a `{NEUTRAL}` label; the soup's labels are {', '.join(labels)}. "
                          "Leave the margin at 0.")
-    biases = [key for key in tensors if key.endswith(".bias") and any(f".{head}." in f".{key}" for head in heads)]
+    biases = [key for key in tensors if key.endswith(".bias") and _is_head(key, heads)]
     if not biases:
         raise ValueError("a neutral margin is written into the head's bias, and these adapters' head has none "
                          "(e.g. GPT-2's score layer). Leave the margin at 0.")
@@ -183,6 +188,11 @@ def lineage(name: str, weight: float, directory: Path, validation_accuracy: floa
     """One ingredient's entry in metrics.json's "soup": what it was, its weight and its sha256."""
     return {"adapter": name, "weight": weight, "sha256": file_sha256(Path(directory) / ADAPTER_WEIGHTS),
             "validation_accuracy": validation_accuracy}
+
+
+def _is_head(key: str, heads: tuple[str, ...]) -> bool:
+    """Whether a tensor belongs to the classification head (a module of modules_to_save)."""
+    return any(f".{head}." in f".{key}" for head in heads)
 
 
 def _scale(config: dict) -> float:
