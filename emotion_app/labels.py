@@ -21,6 +21,21 @@ NEUTRAL = "neutral"  # no emotion: an outcome like the others, named so the app 
 PROMPTS: dict[str, str] = {"sadness": "I feel sad", "joy": "I feel happy", "love": "I feel loving",
                            "anger": "I feel angry", "fear": "I feel afraid", "surprise": "I feel surprised",
                            NEUTRAL: "This is a plain statement of fact"}
+# Several phrasings per emotion (a feeling, a remark about something, a stronger word): the prior
+# scores a label by its mean cosine over them, so one wording's quirks weigh less. Neutral keeps its
+# one prompt: the others tried picked out fewer emotionless comments (docs/training.md, run G).
+PROMPT_SETS: dict[str, dict[str, tuple[str, ...]]] = {
+    "one": {name: (prompt,) for name, prompt in PROMPTS.items()},
+    "several": {
+        "sadness": ("I feel sad", "This is sad", "I am grieving, heartbroken and lonely"),
+        "joy": ("I feel happy", "This is great news", "I am delighted and proud"),
+        "love": ("I feel loving", "I love you so much", "I care deeply about someone"),
+        "anger": ("I feel angry", "This is outrageous", "I am furious and annoyed"),
+        "fear": ("I feel afraid", "This is scary", "I am terrified and anxious"),
+        "surprise": ("I feel surprised", "I did not expect that", "I am amazed and shocked"),
+        NEUTRAL: (PROMPTS[NEUTRAL],),
+    },
+}
 
 
 def check_labels(labels: Sequence[object], source: str) -> tuple[str, ...]:

@@ -84,7 +84,7 @@ class RunArguments(TrainingArguments):
     prior_weight: float = field(
         default=0.0,
         metadata={"help": "Train on (1 - w) * label + w * the base's zero-shot prior: the softmax over the cosines of "
-                  "the text's mean-pooled base embedding with one prompt per label ('I feel sad', ...). Keeps "
+                  "the text's mean-pooled base embedding with each label's prompts (--prior_prompts). Keeps "
                   "the base's general sense of the emotions for text unlike the training data. 0 is plain "
                   "labels; below 0.5, so the label stays the largest share. Meant for sentence-embedding "
                   "bases such as all-MiniLM-L6-v2."},
@@ -92,6 +92,12 @@ class RunArguments(TrainingArguments):
     prior_temperature: float = field(
         default=50.0,
         metadata={"help": "Scale of the cosines before the prior's softmax (higher: a sharper prior)."},
+    )
+    prior_prompts: str = field(
+        default="one",
+        metadata={"help": "The prompts the prior compares a text with: 'one' sentence per label ('I feel sad'), "
+                  "or 'several' phrasings per emotion, each label scored by its mean cosine over them "
+                  "(labels.PROMPT_SETS).", "choices": ["one", "several"]},
     )
     soup_with: str | None = field(
         default=None,

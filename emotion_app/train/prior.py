@@ -2,7 +2,7 @@
 
 Fine-tuning on dair-ai/emotion teaches the head that data set's conventions ("I love X" is joy
 there) and forgets what the base knew about emotions in general: the bare all-MiniLM-L6-v2,
-comparing a text's mean-pooled embedding with one prompt per label (`labels.PROMPTS`), gets
+comparing a text's mean-pooled embedding with one prompt per label (`labels.PROMPT_SETS`), gets
 55.5 % on Reddit comments (GoEmotions-6 dev) where the fine-tuned adapter gets 42 %. Training
 on targets (1 - w) * label + w * prior keeps some of that knowledge: the label stays the largest
 share (w < 0.5), and the prior says how the base ranks the other five emotions for this text.
@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from emotion_app.labels import EMOTIONS, PROMPTS
+from emotion_app.labels import EMOTIONS, PROMPT_SETS
 
 logger = logging.getLogger(__name__)
 
@@ -24,35 +24,40 @@ BATCH = 128
 
 
 def prior_targets(base_model: str, texts: Sequence[str], ids: Sequence[int], weight: float,
-                  temperature: float, max_length: int, labels: Sequence[str] = EMOTIONS) -> np.ndarray:
+                  temperature: float, max_length: int, labels: Sequence[str] = EMOTIONS,
+                  prompt_set: str = "one") -> np.ndarray:
     """[N, labels] soft targets: (1 - weight) * one-hot(label) + weight * zero-shot prior."""
-    check_prior(weight, temperature)
+    check_prior(weight, temperature, prompt_set)
     onehot = np.eye(len(labels), dtype=np.float32)[np.asarray(ids, dtype=int)]
     if weight == 0:
         return onehot
-    missing = [name for name in labels if name.lower() not in PROMPTS]
+    prompts = PROMPT_SETS[prompt_set]
+    missing = [name for name in labels if name.lower() not in prompts]
     if missing:
         raise ValueError(f"--prior_weight needs a prompt per label; there is none for {missing} (prompts exist for "
-                         f"{', '.join(PROMPTS)}). Use --prior_weight 0 for these labels.")
+                         f"{', '.join(prompts)}). Use --prior_weight 0 for these labels.")
     prior = zero_shot_probabilities(base_model, texts, temperature, max_length,
-                                    [PROMPTS[name.lower()] for name in labels])
+                                    [prompts[name.lower()] for name in labels])
     return (1 - weight) * onehot + weight * prior
 
 
-def check_prior(weight: float, temperature: float) -> None:
+def check_prior(weight: float, temperature: float, prompt_set: str = "one") -> None:
     if not 0 <= weight < 0.5:
         raise ValueError(f"prior_weight must be in [0, 0.5) so that the label stays the largest share of "
                          f"each target; found {weight}. Use 0 for plain labels, e.g. 0.3.")
     if not temperature > 0:
         raise ValueError(f"prior_temperature must be positive (it scales cosines in [-1, 1]); found "
                          f"{temperature}. The base's cosines differ by a few hundredths, so use e.g. 50.")
+    if prompt_set not in PROMPT_SETS:
+        raise ValueError(f"prior_prompts must be one of {', '.join(PROMPT_SETS)}; found {prompt_set!r}. "
+                         "Use 'one' for one prompt per label.")
 
 
 def zero_shot_probabilities(base_model: str, texts: Sequence[str], temperature: float, max_length: int,
-                            prompts: Sequence[str] | None = None) -> np.ndarray:
-    """softmax(temperature * cosine(mean-pooled base embedding of each text, of each prompt));
-    the prompts default to the six emotions'."""
-    prompts = prompts or [PROMPTS[name] for name in EMOTIONS]
+                            prompts: Sequence[Sequence[str]] | None = None) -> np.ndarray:
+    """softmax(temperature * mean cosine of each text's mean-pooled base embedding with each label's
+    prompts); the prompts default to one per emotion."""
+    prompts = prompts or [PROMPT_SETS["one"][name] for name in EMOTIONS]
     from transformers import AutoModel
 
     from emotion_app.engine.adapters import load_tokenizer, resolve_base
@@ -61,9 +66,12 @@ def zero_shot_probabilities(base_model: str, texts: Sequence[str], temperature: 
     tokenizer = load_tokenizer(base_model, max_length)
     model = AutoModel.from_pretrained(resolve_base(base_model)).eval()
     logger.info("Zero-shot prior of %s on %d texts", base_model, len(texts))
-    anchors = mean_embeddings(model, tokenizer, list(prompts), max_length)
+    # All prompts in one pass and one product, so one prompt per label gives the single-prompt prior exactly.
+    anchors = mean_embeddings(model, tokenizer, [prompt for group in prompts for prompt in group], max_length)
     rows = mean_embeddings(model, tokenizer, list(texts), max_length)
-    return softmax(temperature * rows @ anchors.T).astype(np.float32)
+    ends = np.cumsum([len(group) for group in prompts])
+    scaled = temperature * rows @ anchors.T
+    return softmax(np.stack([part.mean(1) for part in np.split(scaled, ends[:-1], axis=1)], axis=1)).astype(np.float32)
 
 
 def mean_embeddings(model, tokenizer, texts: list[str], max_length: int) -> np.ndarray:

@@ -59,7 +59,7 @@ def train(model_args: ModelArguments, data_args: DataArguments, lora_args: LoraA
         from emotion_app.publish.hub import check_repo_id
 
         check_repo_id(run_args.hub_model_id or "")
-    check_prior(run_args.prior_weight, run_args.prior_temperature)
+    check_prior(run_args.prior_weight, run_args.prior_temperature, run_args.prior_prompts)
     if run_args.soup_neutral_margin and not run_args.soup_with:
         raise ValueError(f"--soup_neutral_margin is {run_args.soup_neutral_margin} but there is no --soup_with: the "
                          "margin applies to a soup. Add --soup_with ADAPTER or leave the margin at 0.")
@@ -71,7 +71,7 @@ def train(model_args: ModelArguments, data_args: DataArguments, lora_args: LoraA
     logger.info("Labels: %s", ", ".join(labels))
     targets = prior_targets(model_args.base_model, data["train"]["text"], data["train"]["label"],
                             run_args.prior_weight, run_args.prior_temperature,
-                            model_args.max_length, labels) if run_args.prior_weight else None
+                            model_args.max_length, labels, run_args.prior_prompts) if run_args.prior_weight else None
     model, tokenizer = build_lora_model(model_args.base_model, lora_args, model_args.max_length, labels)
     if partner is not None:  # an adapter that cannot be mixed with this one must fail now, not after training
         _mix_with(partner, model, tokenizer, run_args, model_args.base_model, check_only=True)
@@ -287,6 +287,7 @@ def _training_summary(model_args, data_args, lora_args, run_args, trainer, secon
         "class_weight_power": run_args.class_weight_power,
         "prior_weight": run_args.prior_weight,
         "prior_temperature": run_args.prior_temperature,
+        "prior_prompts": run_args.prior_prompts,
         "seed": run_args.seed,
         "best_checkpoint": trainer.state.best_model_checkpoint,
         "global_step": trainer.state.global_step,

@@ -9,14 +9,48 @@ import torch
 from support import quick_train_args, run_train
 
 from emotion_app.constants import MINILM_ID
-from emotion_app.labels import EMOTIONS, PROMPTS
+from emotion_app.labels import EMOTIONS, PROMPT_SETS, PROMPTS
 from emotion_app.train.arguments import RunArguments
-from emotion_app.train.prior import check_prior, prior_targets, zero_shot_probabilities
+from emotion_app.train.prior import check_prior, mean_embeddings, prior_targets, zero_shot_probabilities
 from emotion_app.train.trainer import _loss, class_weights
 
 
 def test_one_distinct_prompt_per_emotion_and_neutral():
     assert set(PROMPTS) == {*EMOTIONS, "neutral"} and len(set(PROMPTS.values())) == len(PROMPTS)
+
+
+@pytest.mark.parametrize("name", sorted(PROMPT_SETS))
+def test_every_prompt_set_covers_the_labels_with_distinct_prompts_led_by_the_single_one(name):
+    groups = PROMPT_SETS[name]
+    assert set(groups) == set(PROMPTS)
+    prompts = [prompt for group in groups.values() for prompt in group]
+    assert len(set(prompts)) == len(prompts)
+    assert all(groups[label][0] == PROMPTS[label] for label in PROMPTS)
+
+
+def test_an_unknown_prompt_set_is_refused_with_the_choices():
+    with pytest.raises(ValueError, match=r"one of one, several; found 'many'"):
+        check_prior(0.3, 50, "many")
+
+
+def test_one_prompt_per_label_is_the_default_prior_exactly(tiny_bert_dir):
+    texts = ["first text", "a second, longer text"]
+    default = zero_shot_probabilities(str(tiny_bert_dir), texts, 50, 16)
+    ones = zero_shot_probabilities(str(tiny_bert_dir), texts, 50, 16, [PROMPT_SETS["one"][e] for e in EMOTIONS])
+    np.testing.assert_array_equal(default, ones)
+
+
+def test_several_prompts_score_a_label_by_its_mean_cosine(tiny_bert_dir):
+    from transformers import AutoModel, AutoTokenizer
+
+    texts, groups = ["first text", "a second, longer text"], [("happy day", "good news"), ("sad day",)]
+    prior = zero_shot_probabilities(str(tiny_bert_dir), texts, 10, 16, groups)
+    model = AutoModel.from_pretrained(tiny_bert_dir).eval()
+    tokenizer = AutoTokenizer.from_pretrained(tiny_bert_dir)
+    rows = mean_embeddings(model, tokenizer, texts, 16)
+    means = np.stack([(rows @ mean_embeddings(model, tokenizer, list(g), 16).T).mean(1) for g in groups], 1)
+    expected = np.exp(10 * means) / np.exp(10 * means).sum(1, keepdims=True)
+    np.testing.assert_allclose(prior, expected, atol=1e-5)
 
 
 def test_labels_without_a_prompt_are_refused_before_any_model_loads():
@@ -60,8 +94,10 @@ def test_bundled_minilm_prior_reads_the_emotion_of_plain_sentences():
     texts = {"sadness": "my dog died last night and I cannot stop crying",
              "anger": "I am furious that they lied to me again",
              "fear": "I am terrified of what the scan will show"}
-    prior = zero_shot_probabilities(MINILM_ID, list(texts.values()), 50, 64)
-    assert list(prior.argmax(1)) == [{name: i for i, name in enumerate(EMOTIONS)}[name] for name in texts]
+    for name in PROMPT_SETS:
+        prompts = [PROMPT_SETS[name][emotion] for emotion in EMOTIONS]
+        prior = zero_shot_probabilities(MINILM_ID, list(texts.values()), 50, 64, prompts)
+        assert [EMOTIONS[i] for i in prior.argmax(1)] == list(texts), name
 
 
 def _run_args(**overrides):
@@ -103,12 +139,14 @@ def test_class_weights_weigh_each_row_by_its_label():
 def test_train_py_trains_on_prior_targets_and_records_the_setting(tiny_bert_dir, data_dir, tmp_path):
     out = tmp_path / "prior"
     run_train(quick_train_args(tiny_bert_dir, data_dir, out) + ["--prior_weight", "0.3",
-                                                                 "--prior_temperature", "20"])
+                                                                 "--prior_temperature", "20",
+                                                                 "--prior_prompts", "several"])
     training = json.loads((out / "metrics.json").read_text(encoding="utf-8"))["training"]
-    assert (training["prior_weight"], training["prior_temperature"]) == (0.3, 20.0)
+    assert (training["prior_weight"], training["prior_temperature"], training["prior_prompts"]) == (0.3, 20.0,
+                                                                                                 "several")
     assert training["global_step"] == 6
 
 
 def test_run_arguments_default_to_plain_labels():
     args = RunArguments(output_dir="x")
-    assert args.prior_weight == 0.0
+    assert args.prior_weight == 0.0 and args.prior_prompts == "one"
