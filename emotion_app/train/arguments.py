@@ -16,6 +16,7 @@ from transformers import HfArgumentParser, TrainingArguments
 from emotion_app.constants import MINILM_ID
 from emotion_app.data.labelled import DataArguments
 from emotion_app.errors import EXIT_CODES_HELP
+from emotion_app.labels import PROMPT_SETS
 from emotion_app.train.soup import NEUTRAL_MARGIN_HELP
 
 REFERENCE_BASE_ID = "microsoft/DialogRPT-updown"
@@ -97,7 +98,7 @@ class RunArguments(TrainingArguments):
         default="one",
         metadata={"help": "The prompts the prior compares a text with: 'one' sentence per label ('I feel sad'), "
                   "or 'several' phrasings per emotion, each label scored by its mean cosine over them "
-                  "(labels.PROMPT_SETS).", "choices": ["one", "several"]},
+                  "(labels.PROMPT_SETS).", "choices": list(PROMPT_SETS)},
     )
     soup_with: str | None = field(
         default=None,

@@ -2,7 +2,7 @@
 
 Fine-tuning on dair-ai/emotion teaches the head that data set's conventions ("I love X" is joy
 there) and forgets what the base knew about emotions in general: the bare all-MiniLM-L6-v2,
-comparing a text's mean-pooled embedding with one prompt per label (`labels.PROMPT_SETS`), gets
+comparing a text's mean-pooled embedding with one prompt per label (`labels.PROMPTS`), gets
 55.5 % on Reddit comments (GoEmotions-6 dev) where the fine-tuned adapter gets 42 %. Training
 on targets (1 - w) * label + w * prior keeps some of that knowledge: the label stays the largest
 share (w < 0.5), and the prior says how the base ranks the other five emotions for this text.
