@@ -74,7 +74,7 @@ def train(model_args: ModelArguments, data_args: DataArguments, lora_args: LoraA
                             model_args.max_length, labels, run_args.prior_prompts) if run_args.prior_weight else None
     model, tokenizer = build_lora_model(model_args.base_model, lora_args, model_args.max_length, labels)
     if partner is not None:  # an adapter that cannot be mixed with this one must fail now, not after training
-        _mix_with(partner, model, tokenizer, run_args, model_args.base_model, check_only=True)
+        _mix_with(partner, model, tokenizer, run_args, model_args.base_model, labels, check_only=True)
     trainer = _trainer(model, tokenizer, data, targets, model_args.max_length, run_args, output_dir)
     resume_from = _last_checkpoint(output_dir) if run_args.resume else None
     started = time.perf_counter()
@@ -83,7 +83,7 @@ def train(model_args: ModelArguments, data_args: DataArguments, lora_args: LoraA
 
     model, soup = trainer.model, None
     if partner is not None:
-        model, tokenizer, soup = _mix_with(partner, model, tokenizer, run_args, model_args.base_model,
+        model, tokenizer, soup = _mix_with(partner, model, tokenizer, run_args, model_args.base_model, labels,
                                            own_accuracy=_best_accuracy(trainer, run_args))
     metrics, detector = measure(model, tokenizer, data, model_args, run_args.per_device_eval_batch_size,
                                 run_args.seed, output_dir.name)
@@ -135,8 +135,8 @@ def _soup_partner(run_args: RunArguments):
                          "`python train.py configs/minilm-labels.json`).") from None
 
 
-def _mix_with(partner, model, tokenizer, run_args: RunArguments, base_model: str, check_only: bool = False,
-              own_accuracy: float | None = None):
+def _mix_with(partner, model, tokenizer, run_args: RunArguments, base_model: str, labels: tuple[str, ...],
+              check_only: bool = False, own_accuracy: float | None = None):
     """This run's adapter mixed with the --soup_with one (train/soup.py): (model, tokenizer, the
     soup's lineage for metrics.json). With check_only, only whether the two can be mixed (the
     untrained adapter has this run's layers and head), raising ValueError when not."""
@@ -144,6 +144,7 @@ def _mix_with(partner, model, tokenizer, run_args: RunArguments, base_model: str
     weights = [run_args.soup_weight, 1 - run_args.soup_weight]
     with tempfile.TemporaryDirectory() as scratch:
         _save_peft(model, Path(scratch), base_model)
+        write_labels(scratch, labels)  # a head of other labels than the six emotions is read by them
         own = dataclasses.replace(read_ingredient(scratch)[0], name=f"{run_args.output_dir} (this run)")
         if check_only:
             mix([ingredient, own], weights, run_args.soup_neutral_margin)

@@ -238,6 +238,29 @@ def test_a_six_label_adapter_mixes_into_a_seven_label_soup_with_a_neutral_margin
     np.testing.assert_allclose(eager - plain, [[0, 0, 0, 0, 0, 0, 1.5]] * 2, atol=1e-4)
 
 
+def test_train_py_mixes_a_seven_label_run_with_a_six_label_partner(seven_label_adapter, trained_bert_adapter,
+                                                                   tiny_bert_dir, neutral_data_dir, tmp_path):
+    from safetensors.torch import load_file
+
+    from emotion_app.cli.soup import main as soup_main
+
+    # the seven_label_adapter run again, mixed by train.py itself, against the soup command's mix of it
+    trained = tmp_path / "trained-soup"
+    run_train(quick_train_args(tiny_bert_dir, neutral_data_dir, trained, steps=12) + [
+        "--soup_with", str(trained_bert_adapter), "--soup_weight", "0.35", "--soup_neutral_margin", "-0.75"])
+    commanded = tmp_path / "command-soup"
+    assert soup_main(["--adapters", str(trained_bert_adapter), str(seven_label_adapter), "--weights", "0.35", "0.65",
+                      "--neutral_margin", "-0.75", "--output_dir", str(commanded), "--data_dir",
+                      str(neutral_data_dir)]) == EXIT_OK
+    assert read_labels(trained) == SEVEN_LABELS
+    mine, theirs = (load_file(str(d / "adapter_model.safetensors")) for d in (trained, commanded))
+    assert mine.keys() == theirs.keys()
+    for key in mine:
+        np.testing.assert_allclose(mine[key].numpy(), theirs[key].numpy(), atol=1e-6, rtol=1e-5)
+    soup = json.loads((trained / "metrics.json").read_text(encoding="utf-8"))["soup"]
+    assert soup["neutral_margin"] == -0.75 and [a["weight"] for a in soup["adapters"]] == [0.35, 0.65]
+
+
 def test_a_soup_of_seven_label_adapters_keeps_their_labels(seven_label_adapter, data_dir, tmp_path):
     from emotion_app.cli.soup import main as soup_main
 
