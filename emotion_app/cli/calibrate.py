@@ -54,6 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "(e.g. ../shared/data/goemotions/train.csv for a model trained on it).")
     add_option(parser, "--label_mapping", "--label-mapping", default=None,
                help="The label mapping train.py took (configs/mappings/goemotions.json).")
+    add_option(parser, "--extra_train_max_per_label", "--extra-train-max-per-label", type=int, default=None,
+               help="The per-label cap train.py took for the extra files (the capped rows are sampled with --seed).")
     add_option(parser, "--detector_only", "--detector-only", action="store_true",
                help="Fit the shift detector only, keeping the stored temperature (calibration.json).")
     add_engine_options(parser)  # the engine whose features the detector reads: the app's by default
@@ -86,8 +88,9 @@ def run(args: argparse.Namespace) -> dict:
     check_paths(args)
     splits = ("train", "validation", "test") if args.detector_rows else ("validation", "test")
     data = load_splits(DataArguments(data_dir=args.data_dir, labels=list(read_labels(args.adapter)),
-                                     extra_train_files=args.extra_train_files, label_mapping=args.label_mapping),
-                       splits=splits)
+                                     extra_train_files=args.extra_train_files, label_mapping=args.label_mapping,
+                                     extra_train_max_per_label=args.extra_train_max_per_label),
+                       splits=splits, seed=args.seed)
     if args.detector_only:
         return fit_detector(args, data)
     # fp32, as train.py fits it: the temperature belongs to the adapter, not to one engine setting.

@@ -292,3 +292,16 @@ def test_training_stores_the_temperature_and_the_curve(trained_adapter, split_ro
     assert metrics["calibration"]["test_nll_before"] == pytest.approx(metrics["test"]["loss"], rel=1e-4)
     # the fit minimises the validation NLL, so it is never above the uncalibrated one
     assert metrics["calibration"]["validation_nll_after"] <= metrics["calibration"]["validation_nll_before"] + 1e-9
+
+
+def test_calibrate_cli_takes_the_extra_files_cap_train_py_took(trained_adapter, data_dir, tmp_path, capsys):
+    import shutil
+
+    from emotion_app.cli.calibrate import main
+
+    adapter = shutil.copytree(trained_adapter, tmp_path / "adapter")  # the shared fixture is never written
+    extra = tmp_path / "extra.csv"
+    extra.write_text("text,label\nso happy,joy\n", encoding="utf-8")
+    assert main(["--adapter", str(adapter), "--data_dir", str(data_dir), "--detector_only",
+                 "--extra_train_files", str(extra), "--extra_train_max_per_label", "0"]) == 2
+    assert "--extra_train_max_per_label is 0: expected a positive number" in capsys.readouterr().err
