@@ -25,6 +25,7 @@ DATA = REPO.parent / "shared" / "data"
 EMOTION_DATA = DATA / "emotion"  # dair-ai/emotion: train/validation/test.txt
 GOEMOTIONS6 = DATA / "goemotions-6"  # GoEmotions comments with exactly one of the six emotions
 GOEMOTIONS6_DEV = GOEMOTIONS6 / "dev.csv"  # real text, never trained on
+ISEAR = DATA / "isear" / "isear.csv"  # situations people felt an emotion in; never trained on
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 

@@ -469,30 +469,51 @@ def test_importing_the_core_loads_no_torch_transformers_or_peft():
 
 
 def test_bench_adapt_runs_end_to_end_on_a_tiny_adapter(trained_bert_adapter, data_dir, tmp_path):
-    """A smoke run of benchmarks/bench_adapt.py (no figure is asserted: the benchmark is for MiniLM)."""
-    pool = _write_corrections(tmp_path / "pool.csv")
-    dev_texts, dev_labels = shifted(UNSEEN_FORMS)
-    dev = tmp_path / "dev.csv"
-    rows = "".join(f"{text},{EMOTIONS[label]}\n" for text, label in zip(dev_texts, dev_labels))
-    dev.write_text("text,label\n" + rows, encoding="utf-8")
+    """A smoke run of benchmarks/bench_adapt.py (no figure is asserted: the benchmark is for MiniLM):
+    the rows of a label the model lacks are set aside, the corrections are drawn from the others and
+    the rest is measured, the same rows for every K."""
+    texts, labels = shifted(TRAIN_FORMS + UNSEEN_FORMS)
+    rows = "".join(f"{text},{EMOTIONS[label]}\n" for text, label in zip(texts, labels))
+    pool = tmp_path / "pool.csv"
+    pool.write_text("text,label\n" + rows + "yuck,disgust\nso gross,Disgust\n", encoding="utf-8")
     doc = tmp_path / "adaptation.md"
     doc.write_text("# Adaptation\n\nbefore\n\n<!-- bench:start -->\nold table\n<!-- bench:end -->\n\nafter\n",
                    encoding="utf-8")
     output = tmp_path / "bench.json"
     done = subprocess.run(
         [sys.executable, "benchmarks/bench_adapt.py", "--adapter", str(trained_bert_adapter), "--pool", str(pool),
-         "--dev", str(dev), "--dair_dir", str(data_dir), "--sizes", "12,24", "--holdout", "split",
+         "--dair_dir", str(data_dir), "--sizes", "12,24", "--seed", "3", "--holdout", "split",
          "--epochs", "2", "--output", str(output), "--doc", str(doc)],
         cwd=REPO, env=subprocess_env(), capture_output=True, text=True, timeout=600, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
     summary = json.loads(output.read_text(encoding="utf-8"))
+    draw = summary["draw"]
+    assert draw["usable_rows"] == len(texts) and draw["set_aside"] == {"disgust": 2}
+    assert draw["seed"] == 3 and draw["corrections_from_first"] == 24 and draw["measured_rows"] == len(texts) - 24
     assert [run["k"] for run in summary["runs"]] == [12, 24]
     assert [run["replay_rows"] for run in summary["runs"]] == [48, 96]  # 4 per correction (capped in adapt)
     for run in summary["runs"]:
-        assert run["dev"]["parent"]["n"] == run["dev"]["adapted"]["n"] == len(dev_texts)
+        parent, adapted = run["measured"]["parent"], run["measured"]["adapted"]
+        assert parent["n"] == adapted["n"] == len(texts) - 24
+        # a six-label model: its argmax is the six-way one, and it has no neutral to call
+        assert adapted["six_way_accuracy"] == adapted["accuracy"] and adapted["called_neutral_share"] is None
         assert run["heldout"]["method"] == "held-out 20 %" and run["epochs"] == 2
         assert run["timing"]["to_saved_adapter_s"] > 0
     assert summary["targets"] == {}  # no 100-correction run
     text = doc.read_text(encoding="utf-8")
     assert "old table" not in text and text.startswith("# Adaptation\n\nbefore\n") and text.endswith("\nafter\n")
     assert "| 12 | 48 |" in text and "| 24 | 96 |" in text
+    assert f"the other {len(texts) - 24} rows" in text
+
+
+def test_bench_adapt_refuses_more_corrections_than_the_pool_leaves_to_measure(trained_bert_adapter, tmp_path):
+    texts, labels = shifted(TRAIN_FORMS)
+    pool = tmp_path / "pool.csv"
+    pool.write_text("text,label\n" + "".join(f"{t},{EMOTIONS[y]}\n" for t, y in zip(texts, labels)), encoding="utf-8")
+    done = subprocess.run(
+        [sys.executable, "benchmarks/bench_adapt.py", "--adapter", str(trained_bert_adapter), "--pool", str(pool),
+         "--sizes", f"12,{len(texts)}", "--no-doc", "--output", str(tmp_path / "bench.json")],
+        cwd=REPO, env=subprocess_env(), capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 2
+    assert f"found {len(texts)} corrections but the pool has {len(texts)} usable rows" in done.stderr
+    assert not (tmp_path / "bench.json").exists()
