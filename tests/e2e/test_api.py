@@ -6,9 +6,11 @@ import pandas as pd
 import pytest
 from app_server import shared_app
 
-from emotion_app.labels import EMOTIONS
+from emotion_app.artifacts import read_labels
+from emotion_app.constants import BUNDLED_ADAPTER
 
 gradio_client = pytest.importorskip("gradio_client")
+LABELS = read_labels(BUNDLED_ADAPTER)  # the app answers with the labels of the model it serves
 
 
 @pytest.fixture(scope="module")
@@ -20,7 +22,7 @@ def client(request, tmp_path_factory):
 
 def test_predict_returns_probabilities_by_label(client):
     result = client.predict("i am so happy and excited, this is the best day of my life", api_name="/predict")
-    assert set(result) == set(EMOTIONS)
+    assert set(result) == set(LABELS)
     assert sum(result.values()) == pytest.approx(1.0, abs=1e-4)
     assert max(result, key=result.get) == "joy"
     assert list(result.values()) == sorted(result.values(), reverse=True)
@@ -48,7 +50,7 @@ def test_score_csv_returns_every_row(client, tmp_path):
     assert out.loc[0, "emotion"] == "sadness" and out.loc[1, "emotion"] == "anger"
     assert out.loc[2, "emotion"] == "" and out.loc[2, "note"] != ""
     assert out.loc[4, "comment"].startswith("'=")  # neutralised for spreadsheets
-    assert {"needs_review", "in_distribution", "ood_score", *[f"p_{label}" for label in EMOTIONS]} <= set(out.columns)
+    assert {"needs_review", "in_distribution", "ood_score", *[f"p_{label}" for label in LABELS]} <= set(out.columns)
     assert "comment" in summary
 
 
@@ -57,15 +59,14 @@ CLASSIFY_TEXTS = ["i feel so happy today", "i am terrified of the exam tomorrow"
 
 
 def test_classify_gives_the_engines_probabilities_in_label_order(client):
-    from emotion_app.constants import BUNDLED_ADAPTER
     from emotion_app.engine.classifier import EmotionClassifier
 
     engine = EmotionClassifier.from_adapter(str(BUNDLED_ADAPTER))  # the app's engine: int8 in ONNX Runtime
     for text in CLASSIFY_TEXTS[:3]:
         result = client.predict(text, api_name="/classify")
         details = engine.predict_details([text])
-        assert list(result) == [*EMOTIONS, "in_distribution"]  # the shipped adapter has a shift detector
-        assert [result[label] for label in EMOTIONS] == pytest.approx(details.probabilities[0].tolist(), abs=1e-6)
+        assert list(result) == [*LABELS, "in_distribution"]  # the shipped adapter has a shift detector
+        assert [result[label] for label in LABELS] == pytest.approx(details.probabilities[0].tolist(), abs=1e-6)
         assert result["in_distribution"] == bool(details.in_distribution[0])
     assert "error" in client.predict("   ", api_name="/classify")
 

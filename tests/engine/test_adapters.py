@@ -272,7 +272,7 @@ def _peft_merged(adapter: str):
     """The reference: peft's PeftModel.from_pretrained(...).merge_and_unload()."""
     source = modeling.read_adapter(adapter)
     tokenizer = load_tokenizer(source.tokenizer_source)
-    base = load_base_model(source.base_model, tokenizer.pad_token_id)
+    base = load_base_model(source.base_model, tokenizer.pad_token_id, source.labels)
     return modeling._peft_model(base, source, adapter, merge=True)
 
 
