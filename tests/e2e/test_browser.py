@@ -10,6 +10,8 @@ import pandas as pd
 import pytest
 from app_server import REPO, shared_app
 
+from emotion_app.artifacts import read_labels
+from emotion_app.constants import BUNDLED_ADAPTER
 from emotion_app.labels import EMOTIONS
 
 pytestmark = pytest.mark.browser
@@ -41,10 +43,14 @@ FAMILIAR = ["i feel so lonely and miserable since she left me", "i am feeling re
             "i feel really excited about the trip we are planning", "i feel so happy today",
             "i feel hopeless and empty inside", "i feel amazed by how kind people can be",
             "i feel irritated when people talk loudly on the phone"]
-UNFAMILIAR = ["lol that ref was blind, worst call of the season", "Source? Pretty sure that's not how taxes work.",
-              "This is the way.", "The meeting has been moved to room 4B on Thursday.",
-              "Add two cups of flour and stir until smooth.", "r/nba is going to have a field day with this",
-              "Can someone explain the ending of the show to me?", "Upvoted for visibility, OP please update us"]
+# Unlike any training text (the embedded model is trained on dair-ai tweets and Reddit comments).
+UNFAMILIAR = ['java.lang.NullPointerException: Cannot invoke "String.length()" because "s" is null',
+              "SKU-44718-BX 12.99 EUR qty 3", "SELECT id, name FROM customers WHERE created_at > '2024-01-01';",
+              "Der Zug nach München fährt heute um acht Uhr von Gleis drei ab.",
+              "La réunion du conseil municipal aura lieu jeudi prochain à la mairie.",
+              "192.168.1.14 255.255.255.0 10.0.0.1 8.8.8.8", "docker run -d -p 8080:80 --name web nginx:1.25",
+              "KeyError: 'user_id'", "for (int i = 0; i < n; ++i) { sum += a[i] * b[i]; }"]
+LABELS = read_labels(BUNDLED_ADAPTER)  # the app shows the labels of the model it serves
 SHIFT_WARNING = "this file is unlike the training data"
 LABELLED = ["i feel so lonely and sad today;sadness", "i am so happy and cheerful;joy",
             "i feel so angry and bitter about it;anger", "i am scared and anxious;fear",
@@ -92,16 +98,16 @@ def screenshot(page, name: str) -> None:
     page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
 
 
-def test_predict_shows_six_sorted_bars_and_the_top_emotion(page):
+def test_predict_shows_a_sorted_bar_per_label_and_the_top_emotion(page):
     page.get_by_role("tab", name="Predict").click()
     page.locator("#predict-text textarea").fill("i am so happy and excited, today was a wonderful day")
     page.locator("#predict-button").click()
     expect(page.locator("#predict-top")).to_contain_text("joy")
     bars = page.locator('#predict-label [data-testid$="-confidence-set"]')  # gr.Label's rows
-    expect(bars).to_have_count(len(EMOTIONS))
+    expect(bars).to_have_count(len(LABELS))
     rows = bars.evaluate_all("els => els.map(e => [e.getBoundingClientRect().top, e.dataset.testid])")
     top_to_bottom = [name.removesuffix("-confidence-set") for _, name in sorted(rows)]
-    assert sorted(top_to_bottom) == sorted(EMOTIONS) and top_to_bottom[0] == "joy"  # most probable on top
+    assert sorted(top_to_bottom) == sorted(LABELS) and top_to_bottom[0] == "joy"  # most probable on top
     expect(page.locator("#predict-words")).to_contain_text("happy")  # word importance filled in
     expect(page.locator("#predict-top")).not_to_contain_text("Unlike the training data")
     screenshot(page, "predict")
@@ -109,7 +115,7 @@ def test_predict_shows_six_sorted_bars_and_the_top_emotion(page):
 
 def test_predict_says_plainly_when_a_text_is_unlike_the_training_data(page):
     page.get_by_role("tab", name="Predict").click()
-    page.locator("#predict-text textarea").fill("The meeting has been moved to room 4B on Thursday.")
+    page.locator("#predict-text textarea").fill(UNFAMILIAR[6])
     page.locator("#predict-button").click()
     expect(page.locator("#predict-top")).to_contain_text("Unlike the training data")
     page.locator("#predict-text textarea").fill("i feel so happy today")
@@ -166,7 +172,7 @@ def test_evaluation_shows_the_confusion_matrix_and_a_live_run(page, tmp_path):
     expect(page.locator("#eval-summary")).to_contain_text("accuracy")
     confusion = page.locator("#eval-confusion")
     expect(confusion.locator(".heatmaplayer")).to_have_count(1)
-    assert confusion.locator(".xtick text").all_text_contents() == list(EMOTIONS)
+    assert confusion.locator(".xtick text").all_text_contents() == list(LABELS)
     expect(page.locator("#eval-per-class")).to_contain_text("macro average")
     screenshot(page, "evaluation")
     labelled = tmp_path / "labelled.txt"
