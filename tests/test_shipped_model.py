@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from emotion_app.analysis.metrics import metrics_from_confusion
-from emotion_app.engine.classifier import EmotionClassifier
 from emotion_app.artifacts import read_labels
+from emotion_app.engine.classifier import EmotionClassifier
 from emotion_app.labels import EMOTIONS, NEUTRAL
 
 pytestmark = pytest.mark.slow
