@@ -197,9 +197,9 @@ def read_isear(path: Path, labels: tuple[str, ...], max_rows: int | None) -> tup
         found = sorted({cell.strip().lower() for cell in raw.cells})
         raise SystemExit(f"error: {path} has no row of the model's labels {list(labels)}: expected ISEAR's "
                          f"anger, fear, joy and sadness rows, found labels {found[:10]}. Check --isear.")
+    logger.info("%s: %d rows of the model's labels (%s read), %d of other labels left out", path, len(keep),
+                "all" if max_rows is None else f"the first {min(max_rows, len(keep))}", len(raw.cells) - len(keep))
     keep = keep[:max_rows]
-    logger.info("%s: %d rows of the model's labels, %d of other labels left out", path, len(keep),
-                len(raw.cells) - len(keep))
     rows = RawRows(raw.path, [raw.texts[i] for i in keep], [raw.cells[i] for i in keep], [raw.places[i] for i in keep])
     data = encode(rows, labels)
     return list(data["text"]), np.asarray(data["label"])
@@ -235,11 +235,9 @@ def trained_on_goemotions(adapter: str) -> bool:
 
 def file_estimate(engine: EmotionClassifier, split: dict, index: np.ndarray | None = None) -> dict:
     """FileEstimate.result() of the split's rows (`index`: some of them)."""
+    rows = slice(None) if index is None else index
     result = FileEstimate(engine.detector)
-    if index is None:
-        result.add(split["probs"], split["scores"])
-    else:
-        result.add(split["probs"][index], split["scores"][index])
+    result.add(split["probs"][rows], split["scores"][rows])
     return result.result()
 
 

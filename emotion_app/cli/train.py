@@ -3,9 +3,10 @@
 The reference recipe (DialogRPT-updown, GPT-2 medium, LoRA r=8; needs the Hub, best on a GPU):
     python -m emotion_app train configs/dialogrpt-updown.json
 
-The bundled MiniLM on a 2-core CPU with the local copy of the data: the embedded adapter (v2) is
-the labels-only run (v1) mixed in weight space with a run on the base's zero-shot prior
-(docs/training.md); the second command trains the prior run and saves the mix:
+The bundled MiniLM on a 2-core CPU with the local copy of the data (docs/training.md): the embedded
+adapter (v3: seven labels, with GoEmotions train, mixed in weight space with v2), and v2 (a prior
+run mixed with the labels-only run v1, which the first command makes):
+    python -m emotion_app train configs/minilm-v3.json --data_dir ../shared/data/emotion
     python -m emotion_app train configs/minilm-labels.json --data_dir ../shared/data/emotion
     python -m emotion_app train configs/minilm-cpu.json --data_dir ../shared/data/emotion
 

@@ -1,8 +1,8 @@
 """train.py's arguments: dataclasses read by HfArgumentParser, a JSON config + flag overrides.
 
 Defaults reproduce the reference recipe (DialogRPT-updown + LoRA r=8 on dair-ai/emotion);
-`configs/minilm-cpu.json` holds the recipe of the embedded adapter on the bundled MiniLM base (a
-prior run mixed with `configs/minilm-labels.json`'s labels-only run), for a small CPU.
+`configs/minilm-v3.json` holds the recipe of the embedded adapter on the bundled MiniLM base, for
+a small CPU (docs/training.md has it and the earlier ones).
 """
 
 from __future__ import annotations
