@@ -17,6 +17,8 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from emotion_app.constants import DEFAULT_ADAPTER  # after the path above
+from emotion_app.data.labelled import RawRows, read_raw_rows
+from emotion_app.labels import parse_label
 
 EMBEDDED_ADAPTER = REPO / DEFAULT_ADAPTER
 DOCS = REPO / "docs"
@@ -28,6 +30,24 @@ GOEMOTIONS6_DEV = GOEMOTIONS6 / "dev.csv"  # real text, never trained on
 ISEAR = DATA / "isear" / "isear.csv"  # situations people felt an emotion in; never trained on
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def rows_of_labels(path: str | Path, labels) -> tuple[RawRows, dict[str, int]]:
+    """A labelled file's rows whose label is one of `labels` (names in any case, or ids), in file
+    order, and how many rows of each other label were set aside: ISEAR, whose anger, fear, joy and
+    sadness rows are ours, read against a model's labels."""
+    raw = read_raw_rows(path)
+    keep, aside = [], {}
+    for i, cell in enumerate(raw.cells):
+        try:
+            parse_label(cell, labels)
+        except ValueError:
+            key = str(cell).strip().lower()
+            aside[key] = aside.get(key, 0) + 1
+            continue
+        keep.append(i)
+    rows = RawRows(raw.path, [raw.texts[i] for i in keep], [raw.cells[i] for i in keep], [raw.places[i] for i in keep])
+    return rows, dict(sorted(aside.items()))
 
 
 def setup_logging(level: int = logging.INFO) -> None:

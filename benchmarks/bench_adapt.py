@@ -41,6 +41,7 @@ from _common import (
     EMBEDDED_ADAPTER,
     EMOTION_DATA,
     ISEAR,
+    rows_of_labels,
     setup_logging,
 )
 
@@ -56,7 +57,6 @@ from emotion_app.train.adaptation import (
     Corrections,
     adapt,
     check_corrections,
-    read_corrections,
 )
 
 logger = logging.getLogger("bench_adapt")
@@ -116,23 +116,14 @@ def parse_sizes(text: str, usable: int) -> list[int]:
 def usable_rows(path: str, labels: tuple[str, ...]) -> tuple[Corrections, dict[str, int]]:
     """The pool's rows whose label is one of the model's `labels` (ids in them), and how many rows
     of every other label were set aside."""
-    raw = read_corrections(path)
-    kept, ids, aside = [], [], {}
-    for i, cell in enumerate(raw.cells):
-        try:
-            ids.append(parse_label(cell, labels))
-        except ValueError:
-            key = str(cell).strip().lower()
-            aside[key] = aside.get(key, 0) + 1
-            continue
-        kept.append(i)
-    if len(kept) <= MIN_CORRECTIONS:
-        raise ValueError(f"{path}: {len(kept)} of its {len(raw.cells)} rows carry one of the model's labels "
-                         f"({', '.join(labels)}); the others carry {', '.join(sorted(aside)) or 'none'}. Expected "
-                         f"more than {MIN_CORRECTIONS}, to draw corrections from and measure on the rest. Use a pool "
-                         "with rows of the model's labels.")
-    rows = check_corrections([raw.texts[i] for i in kept], ids, [raw.places[i] for i in kept], labels)
-    return rows, dict(sorted(aside.items()))
+    rows, aside = rows_of_labels(path, labels)
+    if len(rows.texts) <= MIN_CORRECTIONS:
+        raise ValueError(f"{path}: {len(rows.texts)} of its {len(rows.texts) + sum(aside.values())} rows carry one of "
+                         f"the model's labels ({', '.join(labels)}); the others carry {', '.join(aside) or 'none'}. "
+                         f"Expected more than {MIN_CORRECTIONS}, to draw corrections from and measure on the rest. "
+                         "Use a pool with rows of the model's labels.")
+    ids = [parse_label(cell, labels) for cell in rows.cells]
+    return check_corrections(rows.texts, ids, rows.places, labels), aside
 
 
 def draw(rows: Corrections, seed: int, largest: int) -> tuple[Corrections, Corrections]:

@@ -23,7 +23,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from _common import DATA, setup_logging
+from _common import DATA, rows_of_labels, setup_logging
 
 from emotion_app.analysis.metrics import label_set_metrics
 from emotion_app.data.labelled import read_labeled_file
@@ -47,9 +47,8 @@ def real_sets(data: Path, test: bool) -> dict[str, tuple[list[str], list[str]]]:
     with open(data / "goemotions" / "dev.csv", encoding="utf-8", newline="") as handle:
         neutral = [row["text"] for row in csv.DictReader(handle) if row["labels"].strip() == NEUTRAL]
     sets["GoEmotions dev, neutral only"] = (neutral, [NEUTRAL] * len(neutral))
-    with open(data / "isear" / "isear.csv", encoding="utf-8", newline="") as handle:
-        isear = [(row["text"], row["label"]) for row in csv.DictReader(handle) if row["label"] in ISEAR_LABELS]
-    sets["ISEAR (4 labels)"] = ([t for t, _ in isear], [lab for _, lab in isear])
+    isear, _ = rows_of_labels(data / "isear" / "isear.csv", ISEAR_LABELS)
+    sets["ISEAR (4 labels)"] = (isear.texts, [cell.strip().lower() for cell in isear.cells])
     return sets
 
 

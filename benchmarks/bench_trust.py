@@ -44,7 +44,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from _common import EMBEDDED_ADAPTER, EMOTION_DATA, GOEMOTIONS6_DEV, ISEAR, setup_logging
+from _common import EMBEDDED_ADAPTER, EMOTION_DATA, GOEMOTIONS6_DEV, ISEAR, rows_of_labels, setup_logging
 
 from emotion_app.analysis.explain import explain
 from emotion_app.analysis.review import (
@@ -55,7 +55,7 @@ from emotion_app.analysis.review import (
 from emotion_app.analysis.shift import FileEstimate, describe_estimate
 from emotion_app.artifacts import read_labels, read_metrics, write_json
 from emotion_app.constants import PRECISIONS, RUNTIMES
-from emotion_app.data.labelled import RawRows, encode, read_labeled_file, read_raw_rows
+from emotion_app.data.labelled import RawRows, encode, read_labeled_file
 from emotion_app.engine import words
 from emotion_app.engine.classifier import EmotionClassifier
 from emotion_app.labels import NEUTRAL
@@ -190,18 +190,13 @@ def read_file(path: Path, labels: tuple[str, ...], max_rows: int | None) -> tupl
 
 def read_isear(path: Path, labels: tuple[str, ...], max_rows: int | None) -> tuple[list[str], np.ndarray]:
     """ISEAR's rows whose label the model has (anger, fear, joy, sadness), first `max_rows` of them."""
-    raw = read_raw_rows(path)
-    known = {label.lower() for label in labels}
-    keep = [i for i, cell in enumerate(raw.cells) if cell.strip().lower() in known]
-    if not keep:
-        found = sorted({cell.strip().lower() for cell in raw.cells})
+    rows, aside = rows_of_labels(path, labels)
+    if not rows.texts:
         raise SystemExit(f"error: {path} has no row of the model's labels {list(labels)}: expected ISEAR's "
-                         f"anger, fear, joy and sadness rows, found labels {found[:10]}. Check --isear.")
-    logger.info("%s: %d rows of the model's labels (%s read), %d of other labels left out", path, len(keep),
-                "all" if max_rows is None else f"the first {min(max_rows, len(keep))}", len(raw.cells) - len(keep))
-    keep = keep[:max_rows]
-    rows = RawRows(raw.path, [raw.texts[i] for i in keep], [raw.cells[i] for i in keep], [raw.places[i] for i in keep])
-    data = encode(rows, labels)
+                         f"anger, fear, joy and sadness rows, found labels {list(aside)[:10]}. Check --isear.")
+    logger.info("%s: %d rows of the model's labels (%s read), %d of other labels left out", path, len(rows.texts),
+                "all" if max_rows is None else f"the first {min(max_rows, len(rows.texts))}", sum(aside.values()))
+    data = encode(RawRows(rows.path, rows.texts[:max_rows], rows.cells[:max_rows], rows.places[:max_rows]), labels)
     return list(data["text"]), np.asarray(data["label"])
 
 

@@ -56,11 +56,12 @@ class RawRows:
 
 
 def load_splits(args: DataArguments, splits: tuple[str, ...] = SPLITS, dropped: dict | None = None,
-                seed: int = 42) -> DatasetDict:
+                seed: int = 42, capped: list | None = None) -> DatasetDict:
     """Load the requested splits from local files if any are given, else from the Hub. The label
     list is `args.labels`, else found in the training rows (labels.label_order). `dropped`, when
     given, receives {file: {reason: rows}} for the rows a label mapping or the per-label cap of
-    extra files (sampled with `seed`) set aside."""
+    extra files (sampled with `seed`) set aside; `capped` receives the rows the cap set aside, as
+    one RawRows per extra file (held out from training, e.g. to fit a neutral margin on)."""
     files = split_files(args, splits)
     if not files:
         data = load_hub_splits(args.dataset_name, args.dataset_config, splits)
@@ -71,8 +72,11 @@ def load_splits(args: DataArguments, splits: tuple[str, ...] = SPLITS, dropped: 
     mapping = read_label_mapping(args.label_mapping) if args.label_mapping else None
     raw = {split: [read_raw_rows(path, mapping=mapping)] for split, path in files.items()}
     if "train" in raw:
-        raw["train"] += [cap_per_label(read_raw_rows(path, mapping=mapping), args.extra_train_max_per_label, seed)
-                         for path in args.extra_train_files or ()]
+        for path in args.extra_train_files or ():
+            kept, aside = split_by_cap(read_raw_rows(path, mapping=mapping), args.extra_train_max_per_label, seed)
+            raw["train"].append(kept)
+            if capped is not None:
+                capped.append(aside)
     _check_missing(raw, splits)
     labels = check_labels(args.labels, "--labels") if args.labels else \
         infer_labels([cell for rows in raw.get("train", ()) for cell in rows.cells])
@@ -95,19 +99,29 @@ def load_splits(args: DataArguments, splits: tuple[str, ...] = SPLITS, dropped: 
 def cap_per_label(rows: RawRows, cap: int | None, seed: int) -> RawRows:
     """At most `cap` rows of each label, a seeded random sample kept in file order; the rest are
     counted in `rows.dropped`. A large extra source would otherwise set the label balance alone."""
+    return split_by_cap(rows, cap, seed)[0]
+
+
+def split_by_cap(rows: RawRows, cap: int | None, seed: int) -> tuple[RawRows, RawRows]:
+    """(the rows cap_per_label keeps, the rows it sets aside), each in file order."""
     if cap is None:
-        return rows
+        return rows, RawRows(rows.path, [], [], [])
     if cap < 1:
         raise ValueError(f"--extra_train_max_per_label is {cap}: expected a positive number of rows, or leave it out.")
     by_label: dict[str, list[int]] = {}
     for i, cell in enumerate(rows.cells):
         by_label.setdefault(cell.strip().lower(), []).append(i)
     rng = random.Random(seed)
-    keep = sorted(i for found in by_label.values() for i in (rng.sample(found, cap) if len(found) > cap else found))
-    if len(keep) < len(rows.cells):
-        rows.dropped["over --extra_train_max_per_label"] += len(rows.cells) - len(keep)
-    return RawRows(rows.path, [rows.texts[i] for i in keep], [rows.cells[i] for i in keep],
-                   [rows.places[i] for i in keep], rows.dropped)
+    keep = set(i for found in by_label.values() for i in (rng.sample(found, cap) if len(found) > cap else found))
+    aside = [i for i in range(len(rows.cells)) if i not in keep]
+    if aside:
+        rows.dropped["over --extra_train_max_per_label"] += len(aside)
+
+    def part(indices, dropped):
+        return RawRows(rows.path, [rows.texts[i] for i in indices], [rows.cells[i] for i in indices],
+                       [rows.places[i] for i in indices], dropped)
+
+    return part(sorted(keep), rows.dropped), part(aside, Counter())
 
 
 def relabel(dataset: Dataset, labels) -> Dataset:

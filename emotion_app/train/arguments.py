@@ -17,7 +17,7 @@ from emotion_app.constants import MINILM_ID
 from emotion_app.data.labelled import DataArguments
 from emotion_app.errors import EXIT_CODES_HELP
 from emotion_app.labels import PROMPT_SETS
-from emotion_app.train.soup import NEUTRAL_MARGIN_HELP
+from emotion_app.train.soup import NEUTRAL_MARGIN_HELP, NEUTRAL_RECALL_HELP
 
 REFERENCE_BASE_ID = "microsoft/DialogRPT-updown"
 
@@ -114,6 +114,10 @@ class RunArguments(TrainingArguments):
     soup_neutral_margin: float = field(
         default=0.0,
         metadata={"help": f"With --soup_with. {NEUTRAL_MARGIN_HELP}"},
+    )
+    soup_neutral_recall: float | None = field(
+        default=None,
+        metadata={"help": f"With --soup_with. {NEUTRAL_RECALL_HELP}"},
     )
     resume: bool = field(
         default=False,

@@ -11,8 +11,9 @@ benchmark and much of the prior's gain on real text (docs/training.md).
 Adapters may have different label lists when one holds every label of the others (a six-emotion
 adapter in a seven-label soup): each head row is then the weighted mean over the adapters that have
 that label. Mixing dilutes the features a row only one adapter learned (neutral), so its logit
-shrinks; a neutral margin m, written into the head's bias, moves that row back (chosen on held-out
-real text, as experiments/neutral_margin.py measures it).
+shrinks; a neutral margin m, written into the head's bias, moves that row back. How far it shrinks
+differs from run to run, so train.py can fit m per run (`fit_neutral_margin`): the margin at which
+the soup calls a chosen share of held-out neutral rows neutral.
 """
 
 from __future__ import annotations
@@ -37,6 +38,10 @@ NEUTRAL_MARGIN_HELP = ("With a neutral label: the soup calls a text neutral only
                        "best emotion's by more than this (written into the head's bias; negative: neutral more "
                        "often). Mixing in an adapter without neutral weakens that logit; choose the margin on "
                        "held-out real text (experiments/neutral_margin.py).")
+NEUTRAL_RECALL_HELP = ("With a neutral label, instead of a fixed margin: fit the margin after training so that the "
+                       "soup calls this share of held-out neutral rows neutral (rows labelled neutral the run does "
+                       "not train on: validation's, and those --extra_train_max_per_label sets aside). How much "
+                       "mixing weakens the neutral logit differs from run to run; a share of neutral rows does not.")
 
 # adapter_config.json keys the mix must find equal in every adapter (anything else is a different model)
 SHARED_KEYS = ("peft_type", "task_type", "base_model_name_or_path", "fan_in_fan_out", "modules_to_save")
@@ -140,6 +145,23 @@ def _shift_neutral(tensors: dict, heads: tuple[str, ...], labels: tuple[str, ...
     for key in biases:
         tensors[key] = tensors[key].clone()
         tensors[key][labels.index(NEUTRAL)] -= margin
+
+
+def check_neutral_recall(recall: float) -> float:
+    if not 0 < recall < 1:
+        raise ValueError(f"--soup_neutral_recall is {recall}: expected the share of held-out neutral rows the soup "
+                         "should call neutral, in (0, 1), e.g. 0.65.")
+    return float(recall)
+
+
+def fit_neutral_margin(logits, neutral: int, recall: float) -> float:
+    """The neutral margin at which a soup whose logits on neutral rows are `logits` (at margin 0)
+    calls `recall` of them neutral: the (1 - recall) quantile of neutral logit minus best emotion's."""
+    import numpy as np
+
+    logits = np.asarray(logits, dtype=np.float64)
+    lead = logits[:, neutral] - np.delete(logits, neutral, axis=1).max(axis=1)
+    return float(np.quantile(lead, 1 - check_neutral_recall(recall)))
 
 
 def read_ingredient(adapter: str) -> tuple[Ingredient, object]:

@@ -32,7 +32,7 @@ from emotion_app.artifacts import (
     write_labels,
 )
 from emotion_app.data.labelled import load_splits
-from emotion_app.labels import EMOTIONS
+from emotion_app.labels import EMOTIONS, NEUTRAL
 from emotion_app.engine.classifier import EmotionClassifier, softmax
 from emotion_app.train.arguments import (
     DataArguments,
@@ -43,12 +43,25 @@ from emotion_app.train.arguments import (
 from emotion_app.publish.card import write_model_card
 from emotion_app.train.lora import build_lora_model
 from emotion_app.train.prior import check_prior, prior_targets
-from emotion_app.train.soup import check_soup_weight, lineage, load_mix, mix, read_ingredient, recorded_accuracy
+from emotion_app.train.soup import (
+    check_neutral_recall,
+    check_soup_weight,
+    fit_neutral_margin,
+    lineage,
+    load_mix,
+    mix,
+    read_ingredient,
+    recorded_accuracy,
+)
 
 logger = logging.getLogger(__name__)
 
 CHECKPOINTS = "checkpoints"
 STAGING = ".staging"
+# --soup_neutral_recall's rows: the recall reached on unseen neutral text has a standard error of
+# sqrt(R (1 - R) / n), about 3 points at 200 rows and under 1 at 4,000; more only cost time
+MIN_NEUTRAL_FIT_ROWS = 200
+NEUTRAL_FIT_ROWS = 4000
 
 
 def train(model_args: ModelArguments, data_args: DataArguments, lora_args: LoraArguments,
@@ -60,15 +73,16 @@ def train(model_args: ModelArguments, data_args: DataArguments, lora_args: LoraA
 
         check_repo_id(run_args.hub_model_id or "")
     check_prior(run_args.prior_weight, run_args.prior_temperature, run_args.prior_prompts)
-    if run_args.soup_neutral_margin and not run_args.soup_with:
-        raise ValueError(f"--soup_neutral_margin is {run_args.soup_neutral_margin} but there is no --soup_with: the "
-                         "margin applies to a soup. Add --soup_with ADAPTER or leave the margin at 0.")
+    _check_neutral_options(run_args)
     partner = _soup_partner(run_args) if run_args.soup_with else None
     set_seed(run_args.seed)
     dropped: dict = {}
-    data = load_splits(data_args, dropped=dropped, seed=run_args.seed)
+    capped: list = []
+    data = load_splits(data_args, dropped=dropped, seed=run_args.seed, capped=capped)
     labels = tuple(data["train"].features["label"].names)
     logger.info("Labels: %s", ", ".join(labels))
+    neutral_rows = None if run_args.soup_neutral_recall is None else \
+        _held_out_neutral(data, capped, labels, run_args.seed)
     targets = prior_targets(model_args.base_model, data["train"]["text"], data["train"]["label"],
                             run_args.prior_weight, run_args.prior_temperature,
                             model_args.max_length, labels, run_args.prior_prompts) if run_args.prior_weight else None
@@ -84,12 +98,14 @@ def train(model_args: ModelArguments, data_args: DataArguments, lora_args: LoraA
     model, soup = trainer.model, None
     if partner is not None:
         model, tokenizer, soup = _mix_with(partner, model, tokenizer, run_args, model_args.base_model, labels,
-                                           own_accuracy=_best_accuracy(trainer, run_args))
+                                           own_accuracy=_best_accuracy(trainer, run_args), neutral_rows=neutral_rows)
     metrics, detector = measure(model, tokenizer, data, model_args, run_args.per_device_eval_batch_size,
                                 run_args.seed, output_dir.name)
     metrics["training"] = _training_summary(model_args, data_args, lora_args, run_args, trainer, seconds, data)
     if dropped:
         metrics["training"]["rows_dropped"] = dropped
+    if resume_from:  # train_seconds then counts this invocation's steps only
+        metrics["training"]["resumed_from"] = Path(resume_from).name
     if soup is not None:
         metrics["soup"] = {**soup, "max_length": model_args.max_length, "seed": run_args.seed}
     if not trainer.is_world_process_zero():  # under torchrun/accelerate only rank 0 writes and uploads
@@ -135,25 +151,73 @@ def _soup_partner(run_args: RunArguments):
                          "`python train.py configs/minilm-labels.json`).") from None
 
 
+def _check_neutral_options(run_args: RunArguments) -> None:
+    margin, recall = run_args.soup_neutral_margin, run_args.soup_neutral_recall
+    for name, value in (("--soup_neutral_margin", margin), ("--soup_neutral_recall", recall)):
+        if value and not run_args.soup_with:
+            raise ValueError(f"{name} is {value} but there is no --soup_with: it applies to a soup. Add --soup_with "
+                             f"ADAPTER or leave {name} out.")
+    if recall is not None:
+        check_neutral_recall(recall)
+        if margin:
+            raise ValueError(f"--soup_neutral_margin is {margin} and --soup_neutral_recall is {recall}: expected one "
+                             "of them (the recall fits the margin). Leave one out.")
+
+
+def _held_out_neutral(data, capped: list, labels: tuple[str, ...], seed: int) -> list[str]:
+    """Texts labelled neutral that the run does not train on (validation's, and the extra files' rows
+    the per-label cap set aside), at most NEUTRAL_FIT_ROWS of them (a seeded sample): what
+    --soup_neutral_recall fits the margin on. Raises ValueError, before any training, when too few."""
+    if NEUTRAL not in labels:
+        raise ValueError(f"--soup_neutral_recall needs a `{NEUTRAL}` label; the run's labels are "
+                         f"{', '.join(labels)}. Leave it out, or train on rows labelled {NEUTRAL}.")
+    neutral = labels.index(NEUTRAL)
+    texts = [text for text, label in zip(data["validation"]["text"], data["validation"]["label"]) if label == neutral]
+    from_validation = len(texts)
+    texts += [text for rows in capped for text, cell in zip(rows.texts, rows.cells) if cell.strip().lower() == NEUTRAL]
+    if len(texts) < MIN_NEUTRAL_FIT_ROWS:
+        raise ValueError(f"--soup_neutral_recall fits the margin on rows labelled {NEUTRAL} that the run does not "
+                         f"train on; found {len(texts)} ({from_validation} in validation, {len(texts) - from_validation} "
+                         f"set aside by --extra_train_max_per_label), expected at least {MIN_NEUTRAL_FIT_ROWS}. Add "
+                         f"{NEUTRAL} rows to the validation file, cap an extra file with more {NEUTRAL} rows than "
+                         "the cap, or give a fixed --soup_neutral_margin instead.")
+    logger.info("Neutral margin: fitted after training on %d held-out neutral rows (%d from validation)",
+                min(len(texts), NEUTRAL_FIT_ROWS), from_validation)
+    return [texts[i] for i in sample_rows(len(texts), NEUTRAL_FIT_ROWS, seed)]
+
+
 def _mix_with(partner, model, tokenizer, run_args: RunArguments, base_model: str, labels: tuple[str, ...],
-              check_only: bool = False, own_accuracy: float | None = None):
+              check_only: bool = False, own_accuracy: float | None = None, neutral_rows: list[str] | None = None):
     """This run's adapter mixed with the --soup_with one (train/soup.py): (model, tokenizer, the
-    soup's lineage for metrics.json). With check_only, only whether the two can be mixed (the
-    untrained adapter has this run's layers and head), raising ValueError when not."""
+    soup's lineage for metrics.json). With neutral_rows (--soup_neutral_recall) the neutral margin
+    is fitted on them. With check_only, only whether the two can be mixed (the untrained adapter has
+    this run's layers and head, and a margin fits its head), raising ValueError when not."""
     ingredient, source = partner
     weights = [run_args.soup_weight, 1 - run_args.soup_weight]
+    recall = run_args.soup_neutral_recall
+    margin = run_args.soup_neutral_margin
     with tempfile.TemporaryDirectory() as scratch:
         _save_peft(model, Path(scratch), base_model)
         write_labels(scratch, labels)  # a head of other labels than the six emotions is read by them
         own = dataclasses.replace(read_ingredient(scratch)[0], name=f"{run_args.output_dir} (this run)")
         if check_only:
-            mix([ingredient, own], weights, run_args.soup_neutral_margin)
+            # a margin to fit is checked as any nonzero one is (a neutral label, a head bias)
+            mix([ingredient, own], weights, 1.0 if recall is not None else margin)
             return None
-        loaded, config = load_mix([ingredient, own], weights, tokenizer, run_args.soup_neutral_margin)
+        if recall is not None:
+            unshifted = load_mix([ingredient, own], weights, tokenizer)[0]
+            logits = EmotionClassifier(unshifted.model, unshifted.tokenizer, labels=unshifted.labels,
+                                       batch_size=max(run_args.per_device_eval_batch_size, 32)).logits(neutral_rows)
+            margin = fit_neutral_margin(logits, labels.index(NEUTRAL), recall)
+            logger.info("Neutral margin %.4f: the soup calls %.0f%% of the held-out neutral rows neutral", margin,
+                        100 * recall)
+        loaded, config = load_mix([ingredient, own], weights, tokenizer, margin)
         adapters = [lineage(run_args.soup_with, weights[0], source.directory, recorded_accuracy(source.directory)),
                     lineage(own.name, weights[1], Path(scratch), own_accuracy)]
-    return loaded.model, loaded.tokenizer, {"adapters": adapters, "rank": config["r"],
-                                             "neutral_margin": run_args.soup_neutral_margin}
+    soup = {"adapters": adapters, "rank": config["r"], "neutral_margin": margin}
+    if recall is not None:
+        soup["neutral_margin_fit"] = {"recall": recall, "held_out_neutral_rows": len(neutral_rows)}
+    return loaded.model, loaded.tokenizer, soup
 
 
 def _best_accuracy(trainer: Trainer, run_args: RunArguments) -> float | None:

@@ -7,12 +7,15 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pandas as pd
 import pytest
 from support import (
     LABEL_NAMES,
+    all_texts,
     NEUTRAL_TEXTS,
     REPO,
     SEVEN_LABELS,
@@ -159,7 +162,7 @@ def test_train_py_maps_multi_label_rows_and_records_what_it_dropped(tiny_bert_di
 
 
 def test_extra_files_can_be_capped_per_label_with_a_seeded_sample(tiny_bert_dir, data_dir, tmp_path):
-    from emotion_app.data.labelled import RawRows, cap_per_label
+    from emotion_app.data.labelled import RawRows, cap_per_label, split_by_cap
 
     rows = lambda: RawRows(tmp_path / "x.csv", [f"t{i}" for i in range(10)],  # noqa: E731
                            ["neutral"] * 7 + ["joy", "JOY ", "fear"], [f"row {i}" for i in range(10)])
@@ -170,6 +173,9 @@ def test_extra_files_can_be_capped_per_label_with_a_seeded_sample(tiny_bert_dir,
     assert cap_per_label(rows(), 2, seed=1).texts == capped.texts  # the seed fixes the sample
     assert {tuple(cap_per_label(rows(), 2, seed=s).texts) for s in range(6)} != {tuple(capped.texts)}
     assert cap_per_label(rows(), None, seed=1).texts == rows().texts
+    kept, aside = split_by_cap(rows(), 2, seed=1)
+    assert kept.texts == capped.texts and sorted(kept.texts + aside.texts) == sorted(rows().texts)
+    assert sorted(aside.cells) == ["neutral"] * 5 and not aside.dropped
 
     extra = tmp_path / "reddit.csv"
     pd.DataFrame({"text": [f"plain line {i}" for i in range(6)] + ["so happy"],
@@ -259,6 +265,39 @@ def test_train_py_mixes_a_seven_label_run_with_a_six_label_partner(seven_label_a
         np.testing.assert_allclose(mine[key].numpy(), theirs[key].numpy(), atol=1e-6, rtol=1e-5)
     soup = json.loads((trained / "metrics.json").read_text(encoding="utf-8"))["soup"]
     assert soup["neutral_margin"] == -0.75 and [a["weight"] for a in soup["adapters"]] == [0.35, 0.65]
+
+
+def test_train_py_fits_the_neutral_margin_on_held_out_neutral_rows(trained_bert_adapter, tiny_bert_dir,
+                                                                   neutral_data_dir, tmp_path):
+    from emotion_app.data.labelled import read_raw_rows, split_by_cap
+    from emotion_app.train.trainer import MIN_NEUTRAL_FIT_ROWS
+
+    extra = tmp_path / "reddit.csv"  # neutral rows beyond the cap are held out: what the margin is fitted on
+    words = sorted({word for text in all_texts() for word in text.split()})
+    rng = np.random.default_rng(0)  # varied rows, so that their neutral logits spread
+    texts = [" ".join(rng.choice(words, size=8)) for _ in range(260)]
+    pd.DataFrame({"text": texts + ["so happy today", "this is great"],
+                  "labels": ["neutral"] * 260 + ["joy"] * 2}).to_csv(extra, index=False)
+    out, seed = tmp_path / "fitted", 7
+    run_train(quick_train_args(tiny_bert_dir, neutral_data_dir, out, steps=6) + [
+        "--extra_train_files", str(extra), "--extra_train_max_per_label", "40", "--soup_with",
+        str(trained_bert_adapter), "--soup_weight", "0.35", "--soup_neutral_recall", "0.65"])
+    soup = json.loads((out / "metrics.json").read_text(encoding="utf-8"))["soup"]
+    held_out = split_by_cap(read_raw_rows(extra), 40, seed)[1].texts
+    in_validation = (neutral_data_dir / "validation.txt").read_text(encoding="utf-8").count(";neutral\n")
+    assert len(held_out) == 220 >= MIN_NEUTRAL_FIT_ROWS and in_validation > 0  # both are held out
+    assert soup["neutral_margin_fit"] == {"recall": 0.65, "held_out_neutral_rows": 220 + in_validation}
+    probs = EmotionClassifier.from_adapter(str(out), quantize=False).predict_proba(held_out)
+    assert (probs.argmax(axis=1) == SEVEN_LABELS.index("neutral")).mean() == pytest.approx(0.65, abs=0.03)
+
+    few = tmp_path / "few"  # too few held-out neutral rows: refused before training
+    done = subprocess.run([sys.executable, str(REPO / "train.py"), *quick_train_args(tiny_bert_dir, neutral_data_dir, few),
+                           "--extra_train_files", str(extra), "--extra_train_max_per_label", "200", "--soup_with",
+                           str(trained_bert_adapter), "--soup_neutral_recall", "0.65"],
+                          cwd=REPO, env=subprocess_env(), capture_output=True, text=True, timeout=600)
+    assert done.returncode != 0 and f"found {60 + in_validation} ({in_validation} in validation, 60 set aside" \
+        in done.stderr
+    assert not (few / "checkpoints").exists()
 
 
 def test_a_soup_of_seven_label_adapters_keeps_their_labels(seven_label_adapter, data_dir, tmp_path):

@@ -12,7 +12,7 @@ from support import REPO, quick_train_args, run_train, subprocess_env
 
 from emotion_app.engine.classifier import EmotionClassifier
 from emotion_app.labels import EMOTIONS, NEUTRAL
-from emotion_app.train.soup import Ingredient, check_weights, mix, soup_labels
+from emotion_app.train.soup import Ingredient, check_weights, fit_neutral_margin, mix, soup_labels
 
 LAYER = "base_model.model.bert.encoder.layer.0.attention.self.query"
 HEAD = "base_model.model.classifier.weight"
@@ -68,6 +68,19 @@ def test_a_neutral_margin_moves_the_neutral_logit_alone():
     _, shifted = mix([six, seven], [0.5, 0.5], neutral_margin=-0.75)
     torch.testing.assert_close(shifted[BIAS] - plain[BIAS], torch.tensor([0.0] * 6 + [0.75]))
     torch.testing.assert_close(shifted[HEAD], plain[HEAD])
+
+
+def test_a_fitted_neutral_margin_calls_the_asked_share_of_the_rows_neutral():
+    logits = np.random.default_rng(0).normal(size=(400, 7)) * [1, 1, 1, 1, 1, 1, 3]
+    lead = logits[:, 6] - logits[:, :6].max(axis=1)
+    for recall in (0.2, 0.65, 0.9):
+        margin = fit_neutral_margin(logits, 6, recall)
+        assert (lead > margin).mean() == pytest.approx(recall, abs=1 / 400)
+    assert fit_neutral_margin(logits + [0, 0, 0, 0, 0, 0, 2], 6, 0.65) == pytest.approx(
+        fit_neutral_margin(logits, 6, 0.65) + 2)  # a stronger neutral logit needs a larger margin, by as much
+    for recall in (0, 1, 1.5):
+        with pytest.raises(ValueError, match=rf"--soup_neutral_recall is {recall}: expected .* in \(0, 1\)"):
+            fit_neutral_margin(logits, 6, recall)
 
 
 def test_a_soup_mixes_again_though_peft_repeated_its_head_names():
@@ -217,6 +230,10 @@ def test_train_py_soup_with_saves_the_mix_the_soup_command_makes(trained_bert_ad
     ({"missing": True}, r"--soup_with: adapter .* must exist before this run starts"),
     ({"soup_neutral_margin": 1.0}, "needs a `neutral` label"),  # six-label adapters
     ({"soup_neutral_margin": 1.0, "no_soup": True}, "there is no --soup_with"),
+    ({"soup_neutral_recall": 0.65}, "--soup_neutral_recall needs a `neutral` label"),
+    ({"soup_neutral_recall": 0.65, "no_soup": True}, "there is no --soup_with"),
+    ({"soup_neutral_recall": 0.65, "soup_neutral_margin": -0.5}, "expected one of them"),
+    ({"soup_neutral_recall": 1.0}, r"--soup_neutral_recall is 1.0: expected"),
 ])
 def test_train_py_refuses_a_soup_it_cannot_make_before_training(trained_bert_adapter, tiny_bert_dir, data_dir,
                                                                 tmp_path, change, message):
@@ -233,6 +250,8 @@ def test_train_py_refuses_a_soup_it_cannot_make_before_training(trained_bert_ada
     out = tmp_path / "out"
     args = quick_train_args(tiny_bert_dir, data_dir, out) + [
         "--soup_neutral_margin", str(change.get("soup_neutral_margin", 0.0))]
+    if "soup_neutral_recall" in change:
+        args += ["--soup_neutral_recall", str(change["soup_neutral_recall"])]
     if "no_soup" not in change:
         args += ["--soup_with", str(partner), "--soup_weight", str(change.get("soup_weight", 0.5))]
     with pytest.raises(ValueError, match=message):

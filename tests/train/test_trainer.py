@@ -351,6 +351,7 @@ def test_kill_9_mid_training_then_resume_finishes_the_run(tiny_bert_dir, data_di
     assert 10 <= step < steps
     metrics = _metrics(out)
     assert metrics["training"]["global_step"] == steps
+    assert metrics["training"]["resumed_from"] == f"checkpoint-{step}"  # its train_seconds: the resumed part
     assert metrics["test"]["n"] == 24
     load_adapter(str(out))
 
