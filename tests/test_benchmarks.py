@@ -110,3 +110,18 @@ def test_bench_explain_reports_the_top_word_of_every_sentence(trained_bert_adapt
     assert report["share_content_top_word"] == sum(map(is_content_word, emotional)) / len(emotional)
     assert [is_content_word(w) for w in ("the", "The,", "don't", "heating.", "STILL", "unbelievable")] == \
         [False, False, False, True, True, True]
+
+
+def test_isear_style_files_are_read_against_a_models_labels(tmp_path, monkeypatch):
+    """benchmarks/_common.rows_of_labels, which bench_real_text, bench_trust and bench_adapt read
+    ISEAR with: the rows of the model's labels (any case, or ids) in file order, the others counted."""
+    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
+    from _common import rows_of_labels
+
+    pool = tmp_path / "isear.csv"
+    pool.write_text("text,label\nmy exam went well,joy\nthey lied to me,Guilt\nthe dog growled,FEAR\n"
+                    "i felt ashamed,shame\nhe left,0\nmore guilt,guilt\n", encoding="utf-8")
+    rows, aside = rows_of_labels(pool, ("sadness", "joy", "love", "anger", "fear", "surprise"))
+    assert rows.texts == ["my exam went well", "the dog growled", "he left"]
+    assert rows.cells == ["joy", "FEAR", "0"] and len(rows.places) == 3
+    assert aside == {"guilt": 2, "shame": 1}
