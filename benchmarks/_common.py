@@ -8,6 +8,7 @@ from its root without installing the package.
 
 from __future__ import annotations
 
+import csv
 import logging
 import sys
 from pathlib import Path
@@ -18,7 +19,7 @@ if str(REPO) not in sys.path:
 
 from emotion_app.constants import DEFAULT_ADAPTER  # after the path above
 from emotion_app.data.labelled import RawRows, read_raw_rows
-from emotion_app.labels import parse_label
+from emotion_app.labels import NEUTRAL, parse_label
 
 EMBEDDED_ADAPTER = REPO / DEFAULT_ADAPTER
 DOCS = REPO / "docs"
@@ -28,6 +29,7 @@ EMOTION_DATA = DATA / "emotion"  # dair-ai/emotion: train/validation/test.txt
 GOEMOTIONS6 = DATA / "goemotions-6"  # GoEmotions comments with exactly one of the six emotions
 GOEMOTIONS6_DEV = GOEMOTIONS6 / "dev.csv"  # real text, never trained on
 ISEAR = DATA / "isear" / "isear.csv"  # situations people felt an emotion in; never trained on
+GOEMOTIONS_DEV = DATA / "goemotions" / "dev.csv"  # all 28 labels, multi-label
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -48,6 +50,12 @@ def rows_of_labels(path: str | Path, labels) -> tuple[RawRows, dict[str, int]]:
         keep.append(i)
     rows = RawRows(raw.path, [raw.texts[i] for i in keep], [raw.cells[i] for i in keep], [raw.places[i] for i in keep])
     return rows, dict(sorted(aside.items()))
+
+
+def neutral_only(path: str | Path = GOEMOTIONS_DEV) -> list[str]:
+    """The texts of a GoEmotions file (text, labels) rated `neutral` and nothing else: plain text."""
+    with open(path, encoding="utf-8", newline="") as handle:
+        return [row["text"] for row in csv.DictReader(handle) if row["labels"].strip() == NEUTRAL]
 
 
 def setup_logging(level: int = logging.INFO) -> None:

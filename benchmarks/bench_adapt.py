@@ -40,7 +40,9 @@ from _common import (
     DOCS,
     EMBEDDED_ADAPTER,
     EMOTION_DATA,
+    GOEMOTIONS_DEV,
     ISEAR,
+    neutral_only,
     rows_of_labels,
     setup_logging,
 )
@@ -49,7 +51,7 @@ from emotion_app.analysis.metrics import evaluate
 from emotion_app.artifacts import read_labels
 from emotion_app.engine.adapters import adapter_directory
 from emotion_app.engine.classifier import EmotionClassifier
-from emotion_app.labels import EMOTIONS, parse_label
+from emotion_app.labels import EMOTIONS, NEUTRAL, parse_label
 from emotion_app.train.adaptation import (
     MIN_CORRECTIONS,
     REPLAY_PER_CORRECTION,
@@ -83,6 +85,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--replay_ratio", type=float, default=REPLAY_PER_CORRECTION,
                         help="Replayed rows per correction.")
     parser.add_argument("--distill_weight", type=float, default=AdaptOptions.distill_weight)
+    parser.add_argument("--plain", default=str(GOEMOTIONS_DEV),
+                        help="For a model with `neutral`: a GoEmotions file whose comments rated neutral only are "
+                        "scored too, to show how much of plain text parent and adapted model call neutral; '' "
+                        "to skip.")
     parser.add_argument("--output", default=str(DOCS / "bench_adapt.json"), help="JSON results.")
     parser.add_argument("--doc", default=str(DOCS / "adaptation.md"), help="Markdown file whose "
                         f"{DOC_START} ... {DOC_END} section gets the table.")
@@ -147,7 +153,15 @@ def scores(metrics: dict, labels: tuple[str, ...]) -> dict:
             "called_neutral_share": called["share"] if called else None, "n": metrics["n"]}
 
 
-def run_size(k: int, drawn: Corrections, measured: Corrections, parent_scores: dict, args, work: Path) -> dict:
+def plain_called_neutral(classifier: EmotionClassifier, texts: list[str]) -> float | None:
+    """The share of plain texts (no emotion) a model calls neutral; None without the label or texts."""
+    if NEUTRAL not in classifier.labels or not texts:
+        return None
+    return float((classifier.predict_proba(texts).argmax(axis=1) == classifier.labels.index(NEUTRAL)).mean())
+
+
+def run_size(k: int, drawn: Corrections, measured: Corrections, parent_scores: dict, args, work: Path,
+             plain: list[str]) -> dict:
     options = AdaptOptions(epochs=args.epochs, learning_rate=args.learning_rate, holdout=args.holdout,
                            replay_data=args.dair_dir or None, replay_rows=round(args.replay_ratio * k),
                            distill_weight=args.distill_weight)
@@ -161,6 +175,7 @@ def run_size(k: int, drawn: Corrections, measured: Corrections, parent_scores: d
     epochs = json.loads((out / "metrics.json").read_text(encoding="utf-8"))["training"]["epochs"]
     row = {"k": k, "replay_rows": options.replay_rows, "epochs": epochs, "wall_s": round(wall, 1),
            "measured": {"parent": parent_scores, "adapted": after},
+           "plain_called_neutral": plain_called_neutral(adapted, plain),
            "heldout": summary["heldout"], "dair_test": summary["dair_test"], "timing": summary["timing"],
            "forgetting_guard": summary["forgetting_guard"], "load_average": [load_before, os.getloadavg()]}
     logger.info("K=%d: measured rows %.1f%% -> %.1f%%, %s", k, 100 * parent_scores["accuracy"],
@@ -175,10 +190,11 @@ def _change(parent: float | None, adapted: float | None, points: bool = True) ->
     return f"{parent:.1%} → {adapted:.1%}{gain}"
 
 
-def table(rows: list[dict]) -> str:
+def table(rows: list[dict], parent_plain: float | None) -> str:
     lines = [("| corrections | replay | measured acc | measured six-way acc | called neutral | "
-              "held-out corrections acc | dair-ai test acc | adaptation s | held-out s | load avg |"),
-             "|---|---|---|---|---|---|---|---|---|---|"]
+              "plain texts called neutral | held-out corrections acc | dair-ai test acc | adaptation s | "
+              "held-out s | load avg |"),
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         parent, adapted, held, dair, timing = (r["measured"]["parent"], r["measured"]["adapted"], r["heldout"],
                                                r["dair_test"] or {}, r["timing"])
@@ -190,6 +206,7 @@ def table(rows: list[dict]) -> str:
                      f"{_change(parent['accuracy'], adapted['accuracy'])} | "
                      f"{_change(parent['six_way_accuracy'], adapted['six_way_accuracy'])} | "
                      f"{_change(parent['called_neutral_share'], adapted['called_neutral_share'], points=False)} | "
+                     f"{_change(parent_plain, r['plain_called_neutral'], points=False)} | "
                      f"{held_text} | {dair_text} | "
                      f"{timing['adaptation_s']:.0f} | {timing['heldout_s']:.0f} | "
                      f"{r['load_average'][0][0]:.1f} / {r['load_average'][1][0]:.1f} |")
@@ -229,7 +246,7 @@ def write_doc(path: Path, command: str, summary: dict) -> None:
             f"every K. Accuracy over all {len(d['model_labels'])} labels of the model ({', '.join(d['model_labels'])}"
             f"{'; a neutral answer is wrong' if 'neutral' in d['model_labels'] else ''}), six-way over the six "
             "emotions alone:"
-            f"\n\n{table(summary['runs'])}\n\n"
+            f"\n\n{table(summary['runs'], summary['plain']['parent_called_neutral'])}\n\n"
             f"Targets at 100 corrections: {_targets_text(summary['targets'])}.\n")
     path.write_text(f"{head}{DOC_START}\n{body}{DOC_END}{tail}", encoding="utf-8")
 
@@ -257,9 +274,11 @@ def main(argv: list[str] | None = None) -> dict:
                 len(measured.texts))
     parent = EmotionClassifier.from_adapter(args.adapter, quantize=False, runtime="torch")
     parent_scores = scores(evaluate(parent, measured.texts, measured.labels), parent.labels)
+    plain = neutral_only(args.plain) if args.plain and NEUTRAL in labels else []
+    parent_plain = plain_called_neutral(parent, plain)
     load_start = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="bench-adapt-") as work:
-        runs = [run_size(k, drawn, measured, parent_scores, args, Path(work)) for k in sizes]
+        runs = [run_size(k, drawn, measured, parent_scores, args, Path(work), plain) for k in sizes]
     options = dataclasses.asdict(AdaptOptions(epochs=args.epochs, learning_rate=args.learning_rate,
                                               holdout=args.holdout, distill_weight=args.distill_weight))
     given = argv if argv is not None else sys.argv[1:]
@@ -272,10 +291,12 @@ def main(argv: list[str] | None = None) -> dict:
                         "usable_per_label": {name: int(n) for name, n in zip(labels, counts) if n},
                         "set_aside": set_aside, "seed": args.seed, "corrections_from_first": max(sizes),
                         "measured_rows": len(measured.texts)},
+               "plain": {"file": "/".join(Path(args.plain).parts[-2:]) if plain else None, "rows": len(plain),
+                         "parent_called_neutral": parent_plain},
                "runs": runs}
     summary["targets"] = targets(runs)
     Path(args.output).write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-    logger.info("results (%s):\n%s", args.output, table(runs))
+    logger.info("results (%s):\n%s", args.output, table(runs, parent_plain))
     logger.info("targets at 100 corrections: %s", _targets_text(summary["targets"]))
     if not args.no_doc:
         write_doc(Path(args.doc), summary["command"], summary)

@@ -16,14 +16,13 @@ plain argmax); "called neutral" is the share of rows whose argmax over all label
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import logging
 import sys
 from pathlib import Path
 
 import numpy as np
-from _common import DATA, rows_of_labels, setup_logging
+from _common import DATA, neutral_only, rows_of_labels, setup_logging
 
 from emotion_app.analysis.metrics import label_set_metrics
 from emotion_app.data.labelled import read_labeled_file
@@ -44,8 +43,7 @@ def real_sets(data: Path, test: bool) -> dict[str, tuple[list[str], list[str]]]:
         sets[f"dair-ai {split}"] = (list(rows["text"]), [EMOTIONS[i] for i in rows["label"]])
     rows = read_labeled_file(data / "goemotions-6" / "dev.csv")
     sets["GoEmotions-6 dev"] = (list(rows["text"]), [EMOTIONS[i] for i in rows["label"]])
-    with open(data / "goemotions" / "dev.csv", encoding="utf-8", newline="") as handle:
-        neutral = [row["text"] for row in csv.DictReader(handle) if row["labels"].strip() == NEUTRAL]
+    neutral = neutral_only(data / "goemotions" / "dev.csv")
     sets["GoEmotions dev, neutral only"] = (neutral, [NEUTRAL] * len(neutral))
     isear, _ = rows_of_labels(data / "isear" / "isear.csv", ISEAR_LABELS)
     sets["ISEAR (4 labels)"] = (isear.texts, [cell.strip().lower() for cell in isear.cells])

@@ -16,8 +16,9 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
-from support import REPO, SPLIT_ROWS, subprocess_env
+from support import NEUTRAL_TEXTS, REPO, SPLIT_ROWS, subprocess_env
 
 from emotion_app.cli import adapt as adapt_cli
 from emotion_app.engine.classifier import EmotionClassifier, softmax
@@ -500,10 +501,35 @@ def test_bench_adapt_runs_end_to_end_on_a_tiny_adapter(trained_bert_adapter, dat
         assert run["heldout"]["method"] == "held-out 20 %" and run["epochs"] == 2
         assert run["timing"]["to_saved_adapter_s"] > 0
     assert summary["targets"] == {}  # no 100-correction run
+    assert summary["plain"] == {"file": None, "rows": 0, "parent_called_neutral": None}  # six labels: no neutral
+    assert all(run["plain_called_neutral"] is None for run in summary["runs"])
     text = doc.read_text(encoding="utf-8")
     assert "old table" not in text and text.startswith("# Adaptation\n\nbefore\n") and text.endswith("\nafter\n")
     assert "| 12 | 48 |" in text and "| 24 | 96 |" in text
     assert f"the other {len(texts) - 24} rows" in text
+
+
+def test_bench_adapt_reports_how_much_plain_text_a_neutral_model_still_calls_neutral(seven_label_adapter, data_dir,
+                                                                                    tmp_path):
+    texts, labels = shifted(TRAIN_FORMS)
+    pool = tmp_path / "pool.csv"
+    pool.write_text("text,label\n" + "".join(f"{t},{EMOTIONS[y]}\n" for t, y in zip(texts, labels)), encoding="utf-8")
+    plain = tmp_path / "dev.csv"  # GoEmotions' layout: only the rows rated neutral alone are plain text
+    plain_rows = [(text, "neutral") for text in NEUTRAL_TEXTS] + [("so glad", "joy"), ("fine i guess", "neutral joy")]
+    pd.DataFrame(plain_rows, columns=["text", "labels"]).to_csv(plain, index=False)
+    output = tmp_path / "bench.json"
+    done = subprocess.run(
+        [sys.executable, "benchmarks/bench_adapt.py", "--adapter", str(seven_label_adapter), "--pool", str(pool),
+         "--dair_dir", str(data_dir), "--sizes", "12", "--holdout", "none", "--epochs", "1", "--plain", str(plain),
+         "--output", str(output), "--no-doc"],
+        cwd=REPO, env=subprocess_env(), capture_output=True, text=True, timeout=600, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    summary = json.loads(output.read_text(encoding="utf-8"))
+    parent = EmotionClassifier.from_adapter(str(seven_label_adapter), quantize=False, runtime="torch")
+    called = parent.predict_proba(NEUTRAL_TEXTS).argmax(axis=1) == parent.labels.index("neutral")
+    assert summary["plain"]["rows"] == len(NEUTRAL_TEXTS)
+    assert summary["plain"]["parent_called_neutral"] == pytest.approx(called.mean())
+    assert 0 <= summary["runs"][0]["plain_called_neutral"] <= 1
 
 
 def test_bench_adapt_refuses_more_corrections_than_the_pool_leaves_to_measure(trained_bert_adapter, tmp_path):

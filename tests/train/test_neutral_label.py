@@ -124,6 +124,16 @@ def test_adaptation_learns_from_neutral_corrections(seven_label_adapter, tmp_pat
                          AdaptOptions(epochs=5, learning_rate=3e-2, batch_size=8, max_length=32, holdout="none"))
     assert read_labels(out) == SEVEN_LABELS
     assert summary["corrections"]["per_label"]["neutral"] == 8
+    assert not any("None of the corrections" in note for note in summary["notes"])
+
+
+def test_corrections_without_neutral_for_a_neutral_model_come_with_a_warning():
+    from emotion_app.train.adaptation.run import neutral_note
+
+    note = neutral_note(SEVEN_LABELS, np.array([0, 1, 3, 1]))
+    assert note.startswith("None of the corrections is `neutral`") and "label some plain rows `neutral`" in note
+    assert neutral_note(SEVEN_LABELS, np.array([0, 6, 1])) is None  # one neutral correction is enough
+    assert neutral_note(tuple(EMOTIONS), np.array([0, 1])) is None  # a model without the label has nothing to lose
 
 
 def test_corrections_with_a_label_the_model_lacks_are_refused(trained_bert_adapter, tmp_path):

@@ -20,6 +20,7 @@ from emotion_app.analysis.calibration import calibration_metrics
 from emotion_app.analysis.metrics import classification_metrics, label_set_metrics
 from emotion_app.artifacts import ADAPTER_FILES, file_sha256
 from emotion_app.engine.classifier import softmax
+from emotion_app.labels import NEUTRAL
 from emotion_app.train.adaptation.inputs import (
     DISTILL_EPOCHS,
     REPLAY_EPOCHS,
@@ -64,6 +65,17 @@ def adapt(adapter: str, texts: Sequence[str], labels: Sequence[object], output_d
     return out, run.run(out, started)
 
 
+def neutral_note(labels, correction_ids) -> str | None:
+    """A warning when the model can say neutral but no correction does: measured on v3, such
+    corrections teach it to stop, on plain text too (docs/adaptation.md)."""
+    if NEUTRAL not in labels or labels.index(NEUTRAL) in set(np.asarray(correction_ids).tolist()):
+        return None
+    logger.warning("None of the corrections is %s: the adapted model will hardly ever answer %s", NEUTRAL, NEUTRAL)
+    return (f"None of the corrections is `{NEUTRAL}`: corrections that are all emotions teach the model to stop "
+            f"answering {NEUTRAL}, on plain text too (docs/adaptation.md measures how far). To keep that answer, "
+            f"label some plain rows `{NEUTRAL}` among the corrections and adapt again.")
+
+
 class AdaptationRun:
     """One adaptation run: the trainable model, the data, and the figures as they come in."""
 
@@ -77,7 +89,7 @@ class AdaptationRun:
         self.replay = replay_sample(reference, options, len(corrections.texts))
         epochs = options.epochs or (REPLAY_EPOCHS if len(self.replay[0]) else DISTILL_EPOCHS)
         self.options = dataclasses.replace(options, epochs=epochs)
-        self.notes: list[str] = []
+        self.notes: list[str] = [note] if (note := neutral_note(source.labels, corrections.labels)) else []
         self.timing: dict[str, float] = {}
         self.step, self.total = 0, 0
 
