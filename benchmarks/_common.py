@@ -30,6 +30,7 @@ GOEMOTIONS6 = DATA / "goemotions-6"  # GoEmotions comments with exactly one of t
 GOEMOTIONS6_DEV = GOEMOTIONS6 / "dev.csv"  # real text, never trained on
 ISEAR = DATA / "isear" / "isear.csv"  # situations people felt an emotion in; never trained on
 GOEMOTIONS_DEV = DATA / "goemotions" / "dev.csv"  # all 28 labels, multi-label
+GOEMOTIONS_TRAIN = DATA / "goemotions" / "train.csv"  # the default model's training data, as dev
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 

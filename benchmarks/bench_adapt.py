@@ -41,6 +41,7 @@ from _common import (
     EMBEDDED_ADAPTER,
     EMOTION_DATA,
     GOEMOTIONS_DEV,
+    GOEMOTIONS_TRAIN,
     ISEAR,
     neutral_only,
     rows_of_labels,
@@ -54,6 +55,7 @@ from emotion_app.engine.classifier import EmotionClassifier
 from emotion_app.labels import EMOTIONS, NEUTRAL, parse_label
 from emotion_app.train.adaptation import (
     MIN_CORRECTIONS,
+    NEUTRAL_PER_CORRECTION,
     REPLAY_PER_CORRECTION,
     AdaptOptions,
     Corrections,
@@ -85,6 +87,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--replay_ratio", type=float, default=REPLAY_PER_CORRECTION,
                         help="Replayed rows per correction.")
     parser.add_argument("--distill_weight", type=float, default=AdaptOptions.distill_weight)
+    parser.add_argument("--neutral_data", default=str(GOEMOTIONS_TRAIN),
+                        help="For a model with `neutral`: plain texts replayed as neutral (adapt's --neutral_data; "
+                        "default: GoEmotions train, the default model's own training data); '' for the Hub.")
+    parser.add_argument("--neutral_rows_per_correction", type=float, default=NEUTRAL_PER_CORRECTION,
+                        help="Neutral rows replayed per correction (0: none).")
     parser.add_argument("--plain", default=str(GOEMOTIONS_DEV),
                         help="For a model with `neutral`: a GoEmotions file whose comments rated neutral only are "
                         "scored too, to show how much of plain text parent and adapted model call neutral; '' "
@@ -164,7 +171,8 @@ def run_size(k: int, drawn: Corrections, measured: Corrections, parent_scores: d
              plain: list[str]) -> dict:
     options = AdaptOptions(epochs=args.epochs, learning_rate=args.learning_rate, holdout=args.holdout,
                            replay_data=args.dair_dir or None, replay_rows=round(args.replay_ratio * k),
-                           distill_weight=args.distill_weight)
+                           neutral_data=args.neutral_data or None,
+                           neutral_rows=round(args.neutral_rows_per_correction * k), distill_weight=args.distill_weight)
     load_before = os.getloadavg()
     started = time.perf_counter()
     out, summary = adapt(args.adapter, drawn.texts[:k], drawn.labels[:k], work / f"k{k}", options,

@@ -13,8 +13,10 @@ The parent is never modified, and an interrupted run leaves no adapter behind.
 
 Replay: dair-ai/emotion train rows from the Hub, or --replay_data DIR (train/validation/test
 files). Offline without --replay_data, or with --replay_rows 0, it distils toward the parent's
-predictions instead, and says so. Held-out measurement: --holdout auto (5-fold cross-validation
-below 200 corrections, a held-out 20 % from there) trains the recipe once per fold on top of the
+predictions instead, and says so. For a model with `neutral`, plain texts labelled neutral are
+replayed too (GoEmotions from the Hub, or --neutral_data FILE), so that corrections that are all
+emotions do not teach it to drop that answer. Held-out measurement: --holdout auto (5-fold
+cross-validation below 50 corrections, a held-out 20 % from there) trains the recipe once per fold on top of the
 final training; --holdout none skips it (the fastest run).
 
 -o must be a new or empty folder, checked (with the corrections file and the parent) before any
@@ -78,6 +80,11 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default: the Hub).")
     parser.add_argument("--replay_rows", type=int, default=None, help="Rows to replay (default: 4 per "
                         "correction; 0: none, distil toward the parent instead).")
+    parser.add_argument("--neutral_data", default=None, help="For a model with `neutral`: a labelled file whose "
+                        "rows labelled neutral alone are replayed as plain text (default: GoEmotions from the Hub; "
+                        "its train.csv reads as it is).")
+    parser.add_argument("--neutral_rows", type=int, default=None, help="Neutral rows to replay (default: 1 per "
+                        "correction; 0: none, and corrections without neutral then teach the model to drop it).")
     parser.add_argument("--epochs", type=int, default=None, help="Passes over corrections + replay (default: "
                         f"{REPLAY_EPOCHS}; {DISTILL_EPOCHS} when distilling, as its epochs are shorter).")
     parser.add_argument("--learning_rate", type=float, default=defaults.learning_rate, help="Peak learning rate.")
@@ -98,7 +105,8 @@ def build_parser() -> argparse.ArgumentParser:
 def options_from(args: argparse.Namespace) -> AdaptOptions:
     return AdaptOptions(epochs=args.epochs, learning_rate=args.learning_rate, batch_size=args.batch_size,
                         max_length=args.max_length, replay_data=args.replay_data, replay_rows=args.replay_rows,
-                        holdout=args.holdout, folds=args.folds, seed=args.seed)
+                        neutral_data=args.neutral_data, neutral_rows=args.neutral_rows, holdout=args.holdout,
+                        folds=args.folds, seed=args.seed)
 
 
 class StepLog:
@@ -141,6 +149,8 @@ def format_summary(out: Path, summary: dict) -> str:
                          f"{figures['parent']['macro_f1']:.3f} -> {figures['adapted']['macro_f1']:.3f}")
     guard = summary["forgetting_guard"]
     replayed = f" ({guard['replay_rows']} rows of {guard['replay_source']})" if guard["method"] == "replay" else ""
+    if guard.get("neutral_replay_rows"):
+        replayed += f", {guard['neutral_replay_rows']} neutral rows of {guard['neutral_source']}"
     lines.append(f"forgetting guard: {guard['method']}{replayed}")
     timing = summary["timing"]
     lines.append(f"time: {timing['to_saved_adapter_s']:.0f} s in all, {timing['adaptation_s']:.0f} s without the "
@@ -154,8 +164,11 @@ def check_paths(args: argparse.Namespace) -> bool:
     check_input_file("--corrections", args.corrections)
     if args.replay_data:
         check_input_folder("--replay_data", args.replay_data)
+    if args.neutral_data:
+        check_input_file("--neutral_data", args.neutral_data)
     check_outputs({"-o": args.output_dir}, {"--adapter": default_adapter(args.adapter),
-                                            "--corrections": args.corrections, "--replay_data": args.replay_data},
+                                            "--corrections": args.corrections, "--replay_data": args.replay_data,
+                                            "--neutral_data": args.neutral_data},
                   directories={"-o"})
     return check_adapter_output("-o", args.output_dir, args.overwrite)
 

@@ -230,6 +230,8 @@ def _adaptation_lines(adaptation: dict) -> list[str]:
         guarded = f"{guard['replay_rows']} replayed rows of {guard['replay_source']}"
     else:
         guarded = f"distillation toward the parent's predictions (no replay: {guard['reason']})"
+    if guard.get("neutral_replay_rows"):
+        guarded += f", and {guard['neutral_replay_rows']} plain texts of {guard['neutral_source']} replayed as neutral"
     lines = ["", "## Adaptation", "",
              (f"Adapted from `{parent['adapter']}` (its adapter_model.safetensors has sha256 `{parent['sha256']}`) "
               f"by continuing its training on {adaptation['corrections']['n']} corrected rows, seed "

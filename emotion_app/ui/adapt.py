@@ -43,6 +43,7 @@ SKIP = "skip"
 ADAPT_TIMEOUT_S = 1800  # an adaptation's child is stopped after this long (30 minutes)
 ADAPT_NICENESS = 10  # the child's lower priority (its --niceness): the server keeps answering visitors
 REPLAY_ENV = "EMOTION_REPLAY_DATA"  # a local copy of dair-ai/emotion to replay (else the Hub)
+NEUTRAL_ENV = "EMOTION_NEUTRAL_DATA"  # a local file of plain texts labelled neutral to replay (else the Hub)
 STOPPED_TEXT = "Stopped: no adapted model was made."
 REVIEW_COLUMNS = ["row", "text", "predicted", "confidence", "needs_review"]
 
@@ -166,10 +167,7 @@ class AdaptHandlers:
         """Run the adaptation child into `out`: True once the adapter is saved, False when it was
         stopped (Stop, or the page closed); a gr.Error saying why when it failed or overran. A
         stopped or failed run's `out` is removed."""
-        command = [sys.executable, "-m", "emotion_app", "adapt", "--adapter", parent_dir, "--corrections",
-                   corrections, "-o", str(out), "--progress", "json", "--niceness", str(ADAPT_NICENESS)]
-        if os.environ.get(REPLAY_ENV):
-            command += ["--replay_data", os.environ[REPLAY_ENV]]
+        command = adapt_command(parent_dir, corrections, out)
         # One thread at a lower priority: the serving process keeps the other core for visitors.
         env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
         progress((0, 1), desc="Adapting: loading", unit="steps")
@@ -254,6 +252,16 @@ class AdaptHandlers:
         if session:
             self._signal_stop(session)
         self.models.end_session(session)
+
+
+def adapt_command(parent_dir: str, corrections: str, out: Path) -> list[str]:
+    """The adaptation child's command line; local replay data from the environment when set."""
+    command = [sys.executable, "-m", "emotion_app", "adapt", "--adapter", parent_dir, "--corrections",
+               corrections, "-o", str(out), "--progress", "json", "--niceness", str(ADAPT_NICENESS)]
+    for variable, flag in ((REPLAY_ENV, "--replay_data"), (NEUTRAL_ENV, "--neutral_data")):
+        if os.environ.get(variable):
+            command += [flag, os.environ[variable]]
+    return command
 
 
 class ChildEvents:

@@ -128,12 +128,48 @@ def test_adaptation_learns_from_neutral_corrections(seven_label_adapter, tmp_pat
 
 
 def test_corrections_without_neutral_for_a_neutral_model_come_with_a_warning():
+    from emotion_app.train.adaptation.inputs import Plain
     from emotion_app.train.adaptation.run import neutral_note
 
-    note = neutral_note(SEVEN_LABELS, np.array([0, 1, 3, 1]))
-    assert note.startswith("None of the corrections is `neutral`") and "label some plain rows `neutral`" in note
-    assert neutral_note(SEVEN_LABELS, np.array([0, 6, 1])) is None  # one neutral correction is enough
-    assert neutral_note(tuple(EMOTIONS), np.array([0, 1])) is None  # a model without the label has nothing to lose
+    offline = Plain(None, [], "the Hub is unreachable")
+    note = neutral_note(SEVEN_LABELS, np.array([0, 1, 3, 1]), offline)
+    assert note.startswith("None of the corrections is `neutral` and no plain text was replayed (the Hub is "
+                           "unreachable)") and "label some plain rows `neutral`" in note
+    assert neutral_note(SEVEN_LABELS, np.array([0, 6, 1]), offline) is None  # one neutral correction is enough
+    assert neutral_note(SEVEN_LABELS, np.array([0, 1]), Plain("file", ["a plain line"])) is None  # or replay
+    assert neutral_note(tuple(EMOTIONS), np.array([0, 1]), offline) is None  # no label, nothing to lose
+
+
+def test_adaptation_replays_plain_text_as_neutral_for_a_neutral_model(seven_label_adapter, data_dir, tmp_path):
+    from emotion_app.train.adaptation import AdaptOptions, adapt
+    from emotion_app.train.adaptation.inputs import load_neutral
+
+    plain = tmp_path / "goemotions.csv"  # GoEmotions' layout: only rows rated neutral alone are replayed
+    rows = [(text, "neutral") for text in NEUTRAL_TEXTS] + [("so glad", "joy"), ("fine i guess", "neutral joy")]
+    pd.DataFrame(rows, columns=["text", "labels"]).to_csv(plain, index=False)
+    assert load_neutral(str(plain)).texts == NEUTRAL_TEXTS
+    texts = [f"i feel so {w} today" for w in ("sad", "happy", "angry", "scared")] * 3
+    labels = ["sadness", "joy", "anger", "fear"] * 3
+    options = dict(epochs=1, batch_size=8, max_length=32, holdout="none", replay_data=str(data_dir))
+    out, summary = adapt(str(seven_label_adapter), texts, labels, tmp_path / "replayed",
+                         AdaptOptions(neutral_data=str(plain), **options))
+    guard = summary["forgetting_guard"]
+    assert guard["neutral_replay_rows"] == len(texts) and guard["neutral_source"] == str(plain)  # 1 per correction
+    assert f"{len(texts)} plain texts of {plain} replayed as neutral" in (out / "README.md").read_text(encoding="utf-8")
+    assert not any("None of the corrections" in note for note in summary["notes"])
+    _, summary = adapt(str(seven_label_adapter), texts, labels, tmp_path / "not-replayed",
+                       AdaptOptions(neutral_data=str(plain), neutral_rows=0, **options))
+    assert summary["forgetting_guard"]["neutral_replay_rows"] == 0
+    assert any("no plain text was replayed (neutral_rows is 0)" in note for note in summary["notes"])
+    _, summary = adapt(str(seven_label_adapter), texts, labels, tmp_path / "offline", AdaptOptions(**options))
+    assert summary["forgetting_guard"]["neutral_source"] is None  # the Hub is unreachable here: noted, not fatal
+    assert any("could not be loaded from the Hub" in note for note in summary["notes"])
+
+    emotional = tmp_path / "emotional.csv"
+    pd.DataFrame([("so glad", "joy"), ("fine i guess", "neutral joy")], columns=["text", "labels"]).to_csv(
+        emotional, index=False)
+    with pytest.raises(ValueError, match="has no row labelled 'neutral' alone"):
+        load_neutral(str(emotional))
 
 
 def test_corrections_with_a_label_the_model_lacks_are_refused(trained_bert_adapter, tmp_path):
@@ -301,9 +337,10 @@ def test_train_py_fits_the_neutral_margin_on_held_out_neutral_rows(trained_bert_
     assert (probs.argmax(axis=1) == SEVEN_LABELS.index("neutral")).mean() == pytest.approx(0.65, abs=0.03)
 
     few = tmp_path / "few"  # too few held-out neutral rows: refused before training
-    done = subprocess.run([sys.executable, str(REPO / "train.py"), *quick_train_args(tiny_bert_dir, neutral_data_dir, few),
-                           "--extra_train_files", str(extra), "--extra_train_max_per_label", "200", "--soup_with",
-                           str(trained_bert_adapter), "--soup_neutral_recall", "0.65"],
+    done = subprocess.run([sys.executable, str(REPO / "train.py"),
+                           *quick_train_args(tiny_bert_dir, neutral_data_dir, few), "--extra_train_files", str(extra),
+                           "--extra_train_max_per_label", "200", "--soup_with", str(trained_bert_adapter),
+                           "--soup_neutral_recall", "0.65"],
                           cwd=REPO, env=subprocess_env(), capture_output=True, text=True, timeout=600)
     assert done.returncode != 0 and f"found {60 + in_validation} ({in_validation} in validation, 60 set aside" \
         in done.stderr

@@ -188,6 +188,18 @@ def tab(trained_bert_adapter, data_dir, tmp_path, monkeypatch):
     return adapt_ui.AdaptHandlers(models, Limits(), output_dir=tmp_path / "results")
 
 
+def test_local_replay_data_reaches_the_child_from_the_environment(monkeypatch, tmp_path):
+    monkeypatch.delenv(adapt_ui.REPLAY_ENV, raising=False)
+    monkeypatch.delenv(adapt_ui.NEUTRAL_ENV, raising=False)
+    plain = adapt_ui.adapt_command("parent", "fixed.csv", tmp_path / "out")
+    assert "--replay_data" not in plain and "--neutral_data" not in plain  # the Hub, by default
+    monkeypatch.setenv(adapt_ui.REPLAY_ENV, "/data/emotion")
+    monkeypatch.setenv(adapt_ui.NEUTRAL_ENV, "/data/goemotions/train.csv")
+    command = adapt_ui.adapt_command("parent", "fixed.csv", tmp_path / "out")
+    assert command[command.index("--replay_data") + 1] == "/data/emotion"
+    assert command[command.index("--neutral_data") + 1] == "/data/goemotions/train.csv"
+
+
 def test_the_handler_adapts_through_the_child_with_a_progress_bar(tab, tmp_path):
     bar = Bar()
     alice = SimpleNamespace(session_hash="alice")

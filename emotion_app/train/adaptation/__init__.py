@@ -19,7 +19,9 @@ What a run does (docs/adaptation.md has the measurements behind the defaults):
    are mixed into every epoch. Without replay (none reachable, or `replay_rows=0`) it distils
    toward the parent instead: each correction's loss adds the KL divergence between the parent's
    and the model's probabilities (at DISTILL_TEMPERATURE), so the model moves only as far as
-   the corrections pull it;
+   the corrections pull it. A model with `neutral` also replays plain texts labelled neutral
+   (NEUTRAL_PER_CORRECTION per correction, GoEmotions from the Hub or `neutral_data`): dair-ai
+   holds none, and corrections that are all emotions would teach it to drop that answer;
 4. measures the gain on corrections held out from training, parent and adapted model on the same
    rows: k-fold cross-validation below CV_BELOW corrections, a held-out 20 % from there (or none);
    the same recipe, the same seed. The final adapter is then trained on all corrections. Its
@@ -39,6 +41,8 @@ from emotion_app.train.adaptation.inputs import (
     MIN_CORRECTIONS,
     REPLAY_DATASET,
     REPLAY_EPOCHS,
+    NEUTRAL_DATASET,
+    NEUTRAL_PER_CORRECTION,
     REPLAY_PER_CORRECTION,
     AdaptOptions,
     Corrections,
@@ -60,7 +64,8 @@ from emotion_app.train.adaptation.run import (
 
 __all__ = [
     "CALIBRATION_ROWS", "CV_BELOW", "DISTILL_EPOCHS", "DISTILL_TEMPERATURE", "HOLDOUTS", "HOLDOUT_FOLDS",
-    "MIN_CORRECTIONS", "REPLAY_DATASET", "REPLAY_EPOCHS", "REPLAY_PER_CORRECTION", "AdaptOptions",
+    "MIN_CORRECTIONS", "NEUTRAL_DATASET", "NEUTRAL_PER_CORRECTION", "REPLAY_DATASET", "REPLAY_EPOCHS",
+    "REPLAY_PER_CORRECTION", "AdaptOptions",
     "AdaptationRun", "Corrections", "Progress", "Reference", "adapt", "check_corrections", "check_options",
     "check_output_dir", "holdout_folds", "load_reference", "read_corrections",
 ]

@@ -1,6 +1,7 @@
 """What an adaptation reads, checked before anything heavy loads: its options, the corrections
 (from a file or as lists), the output directory, dair-ai/emotion as reference data (replay, test,
-calibration), and which rows each training takes (the held-out plan, the replay sample)."""
+calibration), plain text labelled neutral (replayed for a model with `neutral`), and which rows
+each training takes (the held-out plan, the replay samples)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from emotion_app.constants import DEFAULT_DATASET, DEFAULT_DATASET_CONFIG
-from emotion_app.labels import EMOTIONS, emotion_ids_in, parse_label
+from emotion_app.labels import EMOTIONS, NEUTRAL, emotion_ids_in, parse_label
 
 logger = logging.getLogger(__name__)
 
@@ -26,6 +27,10 @@ REPLAY_PER_CORRECTION = 4
 REPLAY_EPOCHS = 6
 DISTILL_EPOCHS = 10
 REPLAY_DATASET = (DEFAULT_DATASET, DEFAULT_DATASET_CONFIG)
+# Plain text for a model with `neutral`: dair-ai/emotion holds none, and corrections that are all
+# emotions would teach the model to stop answering neutral, on every kind of text (docs/adaptation.md).
+NEUTRAL_DATASET = ("google-research-datasets/go_emotions", "simplified")
+NEUTRAL_PER_CORRECTION = 1  # one per four dair-ai rows, as in the default model's training mix
 REFERENCE_SPLITS = ("train", "validation", "test")
 
 
@@ -43,6 +48,11 @@ class AdaptOptions:
     # None: the Hub. replay_rows None: REPLAY_PER_CORRECTION per correction; 0: no replay (distil).
     replay_data: str | None = None
     replay_rows: int | None = None
+    # Neutral replay (a model with `neutral` only): the rows labelled neutral alone of `neutral_data`,
+    # a labelled file (GoEmotions' CSV reads as it is); None: GoEmotions from the Hub. neutral_rows
+    # None: NEUTRAL_PER_CORRECTION per correction; 0: none.
+    neutral_data: str | None = None
+    neutral_rows: int | None = None
     distill_weight: float = 0.1
     holdout: str = "auto"  # auto: cv below CV_BELOW corrections, else split; cv; split; none
     folds: int = 5
@@ -133,8 +143,10 @@ def check_options(options: AdaptOptions) -> None:
         problems.append(f"max_length must be a whole number of at least 2 tokens, found {options.max_length!r}")
     if not (isinstance(options.learning_rate, (int, float)) and 0 < options.learning_rate < 1):
         problems.append(f"learning_rate must be a number in (0, 1), found {options.learning_rate!r}")
-    if options.replay_rows is not None and (not isinstance(options.replay_rows, int) or options.replay_rows < 0):
-        problems.append(f"replay_rows must be 0 or more (0: no replay), found {options.replay_rows!r}")
+    for name in ("replay_rows", "neutral_rows"):
+        value = getattr(options, name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+            problems.append(f"{name} must be 0 or more (0: no replay), found {value!r}")
     if options.holdout not in HOLDOUTS:
         problems.append(f"holdout must be one of {', '.join(HOLDOUTS)}, found {options.holdout!r}")
     if not 0 <= options.warmup_ratio < 1 or options.distill_weight < 0:
@@ -203,6 +215,47 @@ def _hub_errors() -> tuple[type[BaseException], ...]:
     return (OSError, *HfHubHTTPError.__bases__)
 
 
+@dataclass
+class Plain:
+    """Texts labelled neutral to replay, where they came from, or none and the reason why."""
+
+    source: str | None
+    texts: list[str]
+    reason: str = ""
+
+
+def load_neutral(neutral_data: str | None) -> Plain:
+    """The rows labelled neutral alone: of `neutral_data` (a labelled file; unreadable raises), else of
+    GoEmotions on the Hub. An unreachable Hub is no error: Plain says why (the caller notes it)."""
+    if neutral_data:
+        from emotion_app.data.labelled import read_raw_rows
+
+        rows = read_raw_rows(neutral_data)
+        texts = [text for text, cell in zip(rows.texts, rows.cells) if str(cell).strip().lower() == NEUTRAL]
+        if not texts:
+            raise ValueError(f"neutral data {neutral_data} has no row labelled {NEUTRAL!r} alone: expected plain "
+                             f"texts with the label {NEUTRAL} (e.g. GoEmotions' train.csv). Check the file.")
+        return Plain(str(neutral_data), texts)
+    try:
+        return _hub_neutral()
+    except _hub_errors() as err:
+        reason = f"{NEUTRAL_DATASET[0]} could not be loaded from the Hub ({type(err).__name__}: {err})"
+        logger.warning("%s; pass --neutral_data FILE with plain texts labelled %s to replay them", reason, NEUTRAL)
+        return Plain(None, [], reason)
+
+
+def _hub_neutral() -> Plain:
+    from datasets import load_dataset
+
+    from emotion_app.network import require_hub
+
+    require_hub(f"the data set {NEUTRAL_DATASET[0]}")
+    data = load_dataset(*NEUTRAL_DATASET, split="train")
+    neutral = data.features["labels"].feature.names.index(NEUTRAL)
+    texts = [text for text, labels in zip(data["text"], data["labels"]) if list(labels) == [neutral]]
+    return Plain(f"{NEUTRAL_DATASET[0]} (Hub)", texts)
+
+
 # --- which rows each training takes --------------------------------------------------------------
 
 def holdout_folds(corrections: Corrections, holdout: str, folds: int, seed: int) -> tuple[str, list[np.ndarray]]:
@@ -230,6 +283,17 @@ def holdout_folds(corrections: Corrections, holdout: str, folds: int, seed: int)
 def replay_wanted(options: AdaptOptions, n_corrections: int) -> int:
     """Replay rows asked for `n_corrections` training corrections (before capping at what there is)."""
     return options.replay_rows if options.replay_rows is not None else REPLAY_PER_CORRECTION * n_corrections
+
+
+def neutral_wanted(options: AdaptOptions, n_corrections: int) -> int:
+    """Neutral rows asked for `n_corrections` training corrections (before capping at what there is)."""
+    return options.neutral_rows if options.neutral_rows is not None else NEUTRAL_PER_CORRECTION * n_corrections
+
+
+def neutral_sample(plain: Plain, options: AdaptOptions, n: int) -> list[str]:
+    """The neutral texts to replay, in a seeded random order; each training takes the first few."""
+    pick = np.random.default_rng([options.seed, 4]).permutation(len(plain.texts))[:neutral_wanted(options, n)]
+    return [plain.texts[i] for i in pick]
 
 
 def replay_sample(reference: Reference, options: AdaptOptions, n: int) -> tuple[list[str], np.ndarray]:

@@ -29,7 +29,11 @@ from emotion_app.train.adaptation.inputs import (
     check_options,
     check_output_dir,
     holdout_folds,
+    Plain,
+    load_neutral,
     load_reference,
+    neutral_sample,
+    neutral_wanted,
     replay_sample,
     replay_wanted,
 )
@@ -60,41 +64,50 @@ def adapt(adapter: str, texts: Sequence[str], labels: Sequence[object], output_d
     corrections = check_corrections(texts, labels, where, source.labels)
     out = check_output_dir(output_dir, source.directory)
     reference = load_reference(options.replay_data).in_labels(source.labels)
-    run = AdaptationRun.open(adapter, source, options, reference, corrections, progress)
+    if NEUTRAL not in source.labels:
+        plain = Plain(None, [], "the model has no neutral label")
+    elif options.neutral_rows == 0:
+        plain = Plain(None, [], "neutral_rows is 0")
+    else:
+        plain = load_neutral(options.neutral_data)
+    run = AdaptationRun.open(adapter, source, options, (reference, plain), corrections, progress)
     run.timing["load_s"] = time.perf_counter() - started
     return out, run.run(out, started)
 
 
-def neutral_note(labels, correction_ids) -> str | None:
-    """A warning when the model can say neutral but no correction does: measured on v3, such
-    corrections teach it to stop, on plain text too (docs/adaptation.md)."""
-    if NEUTRAL not in labels or labels.index(NEUTRAL) in set(np.asarray(correction_ids).tolist()):
+def neutral_note(labels, correction_ids, plain: Plain) -> str | None:
+    """A warning when the model can say neutral but neither a correction nor a replayed row is
+    neutral: such corrections teach it to stop, on plain text too (docs/adaptation.md)."""
+    if NEUTRAL not in labels or plain.texts or labels.index(NEUTRAL) in set(np.asarray(correction_ids).tolist()):
         return None
-    logger.warning("None of the corrections is %s: the adapted model will hardly ever answer %s", NEUTRAL, NEUTRAL)
-    return (f"None of the corrections is `{NEUTRAL}`: corrections that are all emotions teach the model to stop "
-            f"answering {NEUTRAL}, on plain text too (docs/adaptation.md measures how far). To keep that answer, "
-            f"label some plain rows `{NEUTRAL}` among the corrections and adapt again.")
+    logger.warning("None of the corrections is %s and none is replayed: the adapted model will hardly ever "
+                   "answer %s", NEUTRAL, NEUTRAL)
+    return (f"None of the corrections is `{NEUTRAL}` and no plain text was replayed ({plain.reason}): corrections "
+            f"that are all emotions teach the model to stop answering {NEUTRAL}, on plain text too "
+            f"(docs/adaptation.md measures how far). To keep that answer, label some plain rows `{NEUTRAL}` among "
+            "the corrections, or give --neutral_data, and adapt again.")
 
 
 class AdaptationRun:
     """One adaptation run: the trainable model, the data, and the figures as they come in."""
 
-    def __init__(self, adapter, source, options, reference, corrections, model, tokenizer, progress):
+    def __init__(self, adapter, source, options, references, corrections, model, tokenizer, progress):
         self.adapter, self.source = adapter, source
         # Hashed as it was loaded: the lineage names the weights this run started from.
         self.parent_sha256 = file_sha256(source.directory / ADAPTER_FILES[1])
-        self.reference, self.corrections = reference, corrections
+        (self.reference, self.plain), self.corrections = references, corrections
         self.model, self.tokenizer, self.progress = model, tokenizer, progress
         self.parent_state = {name: p.detach().clone() for name, p in model.named_parameters() if p.requires_grad}
-        self.replay = replay_sample(reference, options, len(corrections.texts))
+        self.replay = replay_sample(self.reference, options, len(corrections.texts))
+        self.neutral_replay = neutral_sample(self.plain, options, len(corrections.texts))
         epochs = options.epochs or (REPLAY_EPOCHS if len(self.replay[0]) else DISTILL_EPOCHS)
         self.options = dataclasses.replace(options, epochs=epochs)
-        self.notes: list[str] = [note] if (note := neutral_note(source.labels, corrections.labels)) else []
+        self.notes: list[str] = [note] if (note := neutral_note(source.labels, corrections.labels, self.plain)) else []
         self.timing: dict[str, float] = {}
         self.step, self.total = 0, 0
 
     @classmethod
-    def open(cls, adapter, source, options, reference, corrections, progress) -> AdaptationRun:
+    def open(cls, adapter, source, options, references, corrections, progress) -> AdaptationRun:
         from peft import PeftModel
 
         from emotion_app.engine.adapters import load_base_model, load_tokenizer
@@ -112,7 +125,7 @@ class AdaptationRun:
         except (RuntimeError, ValueError, KeyError) as err:
             raise ValueError(f"adapter {adapter} does not fit base model {source.base_model}: {err}. "
                              "Use the base model the adapter was trained on.") from None
-        return cls(adapter, source, options, reference, corrections, model, tokenizer, progress)
+        return cls(adapter, source, options, references, corrections, model, tokenizer, progress)
 
     def run(self, out: Path, started: float) -> dict:
         texts = self.corrections.texts
@@ -142,8 +155,12 @@ class AdaptationRun:
     def _replay_count(self, n_train: int) -> int:
         return min(replay_wanted(self.options, n_train), len(self.replay[0]))
 
+    def _neutral_count(self, n_train: int) -> int:
+        return min(neutral_wanted(self.options, n_train), len(self.neutral_replay))
+
     def _steps(self, n_train: int) -> int:
-        return self.options.epochs * math.ceil((n_train + self._replay_count(n_train)) / self.options.batch_size)
+        rows = n_train + self._replay_count(n_train) + self._neutral_count(n_train)
+        return self.options.epochs * math.ceil(rows / self.options.batch_size)
 
     def _cross_fit(self, folds: list[np.ndarray], parent_corr: np.ndarray) -> np.ndarray:
         """Logits of each held-out row from the model trained without its fold (NaN elsewhere)."""
@@ -163,14 +180,18 @@ class AdaptationRun:
             for name, param in self.model.named_parameters():
                 if name in self.parent_state:
                     param.copy_(self.parent_state[name])
-        n_replay = self._replay_count(len(rows))
-        texts = [self.corrections.texts[i] for i in rows] + self.replay[0][:n_replay]
-        labels = np.concatenate([self.corrections.labels[rows], self.replay[1][:n_replay]])
-        # Without replay, the parent's softened probabilities on the same rows hold the model back.
-        soft = softmax(parent_corr[rows] / DISTILL_TEMPERATURE) if n_replay == 0 else None
+        n_replay, n_neutral = self._replay_count(len(rows)), self._neutral_count(len(rows))
+        texts = [self.corrections.texts[i] for i in rows] + self.replay[0][:n_replay] + self.neutral_replay[:n_neutral]
+        neutral = np.full(n_neutral, self.source.labels.index(NEUTRAL) if n_neutral else 0, dtype=np.int64)
+        labels = np.concatenate([self.corrections.labels[rows], self.replay[1][:n_replay], neutral])
+        soft = None
+        if n_replay == 0:  # without replay, the parent's softened probabilities hold the model back
+            soft = np.concatenate([softmax(parent_corr[rows] / DISTILL_TEMPERATURE),
+                                   np.eye(len(self.source.labels), dtype=np.float32)[neutral]])
         torch.manual_seed(seed)
         steps = train_loop(self.model, self.tokenizer, texts, labels, soft, self.options, seed, self._tick)
-        return {"train_rows": len(texts), "corrections": len(rows), "replay_rows": n_replay, "steps": steps}
+        return {"train_rows": len(texts), "corrections": len(rows), "replay_rows": n_replay,
+                "neutral_replay_rows": n_neutral, "steps": steps}
 
     def _tick(self) -> None:
         self.step += 1
@@ -246,13 +267,16 @@ class AdaptationRun:
         return summary
 
     def _guard(self, recipe: dict) -> dict:
+        neutral = {"neutral_replay_rows": recipe["neutral_replay_rows"], "neutral_source": self.plain.source} \
+            if NEUTRAL in self.source.labels else {}
         if recipe["replay_rows"]:
-            return {"method": "replay", "replay_source": self.reference.source, "replay_rows": recipe["replay_rows"]}
+            return {"method": "replay", "replay_source": self.reference.source, "replay_rows": recipe["replay_rows"],
+                    **neutral}
         why = "replay_rows is 0" if self.options.replay_rows == 0 else (self.reference.reason or "no train split")
         self.notes.append(f"No replay ({why}): distillation toward the parent's predictions on the corrections "
                           f"(KL to its probabilities at T = {DISTILL_TEMPERATURE}) guarded against forgetting instead.")
         return {"method": "distillation", "distill_weight": self.options.distill_weight,
-                "temperature": DISTILL_TEMPERATURE, "reason": why}
+                "temperature": DISTILL_TEMPERATURE, "reason": why, **neutral}
 
     def _save(self, out: Path, metrics: dict, started: float) -> dict:
         """Write the adapter; the summary, whose timing adds the save (metrics.json's stops before it)."""
