@@ -16,8 +16,8 @@ files). Offline without --replay_data, or with --replay_rows 0, it distils towar
 predictions instead, and says so. For a model with `neutral`, plain texts labelled neutral are
 replayed too (GoEmotions from the Hub, or --neutral_data FILE), so that corrections that are all
 emotions do not teach it to drop that answer. Held-out measurement: --holdout auto (5-fold
-cross-validation below 50 corrections, a held-out 20 % from there) trains the recipe once per fold on top of the
-final training; --holdout none skips it (the fastest run).
+cross-validation below 50 corrections, a held-out 20 % from there) trains the recipe once per fold
+on top of the final training; --holdout none skips it (the fastest run).
 
 -o must be a new or empty folder, checked (with the corrections file and the parent) before any
 model loads. --overwrite replaces a finished adapter there whole: the new one is built beside it
