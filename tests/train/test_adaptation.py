@@ -521,7 +521,7 @@ def test_bench_adapt_reports_how_much_plain_text_a_neutral_model_still_calls_neu
     done = subprocess.run(
         [sys.executable, "benchmarks/bench_adapt.py", "--adapter", str(seven_label_adapter), "--pool", str(pool),
          "--dair_dir", str(data_dir), "--sizes", "12", "--holdout", "none", "--epochs", "1", "--plain", str(plain),
-         "--output", str(output), "--no-doc"],
+         "--neutral_data", str(plain), "--output", str(output), "--no-doc"],
         cwd=REPO, env=subprocess_env(), capture_output=True, text=True, timeout=600, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
     summary = json.loads(output.read_text(encoding="utf-8"))
@@ -530,6 +530,7 @@ def test_bench_adapt_reports_how_much_plain_text_a_neutral_model_still_calls_neu
     assert summary["plain"]["rows"] == len(NEUTRAL_TEXTS)
     assert summary["plain"]["parent_called_neutral"] == pytest.approx(called.mean())
     assert 0 <= summary["runs"][0]["plain_called_neutral"] <= 1
+    assert summary["runs"][0]["forgetting_guard"]["neutral_replay_rows"] == 12  # one per correction
 
 
 def test_bench_adapt_refuses_more_corrections_than_the_pool_leaves_to_measure(trained_bert_adapter, tmp_path):
