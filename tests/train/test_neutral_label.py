@@ -356,3 +356,23 @@ def test_a_soup_of_seven_label_adapters_keeps_their_labels(seven_label_adapter, 
     assert read_labels(out) == SEVEN_LABELS
     assert "accuracy" in json.loads((out / "metrics.json").read_text())["validation"]["six_way"]
     assert EmotionClassifier.from_adapter(str(out), quantize=False).predict_proba(["a plain line"]).shape == (1, 7)
+
+
+def test_neutral_replay_from_the_hub_takes_the_comments_rated_neutral_alone(monkeypatch):
+    """The Hub path of load_neutral, offline: GoEmotions' `simplified` layout built here."""
+    import datasets
+
+    from emotion_app import network
+    from emotion_app.train.adaptation.inputs import NEUTRAL_DATASET, load_neutral
+
+    features = datasets.Features({"text": datasets.Value("string"), "id": datasets.Value("string"),
+                                  "labels": datasets.List(datasets.ClassLabel(names=["admiration", "joy", "neutral"]))})
+    hub = datasets.Dataset.from_dict({"text": ["the bus leaves at nine", "fine, so glad", "wow"],
+                                      "labels": [[2], [1, 2], [0]], "id": ["a", "b", "c"]}, features=features)
+    asked = []
+    monkeypatch.setattr(network, "require_hub", lambda purpose, timeout=None: asked.append(purpose))
+    monkeypatch.setattr(datasets, "load_dataset",
+                        lambda name, config, split: hub if (name, config, split) == (*NEUTRAL_DATASET, "train") else None)
+    plain = load_neutral(None)
+    assert plain.texts == ["the bus leaves at nine"] and plain.source == f"{NEUTRAL_DATASET[0]} (Hub)"
+    assert asked == [f"the data set {NEUTRAL_DATASET[0]}"]  # reachability checked before the download
