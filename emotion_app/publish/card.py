@@ -220,6 +220,12 @@ def _soup_lines(soup: dict) -> list[str]:
     for item in soup["adapters"]:
         accuracy = f"{item['validation_accuracy']:.2%}" if item.get("validation_accuracy") is not None else "–"
         lines.append(f"| `{item['adapter']}` | {item['weight']:g} | {accuracy} | `{item['sha256']}` |")
+    if soup.get("neutral_margin"):
+        fit = soup.get("neutral_margin_fit")
+        why = (f", fitted on {fit['held_out_neutral_rows']:,} held-out rows labelled neutral, {fit['recall']:.0%} of "
+               "which the mix then calls neutral" if fit else "")
+        lines += ["", f"Neutral margin {soup['neutral_margin']:+.3f}{why}: a text is neutral only when the neutral "
+                  "logit beats the best emotion's by more than it (written into the head's bias)."]
     return lines
 
 

@@ -36,3 +36,16 @@ def test_a_seven_label_card_gives_the_hub_the_six_way_figures():
     assert six["accuracy"] == 1.0 and metrics["test"]["accuracy"] < 1.0
     assert scored == {"Accuracy": 1.0, "Macro F1": round(six["macro_f1"], 4)}
     assert "On the six emotions alone" in card and "6.67% of its rows were called neutral" in card
+
+
+def test_a_soup_card_states_its_neutral_margin_and_how_it_was_fitted():
+    adapters = [{"adapter": "v2", "weight": 0.35, "sha256": "a" * 64, "validation_accuracy": 0.9375},
+                {"adapter": "run", "weight": 0.65, "sha256": "b" * 64, "validation_accuracy": None}]
+    metrics = {**seven_label_metrics(), "soup": {"adapters": adapters, "rank": 48, "neutral_margin": -0.8164,
+                                                 "neutral_margin_fit": {"recall": 0.65, "held_out_neutral_rows": 4000}}}
+    assert ("Neutral margin -0.816, fitted on 4,000 held-out rows labelled neutral, 65% of which the mix then "
+            "calls neutral: a text is neutral only") in model_card(metrics)
+    metrics["soup"] = {"adapters": adapters, "rank": 48, "neutral_margin": -0.75}
+    assert "Neutral margin -0.750: a text is neutral only" in model_card(metrics)
+    metrics["soup"]["neutral_margin"] = 0.0
+    assert "Neutral margin" not in model_card(metrics)
