@@ -8,7 +8,6 @@ from its root without installing the package.
 
 from __future__ import annotations
 
-import csv
 import logging
 import sys
 from pathlib import Path
@@ -18,7 +17,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from emotion_app.constants import DEFAULT_ADAPTER  # after the path above
-from emotion_app.data.labelled import RawRows, read_raw_rows
+from emotion_app.data.labelled import RawRows, read_raw_rows, texts_labelled
 from emotion_app.labels import NEUTRAL, parse_label
 
 EMBEDDED_ADAPTER = REPO / DEFAULT_ADAPTER
@@ -49,14 +48,12 @@ def rows_of_labels(path: str | Path, labels) -> tuple[RawRows, dict[str, int]]:
             aside[key] = aside.get(key, 0) + 1
             continue
         keep.append(i)
-    rows = RawRows(raw.path, [raw.texts[i] for i in keep], [raw.cells[i] for i in keep], [raw.places[i] for i in keep])
-    return rows, dict(sorted(aside.items()))
+    return raw.select(keep), dict(sorted(aside.items()))
 
 
-def neutral_only(path: str | Path = GOEMOTIONS_DEV) -> list[str]:
+def neutral_only(path: str | Path) -> list[str]:
     """The texts of a GoEmotions file (text, labels) rated `neutral` and nothing else: plain text."""
-    with open(path, encoding="utf-8", newline="") as handle:
-        return [row["text"] for row in csv.DictReader(handle) if row["labels"].strip() == NEUTRAL]
+    return texts_labelled(read_raw_rows(path), NEUTRAL)
 
 
 def setup_logging(level: int = logging.INFO) -> None:

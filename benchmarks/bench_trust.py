@@ -55,7 +55,7 @@ from emotion_app.analysis.review import (
 from emotion_app.analysis.shift import FileEstimate, describe_estimate
 from emotion_app.artifacts import read_labels, read_metrics, write_json
 from emotion_app.constants import PRECISIONS, RUNTIMES
-from emotion_app.data.labelled import RawRows, encode, read_labeled_file
+from emotion_app.data.labelled import encode, read_labeled_file
 from emotion_app.engine import words
 from emotion_app.engine.classifier import EmotionClassifier
 from emotion_app.labels import NEUTRAL
@@ -196,7 +196,7 @@ def read_isear(path: Path, labels: tuple[str, ...], max_rows: int | None) -> tup
                          f"anger, fear, joy and sadness rows, found labels {list(aside)[:10]}. Check --isear.")
     logger.info("%s: %d rows of the model's labels (%s read), %d of other labels left out", path, len(rows.texts),
                 "all" if max_rows is None else f"the first {min(max_rows, len(rows.texts))}", sum(aside.values()))
-    data = encode(RawRows(rows.path, rows.texts[:max_rows], rows.cells[:max_rows], rows.places[:max_rows]), labels)
+    data = encode(rows.select(range(len(rows.texts))[:max_rows]), labels)
     return list(data["text"]), np.asarray(data["label"])
 
 

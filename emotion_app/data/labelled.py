@@ -20,7 +20,7 @@ import logging
 import random
 import re
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Value, concatenate_datasets, load_dataset
@@ -53,6 +53,12 @@ class RawRows:
     cells: list[str]
     places: list[str]
     dropped: Counter = field(default_factory=Counter)
+
+    def select(self, indices) -> RawRows:
+        """These rows, in the order given (the counts of dropped rows stay with the file's RawRows)."""
+        indices = list(indices)
+        return RawRows(self.path, [self.texts[i] for i in indices], [self.cells[i] for i in indices],
+                       [self.places[i] for i in indices])
 
 
 def load_splits(args: DataArguments, splits: tuple[str, ...] = SPLITS, dropped: dict | None = None,
@@ -105,7 +111,7 @@ def cap_per_label(rows: RawRows, cap: int | None, seed: int) -> RawRows:
 def split_by_cap(rows: RawRows, cap: int | None, seed: int) -> tuple[RawRows, RawRows]:
     """(the rows cap_per_label keeps, the rows it sets aside), each in file order."""
     if cap is None:
-        return rows, RawRows(rows.path, [], [], [])
+        return rows, rows.select([])
     if cap < 1:
         raise ValueError(f"--extra_train_max_per_label is {cap}: expected a positive number of rows, or leave it out.")
     by_label: dict[str, list[int]] = {}
@@ -116,12 +122,13 @@ def split_by_cap(rows: RawRows, cap: int | None, seed: int) -> tuple[RawRows, Ra
     aside = [i for i in range(len(rows.cells)) if i not in keep]
     if aside:
         rows.dropped["over --extra_train_max_per_label"] += len(aside)
+    return replace(rows.select(sorted(keep)), dropped=rows.dropped), rows.select(aside)
 
-    def part(indices, dropped):
-        return RawRows(rows.path, [rows.texts[i] for i in indices], [rows.cells[i] for i in indices],
-                       [rows.places[i] for i in indices], dropped)
 
-    return part(sorted(keep), rows.dropped), part(aside, Counter())
+def texts_labelled(rows: RawRows, label: str) -> list[str]:
+    """The texts of the rows whose label cell is `label` alone (any case): e.g. GoEmotions' comments
+    rated neutral and nothing else, whose cell reads "neutral" where a mixed one reads "joy neutral"."""
+    return [text for text, cell in zip(rows.texts, rows.cells) if str(cell).strip().lower() == label]
 
 
 def relabel(dataset: Dataset, labels) -> Dataset:

@@ -31,7 +31,7 @@ from emotion_app.artifacts import (
     write_json,
     write_labels,
 )
-from emotion_app.data.labelled import load_splits
+from emotion_app.data.labelled import load_splits, texts_labelled
 from emotion_app.labels import EMOTIONS, NEUTRAL
 from emotion_app.engine.classifier import EmotionClassifier, softmax
 from emotion_app.train.arguments import (
@@ -174,7 +174,7 @@ def _held_out_neutral(data, capped: list, labels: tuple[str, ...], seed: int) ->
     neutral = labels.index(NEUTRAL)
     texts = [text for text, label in zip(data["validation"]["text"], data["validation"]["label"]) if label == neutral]
     from_validation = len(texts)
-    texts += [text for rows in capped for text, cell in zip(rows.texts, rows.cells) if cell.strip().lower() == NEUTRAL]
+    texts += [text for rows in capped for text in texts_labelled(rows, NEUTRAL)]
     if len(texts) < MIN_NEUTRAL_FIT_ROWS:
         raise ValueError(f"--soup_neutral_recall fits the margin on rows labelled {NEUTRAL} that the run does not "
                          f"train on; found {len(texts)} ({from_validation} in validation, {len(texts) - from_validation} "

@@ -228,10 +228,9 @@ def load_neutral(neutral_data: str | None) -> Plain:
     """The rows labelled neutral alone: of `neutral_data` (a labelled file; unreadable raises), else of
     GoEmotions on the Hub. An unreachable Hub is no error: Plain says why (the caller notes it)."""
     if neutral_data:
-        from emotion_app.data.labelled import read_raw_rows
+        from emotion_app.data.labelled import read_raw_rows, texts_labelled
 
-        rows = read_raw_rows(neutral_data)
-        texts = [text for text, cell in zip(rows.texts, rows.cells) if str(cell).strip().lower() == NEUTRAL]
+        texts = texts_labelled(read_raw_rows(neutral_data), NEUTRAL)
         if not texts:
             raise ValueError(f"neutral data {neutral_data} has no row labelled {NEUTRAL!r} alone: expected plain "
                              f"texts with the label {NEUTRAL} (e.g. GoEmotions' train.csv). Check the file.")
