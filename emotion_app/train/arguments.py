@@ -49,6 +49,15 @@ class LoraArguments:
             "`all-linear` adapts every linear layer."
         },
     )
+    init_from: str | None = field(
+        default=None,
+        metadata={
+            "help": "Start from this adapter's LoRA matrices and head (a directory or Hub id of the same base, "
+            "rank and targets) instead of a fresh LoRA: the run then fine-tunes along that adapter's path, and "
+            "a --soup_with of the same adapter interpolates along it (WiSE-FT). Head rows of labels it lacks "
+            "(e.g. neutral for a six-emotion adapter) start fresh."
+        },
+    )
 
 
 @dataclass

@@ -38,9 +38,52 @@ def lora_config(model_type: str, args: LoraArguments) -> LoraConfig:
 
 
 def build_lora_model(base_model: str, args: LoraArguments, max_length: int, labels=EMOTIONS):
-    """(peft model with a head of one output per label, tokenizer) ready to train."""
+    """(peft model with a head of one output per label, tokenizer) ready to train; with
+    args.init_from, its LoRA matrices and head start as that adapter's."""
     tokenizer = load_tokenizer(base_model, max_length)
     model = load_base_model(base_model, tokenizer.pad_token_id, labels)
     from peft import get_peft_model
 
-    return get_peft_model(model, lora_config(model.config.model_type, args)), tokenizer
+    model = get_peft_model(model, lora_config(model.config.model_type, args))
+    if args.init_from:
+        start_from(model, args.init_from, args, tuple(labels))
+    return model, tokenizer
+
+
+def start_from(model, adapter: str, args: LoraArguments, labels: tuple[str, ...]) -> None:
+    """Load `adapter`'s LoRA matrices and head rows into the fresh peft `model` (--init_from)."""
+    from peft import get_peft_model_state_dict, set_peft_model_state_dict
+
+    from emotion_app.train.soup import read_ingredient
+
+    try:
+        start, _ = read_ingredient(adapter)
+    except (OSError, ValueError) as err:
+        raise ValueError(f"--init_from: {err} The adapter to start from must exist before this run starts.") from None
+    found = (start.config.get("r"), start.config.get("lora_alpha"))
+    if found != (args.lora_r, args.lora_alpha):
+        raise ValueError(f"--init_from {adapter} has LoRA rank {found[0]} and alpha {found[1]}; this run asks for "
+                         f"{args.lora_r} and {args.lora_alpha}. Pass --lora_r {found[0]} --lora_alpha {found[1]} "
+                         "so the run starts exactly at that adapter.")
+    extra = [label for label in start.labels if label not in labels]
+    if extra:
+        raise ValueError(f"--init_from {adapter} has labels {', '.join(extra)} that this run's labels "
+                         f"({', '.join(labels)}) lack: its head rows would have nowhere to go. Start from an "
+                         "adapter whose labels are among the run's.")
+    fresh = get_peft_model_state_dict(model)
+    if set(fresh) != set(start.weights):
+        differ = sorted(set(fresh) ^ set(start.weights))[:3]
+        raise ValueError(f"--init_from {adapter} adapts other layers than this run (e.g. {differ}): pass the "
+                         "--target_modules it was trained with.")
+    rows = [labels.index(label) for label in start.labels]
+    state = {}
+    for key, value in start.weights.items():
+        if tuple(value.shape) == tuple(fresh[key].shape):
+            state[key] = value
+        elif value.shape[1:] == fresh[key].shape[1:] and len(rows) == value.shape[0]:  # a head with fewer labels
+            state[key] = fresh[key].clone()
+            state[key][rows] = value.to(fresh[key].dtype)
+        else:
+            raise ValueError(f"--init_from {adapter}: {key} is {tuple(value.shape)} there but "
+                             f"{tuple(fresh[key].shape)} in this run: start from an adapter of the same base.")
+    set_peft_model_state_dict(model, state)
