@@ -61,7 +61,7 @@ def export_card(metrics: dict, *, adapter: str, architecture: str, merged: bool,
         "",
         *_results(metrics),
         *(_adaptation_lines(metrics["adaptation"]) + [""] if "adaptation" in metrics else []),
-        *(_soup_lines(metrics["soup"]) + [""] if "soup" in metrics else []),
+        *(_soup_lines(metrics["soup"], _init_from(metrics)) + [""] if "soup" in metrics else []),
         *_shift_lines(metrics.get("shift_detector")),
         "## Use",
         "",
@@ -168,7 +168,7 @@ def _body(metrics: dict, repo_id: str | None) -> str:
         "",
         *_results(metrics),
         *(_adaptation_lines(metrics["adaptation"]) + [""] if "adaptation" in metrics else []),
-        *(_soup_lines(metrics["soup"]) + [""] if "soup" in metrics else []),
+        *(_soup_lines(metrics["soup"], _init_from(metrics)) + [""] if "soup" in metrics else []),
         *_shift_lines(metrics.get("shift_detector")),
         "## Use",
         "",
@@ -210,7 +210,11 @@ def _shift_lines(detector: dict | None) -> list[str]:
     return [*lines, ""]
 
 
-def _soup_lines(soup: dict) -> list[str]:
+def _init_from(metrics: dict) -> str | None:
+    return ((metrics.get("training") or {}).get("lora") or {}).get("init_from")
+
+
+def _soup_lines(soup: dict, init_from: str | None = None) -> list[str]:
     """What a soup made by emotion_app.cli.soup or train.py --soup_with mixes (see train/soup.py)."""
     lines = ["## How it was made", "",
              f"A weight-space mix (WiSE-FT, a model soup) of {len(soup['adapters'])} LoRA adapters of the same base, "
@@ -220,6 +224,9 @@ def _soup_lines(soup: dict) -> list[str]:
     for item in soup["adapters"]:
         accuracy = f"{item['validation_accuracy']:.2%}" if item.get("validation_accuracy") is not None else "–"
         lines.append(f"| `{item['adapter']}` | {item['weight']:g} | {accuracy} | `{item['sha256']}` |")
+    if init_from:
+        lines += ["", f"This run's own adapter was trained starting from `{init_from}`'s weights (`--init_from`): "
+                  "the mix is a point on one fine-tuning path, not between two independent adapters."]
     if soup.get("neutral_margin"):
         fit = soup.get("neutral_margin_fit")
         why = (f", fitted on {fit['held_out_neutral_rows']:,} held-out rows labelled neutral, {fit['recall']:.0%} of "

@@ -49,3 +49,12 @@ def test_a_soup_card_states_its_neutral_margin_and_how_it_was_fitted():
     assert "Neutral margin -0.750: a text is neutral only" in model_card(metrics)
     metrics["soup"]["neutral_margin"] = 0.0
     assert "Neutral margin" not in model_card(metrics)
+
+
+def test_a_soup_card_says_when_its_run_started_from_an_adapter():
+    adapters = [{"adapter": "v2", "weight": 0.35, "sha256": "a" * 64, "validation_accuracy": 0.9375},
+                {"adapter": "run", "weight": 0.65, "sha256": "b" * 64, "validation_accuracy": None}]
+    metrics = {**seven_label_metrics(), "soup": {"adapters": adapters, "rank": 64}}
+    assert "--init_from" not in model_card(metrics)
+    metrics["training"] = {"lora": {"init_from": "models/v2"}}
+    assert "trained starting from `models/v2`'s weights (`--init_from`)" in model_card(metrics)
