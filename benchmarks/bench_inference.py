@@ -16,7 +16,9 @@ Measures, on one model (default: the embedded models/minilm-emotion-lora) and on
   with the serving process's peak RSS and the peak of all the app's processes together (a first
   start exports the model in a child process), sampled every 50 ms;
 - the FLOP bound: torch's fp32 GEMM rate on this CPU (all threads) and the model's FLOPs per row
-  from the actual token counts, hence the best rows/s fp32 could reach, and our share of it.
+  from the actual token counts, hence the best rows/s fp32 could reach, and our share of it;
+- with --against OTHER: both adapters' default engines timed in turn in this one process, rounds in
+  ABBA order, and the ratio of their rows/s (separate runs drift by several percent; this does not).
 
 Run it on an otherwise idle machine: numbers taken while something else runs are worthless.
 """
@@ -65,6 +67,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--no-app", action="store_true", help="Skip the app cold start.")
     parser.add_argument("--app-runs", type=int, default=3,
                         help="App starts of each kind (first, then cached); the slowest counts.")
+    parser.add_argument("--against", help="Another adapter whose default engine is timed in turn with this one's.")
+    parser.add_argument("--against-rounds", type=int, default=4, help="Rounds of each engine for --against.")
     parser.add_argument("--output", help="Write the JSON summary to this file too.")
     return parser.parse_args(argv)
 
@@ -87,6 +91,17 @@ def rows_per_second(classify, texts: list[str]) -> float:
     started = time.perf_counter()
     classify(texts)
     return len(texts) / (time.perf_counter() - started)
+
+
+def bench_against(adapter: str, other: str, texts: list[str], rounds: int) -> dict:
+    """rows/s of the default engines of `adapter` and `other`, timed in turn (ABBA) in one process."""
+    engines = {"this": EmotionClassifier.from_adapter(adapter), "other": EmotionClassifier.from_adapter(other)}
+    per_round = {name: [] for name in engines}
+    for turn in range(rounds):
+        for name in (list(engines) if turn % 2 == 0 else list(reversed(engines))):
+            per_round[name].append(rows_per_second(engines[name].predict_proba, texts))
+    return {"adapter": other, "rounds": rounds, "this_rows_per_s": per_round["this"],
+            "other_rows_per_s": per_round["other"], "ratio": sum(per_round["this"]) / sum(per_round["other"])}
 
 
 def bench_naive(adapter: str, texts: list[str]) -> dict:
@@ -317,6 +332,8 @@ def run(args) -> dict:
     summary["flop_bound"] = {**tokens, **flops, "gemm_gflops": gemm, "fp32_bound_rows_per_s": bound,
                              **{f"{name}_share_of_bound": row["rows_per_s"] / bound
                                 for name, row in summary["engines"].items()}}
+    if args.against:
+        summary["against"] = bench_against(args.adapter, args.against, texts, args.against_rounds)
     summary["bench_peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     summary["targets"] = check_targets(summary)
     return summary
@@ -362,6 +379,11 @@ def main(argv=None) -> None:
     print(table(summary))
     for name, check in summary["targets"].items():
         print(f"{name}: {check['value']} (target {check['target']}) {'met' if check['met'] else 'NOT MET'}")
+    if "against" in summary:
+        against = summary["against"]
+        print(f"against {against['adapter']}: rows/s ratio {against['ratio']:.3f} over {against['rounds']} rounds "
+              f"each, in turn ({[round(r) for r in against['this_rows_per_s']]} vs "
+              f"{[round(r) for r in against['other_rows_per_s']]})")
     if args.output:
         Path(args.output).write_text(text + "\n", encoding="utf-8")
 

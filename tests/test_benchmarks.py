@@ -29,11 +29,12 @@ def test_script_imports_from_a_plain_checkout(script):
     assert result.returncode == 0, f"{script} does not start from a plain checkout:\n{result.stderr[-3000:]}"
 
 
-def test_bench_inference_runs_and_reports_every_engine(trained_bert_adapter, tmp_path):
+def test_bench_inference_runs_and_reports_every_engine(trained_bert_adapter, seven_label_adapter, tmp_path):
     output = tmp_path / "bench.json"
     result = subprocess.run(
         [sys.executable, "benchmarks/bench_inference.py", "--adapter", str(trained_bert_adapter), "--synthetic", "40",
-         "--naive-rows", "8", "--batch-sizes", "4,16", "--latency-runs", "5", "--no-app", "--output", str(output)],
+         "--naive-rows", "8", "--batch-sizes", "4,16", "--latency-runs", "5", "--no-app", "--output", str(output),
+         "--against", str(seven_label_adapter), "--against-rounds", "3"],
         cwd=REPO, env=subprocess_env(), capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads(output.read_text())
@@ -46,6 +47,10 @@ def test_bench_inference_runs_and_reports_every_engine(trained_bert_adapter, tmp
     assert summary["ratio"] == summary["engines"]["onnxruntime-int8"]["ratio"]
     assert set(summary["targets"]) == {"ratio", "p50_ms"}
     assert "| onnxruntime-int8 (default), batch" in result.stdout
+    against = summary["against"]
+    assert against["adapter"] == str(seven_label_adapter) and against["rounds"] == 3
+    assert len(against["this_rows_per_s"]) == len(against["other_rows_per_s"]) == 3
+    assert against["ratio"] == sum(against["this_rows_per_s"]) / sum(against["other_rows_per_s"])
 
 
 def test_bench_scoring_runs_the_cli_sweep_against_the_naive_pipeline(trained_bert_adapter, data_dir, tmp_path):

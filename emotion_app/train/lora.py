@@ -78,10 +78,11 @@ def start_from(model, adapter: str, args: LoraArguments, labels: tuple[str, ...]
     rows = [labels.index(label) for label in start.labels]
     state = {}
     for key, value in start.weights.items():
-        if tuple(value.shape) == tuple(fresh[key].shape):
+        lora = key.endswith((".lora_A.weight", ".lora_B.weight"))
+        if lora and value.shape == fresh[key].shape:
             state[key] = value
-        elif value.shape[1:] == fresh[key].shape[1:] and len(rows) == value.shape[0]:  # a head with fewer labels
-            state[key] = fresh[key].clone()
+        elif not lora and value.shape[0] == len(rows) and value.shape[1:] == fresh[key].shape[1:]:
+            state[key] = fresh[key].clone()  # the head: its rows go by label name, a label it lacks stays fresh
             state[key][rows] = value.to(fresh[key].dtype)
         else:
             raise ValueError(f"--init_from {adapter}: {key} is {tuple(value.shape)} there but "

@@ -42,6 +42,13 @@ def test_a_seven_label_run_from_a_six_label_adapter_keeps_its_six_rows_and_adds_
     torch.testing.assert_close(started[:, :6], _logits(reference.model, reference.tokenizer))
 
 
+def test_head_rows_go_by_label_name_not_position(trained_bert_adapter, tiny_bert_dir):
+    reordered = tuple(reversed(EMOTIONS))
+    started = _logits(*build_lora_model(str(tiny_bert_dir), _args(trained_bert_adapter), 32, reordered))
+    reference = load_adapter(str(trained_bert_adapter), merge=False)
+    torch.testing.assert_close(started, _logits(reference.model, reference.tokenizer).flip(1))
+
+
 @pytest.mark.parametrize("change, message", [
     ({"r": 8}, r"has LoRA rank 4 and alpha 8; this run asks for 8 and 8\. Pass --lora_r 4 --lora_alpha 8"),
     ({"targets": ["query", "key", "value"]}, "adapts other layers than this run"),
