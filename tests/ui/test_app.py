@@ -395,6 +395,14 @@ def test_model_info_names_base_adapter_labels_and_test_figures(fake):
         assert part in text
 
 
+def test_model_info_reads_a_model_with_neutral_on_the_six_emotions(fake):
+    six_way = {"accuracy": 0.93, "macro_f1": 0.883, "n": 60}
+    test = {**METRICS["test"], "macro_f1": 0.757, "called_neutral": {"rows": 2, "share": 0.003}, "six_way": six_way}
+    text = model_info(fake, {**METRICS, "test": test})
+    assert "on the six emotions, accuracy 93.0%, macro-F1 0.883 on 60 rows (0.3% called neutral)" in text
+    assert "0.757" not in text
+
+
 def test_build_demo_exposes_predict_classify_and_score_csv_and_reads_metrics(tmp_path):
     (tmp_path / "metrics.json").write_text(json.dumps(METRICS), encoding="utf-8")
     demo = build_demo(FakePredictor(triggered, EMOTIONS, directory=str(tmp_path)))
