@@ -77,11 +77,12 @@ def model_info(classifier, metrics: dict | None) -> str:
 def _test_figures(test: dict) -> str:
     # A model with labels the test set lacks (neutral on dair-ai) is read on the six emotions: over all
     # its labels, the F1 of 0 of a label with no test row would pull the macro-F1 shown down.
-    six = test.get("six_way")
+    six, rows = test.get("six_way"), f"on {test.get('n', 0):,} rows"
     if isinstance(six, dict) and "accuracy" in six:
+        neutral = (test.get("called_neutral") or {}).get("share", 0)
         return (f"**Test set:** on the six emotions, accuracy {six['accuracy']:.1%}, macro-F1 {six['macro_f1']:.3f} "
-                f"on {test.get('n', 0):,} rows ({(test.get('called_neutral') or {}).get('share', 0):.1%} called neutral)")
-    return f"**Test set:** accuracy {test['accuracy']:.1%}, macro-F1 {test['macro_f1']:.3f} on {test.get('n', 0):,} rows"
+                f"{rows} ({neutral:.1%} called neutral)")
+    return f"**Test set:** accuracy {test['accuracy']:.1%}, macro-F1 {test['macro_f1']:.3f} {rows}"
 
 
 def shown_name(name: object) -> str:
