@@ -102,14 +102,10 @@ def load_splits(args: DataArguments, splits: tuple[str, ...] = SPLITS, dropped: 
     return data
 
 
-def cap_per_label(rows: RawRows, cap: int | None, seed: int) -> RawRows:
-    """At most `cap` rows of each label, a seeded random sample kept in file order; the rest are
-    counted in `rows.dropped`. A large extra source would otherwise set the label balance alone."""
-    return split_by_cap(rows, cap, seed)[0]
-
-
 def split_by_cap(rows: RawRows, cap: int | None, seed: int) -> tuple[RawRows, RawRows]:
-    """(the rows cap_per_label keeps, the rows it sets aside), each in file order."""
+    """(at most `cap` rows of each label, a seeded random sample; the rest, set aside and counted in
+    `rows.dropped`), each in file order. A large extra source would otherwise set the label balance
+    alone; the rows set aside stay unseen by training (e.g. to fit a neutral margin on)."""
     if cap is None:
         return rows, rows.select([])
     if cap < 1:

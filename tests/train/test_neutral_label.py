@@ -208,17 +208,17 @@ def test_train_py_maps_multi_label_rows_and_records_what_it_dropped(tiny_bert_di
 
 
 def test_extra_files_can_be_capped_per_label_with_a_seeded_sample(tiny_bert_dir, data_dir, tmp_path):
-    from emotion_app.data.labelled import RawRows, cap_per_label, split_by_cap
+    from emotion_app.data.labelled import RawRows, split_by_cap
 
     rows = lambda: RawRows(tmp_path / "x.csv", [f"t{i}" for i in range(10)],  # noqa: E731
                            ["neutral"] * 7 + ["joy", "JOY ", "fear"], [f"row {i}" for i in range(10)])
-    capped = cap_per_label(rows(), 2, seed=1)
+    capped = split_by_cap(rows(), 2, seed=1)[0]
     assert sorted(c.strip().lower() for c in capped.cells) == ["fear", "joy", "joy", "neutral", "neutral"]
     assert capped.places == sorted(capped.places, key=lambda p: int(p.split()[1]))  # file order kept
     assert capped.dropped == {"over --extra_train_max_per_label": 5}
-    assert cap_per_label(rows(), 2, seed=1).texts == capped.texts  # the seed fixes the sample
-    assert {tuple(cap_per_label(rows(), 2, seed=s).texts) for s in range(6)} != {tuple(capped.texts)}
-    assert cap_per_label(rows(), None, seed=1).texts == rows().texts
+    assert split_by_cap(rows(), 2, seed=1)[0].texts == capped.texts  # the seed fixes the sample
+    assert {tuple(split_by_cap(rows(), 2, seed=s)[0].texts) for s in range(6)} != {tuple(capped.texts)}
+    assert split_by_cap(rows(), None, seed=1)[0].texts == rows().texts
     kept, aside = split_by_cap(rows(), 2, seed=1)
     assert kept.texts == capped.texts and sorted(kept.texts + aside.texts) == sorted(rows().texts)
     assert sorted(aside.cells) == ["neutral"] * 5 and not aside.dropped
